@@ -1,0 +1,125 @@
+"""Atomic, durable file replacement. Knows nothing about trades.
+
+The protocol (every step through the ``os`` module, in this order):
+
+1. create a temp file with a unique name in the target's directory
+   (``.<name>.<random>.tmp``, ``O_CREAT | O_EXCL``), with the target's file mode;
+2. write all bytes, ``fsync`` the temp file, close it;
+3. optionally keep the current target as ``<name>.bak`` (hard link to a second temp name, then
+   ``os.replace`` onto the backup name), so the previous version survives beside it;
+4. ``os.replace(temp, target)``: readers see the old file or the new one, never a mix;
+5. ``fsync`` the directory, which makes the renames durable.
+
+On any failure the temp files are removed and the error propagates. A failed fsync is never
+retried: after a failed fsync the kernel may have dropped the dirty pages, so a retry that
+"succeeds" would report data as durable that is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_prefix(path: str) -> str:
+    """The prefix of every temp file this module creates for ``path`` (used to sweep strays)."""
+    return "." + os.path.basename(path) + "."
+
+
+def backup_path(path: str) -> str:
+    """Where :func:`write_atomic` keeps the previous version of ``path``."""
+    return path + ".bak"
+
+
+def _create_temp(path: str, mode: int) -> tuple[str, int]:
+    directory = os.path.dirname(path) or "."
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        name = os.path.join(directory, temp_prefix(path) + secrets.token_hex(6) + TEMP_SUFFIX)
+        try:
+            fd = os.open(name, flags, mode)
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+        return name, fd
+
+
+def fsync_directory(directory: str) -> None:
+    """Make the directory's entries (creations, renames, removals) durable."""
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: bool = False) -> os.stat_result:
+    """Replace ``path`` with ``data`` atomically and, with ``fsync``, durably.
+
+    Guarantees: a reader (or a process started after a crash at any point) finds either the
+    old complete file or the new complete file at ``path``; with ``fsync`` the new file is on
+    stable storage when this returns; the file mode of an existing ``path`` is kept; no temp
+    file is left behind by a failure this process survives. Returns the ``os.stat`` of the new
+    file (taken from the descriptor, so it is the file just written even if it is replaced
+    again immediately).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        exists = True
+    except FileNotFoundError:
+        mode, exists = 0o644, False
+    temp, fd = _create_temp(path, mode)
+    backup_temp = None
+    try:
+        try:
+            if exists:
+                os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+            stat = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if keep_backup and exists:
+            backup_temp = os.path.join(directory, temp_prefix(path) + secrets.token_hex(6) + TEMP_SUFFIX)
+            os.link(path, backup_temp)
+            os.replace(backup_temp, backup_path(path))
+            backup_temp = None
+        os.replace(temp, path)
+    except BaseException:
+        _remove_quietly(temp)
+        if backup_temp is not None:
+            _remove_quietly(backup_temp)
+        raise
+    if fsync:
+        fsync_directory(directory)
+    return stat
+
+
+def sweep_stray_temps(path: str) -> list[str]:
+    """Remove temp files of ``path`` left by writers that died mid-write.
+
+    Call only while holding the lock that every writer of ``path`` holds while it writes: then
+    no live writer owns a temp file and every one found is a stray. Returns the names removed.
+    """
+    directory = os.path.dirname(path) or "."
+    prefix = temp_prefix(path)
+    removed = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+                _remove_quietly(entry.path)
+                removed.append(entry.name)
+    return removed

@@ -1,0 +1,71 @@
+"""Exception hierarchy. Every failure the library raises is a :class:`TradeStoreError`.
+
+A call that raises any of these has written nothing.
+"""
+
+from __future__ import annotations
+
+
+class TradeStoreError(Exception):
+    """Base class of every error raised by tradestore."""
+
+
+class InvalidTrade(TradeStoreError, ValueError):
+    """Bad input: the message names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field}={value!r}: {expected}")
+
+
+class RiskRejected(TradeStoreError):
+    """A risk check refused the trade. ``check`` names the check, ``reason`` says the numbers."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        self.check = check
+        self.reason = reason
+        super().__init__(f"{check}: {reason}")
+
+
+class TradeNotFound(TradeStoreError, LookupError):
+    """No trade with that id exists in the log."""
+
+    def __init__(self, trade_id: object) -> None:
+        self.trade_id = trade_id
+        super().__init__(f"trade {trade_id!r} not found")
+
+    def __str__(self) -> str:  # LookupError would otherwise quote the message
+        return self.args[0]
+
+
+class TradeNotOpen(TradeStoreError):
+    """The trade exists but is already CLOSED, so it cannot be closed or changed again."""
+
+    def __init__(self, trade_id: str) -> None:
+        self.trade_id = trade_id
+        super().__init__(f"trade {trade_id} is CLOSED; only OPEN trades can be changed")
+
+
+class LockTimeout(TradeStoreError, TimeoutError):
+    """The lock could not be acquired before the deadline."""
+
+
+class CorruptTradeLog(TradeStoreError):
+    """The trade log cannot be read or has the wrong shape. It is left untouched for recovery."""
+
+
+class IntegrityError(TradeStoreError):
+    """The operation would have left the log with a new integrity violation; nothing was written."""
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = list(violations)
+        super().__init__("integrity violation: " + "; ".join(self.violations))
+
+
+class NestedTransactionError(TradeStoreError, RuntimeError):
+    """A second store opened a transaction on a log this thread is already changing.
+
+    Joining would let the outer transaction's commit overwrite the inner one's write (a lost
+    update), so it is refused at once instead of deadlocking or losing data.
+    """

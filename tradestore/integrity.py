@@ -1,0 +1,113 @@
+"""Invariants of a trade log. Pure functions over a Ledger; each returns readable violations.
+
+The store refuses any write that would *add* a violation (existing ones, e.g. in a log
+written by other code, are reported by ``verify`` but do not block unrelated writes). To keep
+writes fast on long histories, a write checks only the trades it touched plus the cheap
+ledger-wide rules; ``verify`` checks everything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .ledger import CLOSED, DIRECTIONS, OPEN, Ledger, id_number
+
+_SIZE_TOLERANCE = 1e-9
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def trade_violations(trade: dict, next_id: int) -> list[str]:
+    """Violations of one trade record on its own."""
+    tid = trade.get("id")
+    problems = []
+    number = id_number(tid)
+    if number is None:
+        return [f"trade id {tid!r} is not of the form T001"]
+    if number >= next_id:
+        problems.append(f"{tid}: id is not below next_id {next_id}")
+    if trade.get("direction") not in DIRECTIONS:
+        problems.append(f"{tid}: direction {trade.get('direction')!r} is not LONG or SHORT")
+    for field in ("entry_price", "stop_price", "target_price", "size"):
+        value = trade.get(field)
+        if not _finite(value) or value <= 0:
+            problems.append(f"{tid}: {field} {value!r} is not a finite positive number")
+    original = trade.get("original_size", trade.get("size"))
+    parts = trade.get("partial_exits") or []
+    if _finite(original) and _finite(trade.get("size")):
+        closed = sum(p.get("size_closed", 0) for p in parts if _finite(p.get("size_closed")))
+        if abs(trade["size"] + closed - original) > _SIZE_TOLERANCE * max(1.0, original):
+            problems.append(
+                f"{tid}: size {trade['size']} + partial exits {closed} != original_size {original}"
+            )
+    for position, part in enumerate(parts):
+        for field in ("exit_price", "size_closed", "pnl_usd"):
+            if not _finite(part.get(field)):
+                problems.append(f"{tid}: partial_exits[{position}].{field} {part.get(field)!r} is not finite")
+    status = trade.get("status")
+    if status == OPEN:
+        for field in ("exit_price", "exit_time", "pnl_usd"):
+            if trade.get(field) is not None:
+                problems.append(f"{tid}: OPEN trade has {field} {trade.get(field)!r}")
+    elif status == CLOSED:
+        for field in ("exit_price", "pnl_usd"):
+            if not _finite(trade.get(field)):
+                problems.append(f"{tid}: CLOSED trade has {field} {trade.get(field)!r}")
+        if not trade.get("exit_time"):
+            problems.append(f"{tid}: CLOSED trade has no exit_time")
+    else:
+        problems.append(f"{tid}: status {status!r} is not OPEN or CLOSED")
+    return problems
+
+
+def open_symbol_violations(ledger: Ledger) -> list[str]:
+    """At most one OPEN trade per normalised symbol."""
+    seen: dict[str, str] = {}
+    problems = []
+    for trade in ledger.open_trades():
+        symbol = trade["symbol"].strip().upper()
+        if symbol in seen:
+            problems.append(f"{symbol}: OPEN in both {seen[symbol]} and {trade['id']}")
+        seen[symbol] = trade["id"]
+    return problems
+
+
+def id_violations(ledger: Ledger) -> list[str]:
+    """Ids are unique and increase in log order."""
+    problems = []
+    previous = 0
+    for trade in ledger.trades:
+        number = id_number(trade.get("id")) or 0
+        if number <= previous:
+            problems.append(f"{trade.get('id')}: id does not increase (after T{previous:03d})")
+        previous = max(previous, number)
+    return problems
+
+
+def ledger_violations(ledger: Ledger) -> list[str]:
+    """Every violation in the whole ledger (what ``verify`` reports)."""
+    problems = id_violations(ledger) + open_symbol_violations(ledger)
+    for trade in ledger.trades:
+        problems.extend(trade_violations(trade, ledger.next_id))
+    return problems
+
+
+def new_violations(before_open_symbols: Iterable[str], ledger: Ledger, changed_ids: Iterable[str]) -> list[str]:
+    """Violations a write adds: in the trades it touched, or in the ledger-wide open-symbol rule.
+
+    ``before_open_symbols`` are the open-symbol violations before the write, which are not new.
+    Ids are checked only for the touched trades, which is where a write can break them.
+    """
+    known = set(before_open_symbols)
+    problems = [p for p in open_symbol_violations(ledger) if p not in known]
+    # The id index holds one entry per distinct id, so a shorter index means a repeated id.
+    repeated = ledger.distinct_id_count() != len(ledger.trades)
+    for trade_id in sorted(changed_ids):
+        trade = ledger.get(trade_id)
+        problems.extend(trade_violations(trade, ledger.next_id))
+        if repeated and sum(t.get("id") == trade_id for t in ledger.trades) > 1:
+            problems.append(f"{trade_id}: id appears more than once")
+    return problems

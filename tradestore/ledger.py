@@ -1,0 +1,426 @@
+"""Ledger: the trade log in memory and every business rule that changes it. Pure: no disk.
+
+Each operation validates all of its input and runs its checks *before* it changes anything,
+so an operation that raises leaves the ledger as it was. Records are plain dicts in the
+format of ``docs/FORMAT.md``; the ledger owns them, so callers get copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from . import risk
+from .errors import CorruptTradeLog, InvalidTrade, TradeNotFound, TradeNotOpen
+from .risk import Proposal, RiskLimits
+
+SCHEMA = 1
+DIRECTIONS = ("LONG", "SHORT")
+OPEN, CLOSED = "OPEN", "CLOSED"
+MONEY_DECIMALS = 8
+RATIO_DECIMALS = 4
+
+# Fields update_trade may change. Everything else that the format defines is protected:
+# identity, status, entry, exits and P&L only change through open/close/partial_close.
+UPDATABLE_FIELDS = frozenset({"stop_price", "target_price", "notes", "grade", "setup_type"})
+PROTECTED_FIELDS = frozenset(
+    {
+        "id", "symbol", "direction", "entry_price", "original_stop", "size", "original_size",
+        "entry_time", "exit_price", "exit_time", "exit_reason", "pnl_usd", "pnl_pct",
+        "r_multiple", "status", "partial_exits", "lessons",
+    }
+)
+_ID_PATTERN = re.compile(r"^T(\d+)$")
+_MAX_TEXT = 10_000
+
+
+def format_id(number: int) -> str:
+    """``T001`` ... ``T999``, ``T1000``: the seed's ids, never reused."""
+    return f"T{number:03d}"
+
+
+def id_number(trade_id: str) -> int | None:
+    match = _ID_PATTERN.match(trade_id) if isinstance(trade_id, str) else None
+    return int(match.group(1)) if match else None
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def normalize_symbol(symbol: object) -> str:
+    """Strip surrounding whitespace and upper-case; the key for the duplicate-symbol rule."""
+    if not isinstance(symbol, str):
+        raise InvalidTrade("symbol", symbol, "must be a string such as 'BTC'")
+    norm = symbol.strip().upper()
+    if not norm:
+        raise InvalidTrade("symbol", symbol, "must not be empty")
+    if len(norm) > 32 or not norm.isprintable() or any(c.isspace() for c in norm):
+        raise InvalidTrade("symbol", symbol, "must be at most 32 printable characters without spaces")
+    return norm
+
+
+def _positive(field: str, value: object) -> float:
+    if not risk.is_finite_number(value):
+        raise InvalidTrade(field, value, "must be a finite number (int or float, not bool, str, NaN or Infinity)")
+    if value <= 0:
+        raise InvalidTrade(field, value, "must be greater than 0")
+    return float(value)
+
+
+def _text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidTrade(field, value, "must be a string")
+    if len(value) > _MAX_TEXT:
+        raise InvalidTrade(field, value[:20] + "...", f"must be at most {_MAX_TEXT} characters")
+    return value
+
+
+def _direction(value: object) -> str:
+    if not isinstance(value, str) or value.strip().upper() not in DIRECTIONS:
+        raise InvalidTrade("direction", value, "must be 'LONG' or 'SHORT'")
+    return value.strip().upper()
+
+
+def _sign(direction: str) -> int:
+    return 1 if direction == "LONG" else -1
+
+
+def _check_stop_side(direction: str, entry: float, stop: float) -> None:
+    if direction == "LONG" and stop >= entry:
+        raise InvalidTrade("stop_price", stop, f"must be below entry_price {entry:g} for a LONG")
+    if direction == "SHORT" and stop <= entry:
+        raise InvalidTrade("stop_price", stop, f"must be above entry_price {entry:g} for a SHORT")
+
+
+def _check_target_side(direction: str, entry: float, target: float) -> None:
+    if direction == "LONG" and target <= entry:
+        raise InvalidTrade("target_price", target, f"must be above entry_price {entry:g} for a LONG")
+    if direction == "SHORT" and target >= entry:
+        raise InvalidTrade("target_price", target, f"must be below entry_price {entry:g} for a SHORT")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, Any]:
+    """Parse strict JSON (NaN and Infinity refused) and check the log's shape.
+
+    Raises :class:`CorruptTradeLog` naming ``source`` and what is wrong.
+    """
+    if not data or not (data.strip() if isinstance(data, str) else data.strip()):
+        raise CorruptTradeLog(f"{source} is empty")
+    try:
+        doc = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptTradeLog(f"{source} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
+        raise CorruptTradeLog(f"{source} has the wrong shape: expected an object with a 'trades' list")
+    schema = doc.get("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise CorruptTradeLog(f"{source} has schema {schema!r}; this version reads schema {SCHEMA}")
+    for position, trade in enumerate(doc["trades"]):
+        if not isinstance(trade, dict) or id_number(trade.get("id")) is None:
+            raise CorruptTradeLog(f"{source}: trade #{position} is not a record with an id like 'T001'")
+        if trade.get("status") not in (OPEN, CLOSED) or not isinstance(trade.get("symbol"), str):
+            raise CorruptTradeLog(f"{source}: trade {trade['id']} has no valid status or symbol")
+    next_id = doc.get("next_id")
+    if next_id is not None and (not isinstance(next_id, int) or isinstance(next_id, bool) or next_id < 1):
+        raise CorruptTradeLog(f"{source}: next_id {next_id!r} is not a positive integer")
+    return doc
+
+
+class Ledger:
+    """The trade log in memory: trades in id order, ``next_id``, and the rules that change them."""
+
+    def __init__(self, trades: Iterable[dict] = (), next_id: int | None = None, extra: Mapping | None = None) -> None:
+        self.trades: list[dict] = list(trades)
+        highest = max((id_number(t["id"]) or 0 for t in self.trades), default=0)
+        # A seed log has no next_id; a damaged one may lag its ids. Never reuse an id.
+        self.next_id = max(next_id or 1, highest + 1)
+        self.extra = dict(extra or {})  # unknown top-level keys, preserved
+        self._index = {t["id"]: t for t in self.trades}
+        self._cache: dict[str, Any] = {}
+        self.changed: set[str] = set()  # ids touched since the last mark_clean()
+
+    # -- loading and saving -------------------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: bytes | str, source: str = "trade log") -> Ledger:
+        doc = parse_document(data, source)
+        extra = {k: v for k, v in doc.items() if k not in ("schema", "next_id", "trades")}
+        return cls(doc["trades"], doc.get("next_id"), extra)
+
+    def to_document(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "next_id": self.next_id, **self.extra, "trades": self.trades}
+
+    def to_json(self) -> bytes:
+        """Compact strict JSON; raises ValueError rather than write NaN or Infinity."""
+        return json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False).encode()
+
+    def copy(self) -> Ledger:
+        return Ledger(copy.deepcopy(self.trades), self.next_id, copy.deepcopy(self.extra))
+
+    def mark_clean(self) -> None:
+        self.changed.clear()
+
+    def _touch(self, trade_id: str) -> None:
+        self.changed.add(trade_id)
+        self._cache.clear()
+
+    # -- queries ------------------------------------------------------------------------
+
+    def distinct_id_count(self) -> int:
+        """How many different ids the trades have (fewer than trades means a repeated id)."""
+        return len(self._index)
+
+    def get(self, trade_id: object) -> dict:
+        trade = self._index.get(trade_id) if isinstance(trade_id, str) else None
+        if trade is None:
+            raise TradeNotFound(trade_id)
+        return trade
+
+    def _cached(self, key: str, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def open_trades(self) -> list[dict]:
+        return self._cached("open", lambda: [t for t in self.trades if t["status"] == OPEN])
+
+    def closed_trades(self) -> list[dict]:
+        return self._cached("closed", lambda: [t for t in self.trades if t["status"] == CLOSED])
+
+    def open_trade_for(self, symbol: str) -> dict | None:
+        symbol = symbol.strip().upper()
+        for trade in self.open_trades():
+            if trade["symbol"].strip().upper() == symbol:
+                return trade
+        return None
+
+    def open_symbols(self) -> list[str]:
+        return [t["symbol"] for t in self.open_trades()]
+
+    def closed_trades_of(self, symbol: str) -> list[dict]:
+        """CLOSED trades of ``symbol`` ordered by exit time (then id)."""
+        symbol = symbol.strip().upper()
+        by_symbol = self._cached("closed_by_symbol", self._closed_by_symbol)
+        return by_symbol.get(symbol, [])
+
+    def _closed_by_symbol(self) -> dict[str, list[dict]]:
+        groups: dict[str, list[dict]] = {}
+        for trade in self.closed_trades():
+            groups.setdefault(trade["symbol"].strip().upper(), []).append(trade)
+        for trades in groups.values():
+            trades.sort(key=lambda t: (t.get("exit_time") or "", id_number(t["id"])))
+        return groups
+
+    @staticmethod
+    def initial_risk(trade: Mapping) -> float:
+        """|entry - original stop| x original size: what the trade risked when it was opened."""
+        stop = trade.get("original_stop", trade.get("stop_price"))
+        size = trade.get("original_size", trade.get("size"))
+        return abs(trade["entry_price"] - stop) * size
+
+    def realized_events(self) -> list[tuple[str, float]]:
+        """Every realized P&L as (UTC ISO time, USD), in time order.
+
+        A CLOSED trade contributes its final exit (its net ``pnl_usd`` minus the partial exits,
+        which are events of their own); an OPEN trade its partial exits.
+        """
+        def compute() -> list[tuple[str, float]]:
+            events = []
+            for trade in self.trades:
+                partial_total = 0.0
+                for part in trade.get("partial_exits") or ():
+                    events.append((part.get("timestamp") or "", part.get("pnl_usd") or 0.0))
+                    partial_total += part.get("pnl_usd") or 0.0
+                if trade["status"] == CLOSED:
+                    events.append((trade.get("exit_time") or "", (trade.get("pnl_usd") or 0.0) - partial_total))
+            events.sort(key=lambda e: e[0])
+            return events
+        return self._cached("events", compute)
+
+    def realized_pnl(self) -> float:
+        def compute() -> float:
+            total = sum(t.get("pnl_usd") or 0.0 for t in self.closed_trades())
+            total += sum(p.get("pnl_usd") or 0.0 for t in self.open_trades() for p in t.get("partial_exits") or ())
+            return total
+        return self._cached("realized", compute)
+
+    def equity(self, starting_capital: float) -> float:
+        """Starting capital plus realized P&L (partial exits included)."""
+        return starting_capital + self.realized_pnl()
+
+    def equity_at(self, starting_capital: float, moment: datetime) -> float:
+        """Realized equity counting only P&L realized before ``moment``."""
+        cutoff = utc_iso(moment)
+        return starting_capital + sum(pnl for when, pnl in self.realized_events() if when < cutoff)
+
+    def peak_equity(self, starting_capital: float) -> float:
+        equity = peak = starting_capital
+        for _, pnl in self.realized_events():
+            equity += pnl
+            peak = max(peak, equity)
+        return peak
+
+    # -- operations ---------------------------------------------------------------------
+
+    def propose(self, symbol, direction, entry_price, stop_price, target_price, size, *, now: datetime, limits: RiskLimits) -> Proposal:
+        """Validate opening input; the normalised :class:`Proposal` the risk checks judge."""
+        symbol = normalize_symbol(symbol)
+        direction = _direction(direction)
+        entry = _positive("entry_price", entry_price)
+        stop = _positive("stop_price", stop_price)
+        target = _positive("target_price", target_price)
+        size = _positive("size", size)
+        _check_stop_side(direction, entry, stop)
+        _check_target_side(direction, entry, target)
+        return Proposal(symbol, direction, entry, stop, target, size, now, limits)
+
+    def open_trade(
+        self, symbol, direction, entry_price, stop_price, target_price, size,
+        setup_type="", grade="", notes="", *, now: datetime, limits: RiskLimits,
+        checks: Iterable[risk.Check] = (),
+    ) -> dict:
+        """Validate, run every risk check, then append the new OPEN trade and return it."""
+        proposal = self.propose(symbol, direction, entry_price, stop_price, target_price, size, now=now, limits=limits)
+        setup_type, grade, notes = _text("setup_type", setup_type), _text("grade", grade), _text("notes", notes)
+        risk.enforce(self, proposal, checks)
+        trade = {
+            "id": format_id(self.next_id),
+            "symbol": proposal.symbol,
+            "direction": proposal.direction,
+            "entry_price": proposal.entry_price,
+            "stop_price": proposal.stop_price,
+            "original_stop": proposal.stop_price,
+            "target_price": proposal.target_price,
+            "size": proposal.size,
+            "original_size": proposal.size,
+            "entry_time": utc_iso(now),
+            "exit_price": None,
+            "exit_time": None,
+            "exit_reason": None,
+            "pnl_usd": None,
+            "pnl_pct": None,
+            "r_multiple": None,
+            "status": OPEN,
+            "setup_type": setup_type,
+            "grade": grade,
+            "notes": notes,
+            "partial_exits": [],
+            "lessons": "",
+        }
+        self.trades.append(trade)
+        self._index[trade["id"]] = trade
+        self.next_id += 1
+        self._touch(trade["id"])
+        return trade
+
+    def _open(self, trade_id: object) -> dict:
+        if not isinstance(trade_id, str) or not trade_id:
+            raise InvalidTrade("trade_id", trade_id, "must be a trade id string such as 'T001'")
+        trade = self.get(trade_id)
+        if trade["status"] != OPEN:
+            raise TradeNotOpen(trade_id)
+        return trade
+
+    def close_trade(self, trade_id, exit_price, exit_reason="", lessons="", *, now: datetime) -> dict:
+        """Close the remaining size at ``exit_price``; ``pnl_usd`` becomes the trade's net P&L."""
+        trade = self._open(trade_id)
+        exit_price = _positive("exit_price", exit_price)
+        exit_reason, lessons = _text("exit_reason", exit_reason), _text("lessons", lessons)
+        remaining = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * trade["size"]
+        net = remaining + sum(p.get("pnl_usd") or 0.0 for p in trade.get("partial_exits") or ())
+        basis = trade["entry_price"] * trade.get("original_size", trade["size"])
+        initial = self.initial_risk(trade)
+        trade.update(
+            exit_price=exit_price,
+            exit_time=utc_iso(now),
+            exit_reason=exit_reason,
+            pnl_usd=round(net, MONEY_DECIMALS),
+            pnl_pct=round(net / basis * 100.0, RATIO_DECIMALS),
+            r_multiple=round(net / initial, RATIO_DECIMALS) if initial > 0 else None,
+            status=CLOSED,
+            lessons=lessons,
+        )
+        self._touch(trade["id"])
+        return trade
+
+    def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP", *, now: datetime) -> dict:
+        """Close the fraction ``close_pct`` (0 < p < 1) of the remaining size at ``exit_price``."""
+        trade = self._open(trade_id)
+        if not risk.is_finite_number(close_pct) or not 0 < close_pct < 1:
+            raise InvalidTrade("close_pct", close_pct, "must be a fraction between 0 and 1, exclusive (0.5 = half)")
+        exit_price = _positive("exit_price", exit_price)
+        reason = _text("reason", reason)
+        closed = trade["size"] * close_pct
+        pnl = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * closed
+        trade.setdefault("partial_exits", []).append(
+            {
+                "exit_price": exit_price,
+                "size_closed": closed,
+                "pnl_usd": round(pnl, MONEY_DECIMALS),
+                "reason": reason,
+                "timestamp": utc_iso(now),
+            }
+        )
+        trade["size"] = trade["size"] - closed
+        self._touch(trade["id"])
+        return trade
+
+    def validate_updates(self, trade_id, updates) -> tuple[dict, dict]:
+        """Check an update without applying it; return (trade, normalised updates)."""
+        trade = self._open(trade_id)
+        if not isinstance(updates, Mapping) or not updates:
+            raise InvalidTrade("updates", updates, "must be a non-empty dict of field -> value")
+        clean: dict[str, Any] = {}
+        for field, value in updates.items():
+            if field in PROTECTED_FIELDS:
+                raise InvalidTrade(field, value, "is protected; use open/close/partial_close to change it")
+            if field not in UPDATABLE_FIELDS:
+                raise InvalidTrade(field, value, f"is not updatable; allowed: {', '.join(sorted(UPDATABLE_FIELDS))}")
+            if field in ("stop_price", "target_price"):
+                clean[field] = _positive(field, value)
+            else:
+                clean[field] = _text(field, value)
+        stop = clean.get("stop_price", trade["stop_price"])
+        target = clean.get("target_price", trade["target_price"])
+        if trade["direction"] == "LONG" and stop >= target:
+            raise InvalidTrade("stop_price", stop, f"must be below target_price {target:g} for a LONG")
+        if trade["direction"] == "SHORT" and stop <= target:
+            raise InvalidTrade("stop_price", stop, f"must be above target_price {target:g} for a SHORT")
+        if "target_price" in clean:
+            _check_target_side(trade["direction"], trade["entry_price"], clean["target_price"])
+        return trade, clean
+
+    def update_trade(self, trade_id, updates) -> dict:
+        """Change updatable fields (stops, targets, notes...) of an OPEN trade."""
+        trade, clean = self.validate_updates(trade_id, updates)
+        trade.update(clean)
+        self._touch(trade["id"])
+        return trade
+
+    def update_trades_batch(self, batch) -> int:
+        """Apply every update or none: all are validated before the first is applied."""
+        if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, Iterable):
+            raise InvalidTrade("batch", batch, "must be a list of (trade_id, updates) pairs")
+        pairs = list(batch)
+        checked = []
+        for position, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidTrade(f"batch[{position}]", pair, "must be a (trade_id, updates) pair")
+            checked.append(self.validate_updates(*pair))
+        ids = [trade["id"] for trade, _ in checked]
+        if len(set(ids)) != len(ids):
+            raise InvalidTrade("batch", ids, "names a trade more than once")
+        for trade, clean in checked:
+            trade.update(clean)
+            self._touch(trade["id"])
+        return len(checked)
+
