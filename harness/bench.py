@@ -1,0 +1,523 @@
+"""Benchmark: write and reconcile cost as the trade log grows, against SQLite and the seed's pattern.
+
+Run ``python -m harness.bench --help``. One run measures, on this machine:
+
+- writes: open + close cycles (each is two writes: an open and a close transaction) by 1, 2 and 4
+  competing writer processes (spawned, released together on a barrier) against a history of
+  100, 1,000 and 10,000 trades built before timing, for tradestore with fsync on and off, the
+  seed-pattern baseline and SQLite (WAL, synchronous=FULL); see harness/bench_baselines.py;
+- ``reconcile()`` time at 1,000, 10,000 and 100,000 trades (cold: empty output directory);
+- lock hand-off latency between two processes (tradestore's FileLock and bare ``flock``);
+- peak resident memory of a writer at 10,000 trades.
+
+Every cell is repeated (``--repeat``) with a fresh copy of the history, and reported as the
+median with the min-max spread. ``--profile`` instead runs tradestore's write path under
+cProfile at 10,000 trades and prints where the time goes.
+
+Figures are only comparable within one run: other load on the machine moves all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import pstats
+import resource
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+
+from harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
+from harness.bench_history import (
+    CORRELATION_GROUPS, WORKER_SYMBOLS, build_history, write_seed_log, write_tradestore_log,
+)
+
+RULES = RuleConfig(
+    max_positions=7, starting_capital=5000.0, correlation_groups=CORRELATION_GROUPS,
+    max_corr_group_risk_pct=4.0, asset_consecutive_loss_cap=3,
+)
+
+# name -> on-disk format; the reference for every ratio is "tradestore".
+IMPLS = {
+    "tradestore": "ts",
+    "tradestore-nofsync": "ts",
+    "seed-pattern": "seed",
+    "sqlite-wal-full": "sqlite",
+}
+REFERENCE = "tradestore"
+FILENAMES = {"ts": "trades.json", "seed": "trades.json", "sqlite": "trades.db"}
+
+FULL = dict(sizes=(100, 1000, 10000), writers=(1, 2, 4), repeat=3, duration=1.0,
+            reconcile_sizes=(1000, 10000, 100000), handoff_rounds=200, rss_size=10000)
+QUICK = dict(sizes=(100, 1000), writers=(1, 2), repeat=1, duration=0.15,
+             reconcile_sizes=(1000,), handoff_rounds=20, rss_size=1000)
+
+
+def make_store(impl: str, path: str):
+    """A store of kind ``impl`` over ``path`` with the benchmark's shared rule configuration."""
+    if impl in ("tradestore", "tradestore-nofsync"):
+        from tradestore import TradeStore
+
+        return TradeStore(
+            path, fsync=(impl == "tradestore"), max_positions=RULES.max_positions,
+            starting_capital=RULES.starting_capital, correlation_groups=RULES.correlation_groups,
+            max_corr_group_risk_pct=RULES.max_corr_group_risk_pct,
+            asset_consecutive_loss_cap=RULES.asset_consecutive_loss_cap, lock_timeout=300.0,
+        )
+    if impl == "seed-pattern":
+        return SeedPatternStore(path, rules=RULES)
+    if impl == "sqlite-wal-full":
+        return SqliteStore(path, rules=RULES)
+    raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
+
+
+def count_trades(impl: str, path: str) -> int:
+    """Number of trades in the store's file, read directly (not through the store)."""
+    if IMPLS[impl] == "sqlite":
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT count(*) FROM trades").fetchone()[0]
+        finally:
+            db.close()
+    with open(path, encoding="utf-8") as f:
+        return len(json.load(f)["trades"])
+
+
+def _rss_kib() -> int:
+    # ru_maxrss is KiB on Linux and bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss // 1024 if sys.platform == "darwin" else rss
+
+
+def _writer(impl, path, wid, max_cycles, duration, barrier, out_q):
+    """One competing writer: open + close its own symbol until the deadline or ``max_cycles``."""
+    try:
+        rss_start = _rss_kib()
+        store = make_store(impl, path)
+        # A running bot already holds its view of the log; load it before timing starts.
+        store.get_open_trades()
+        symbol = WORKER_SYMBOLS[wid]
+        barrier.wait(timeout=120)
+        t0 = time.perf_counter()
+        deadline = t0 + duration
+        cycles = 0
+        lat = []
+        while cycles < max_cycles and (cycles == 0 or time.perf_counter() < deadline):
+            a = time.perf_counter()
+            trade = store.open_trade(symbol, "LONG", 100.0, 99.0, 102.0, 1.0, "Bench", "B")
+            b = time.perf_counter()
+            store.close_trade(trade["id"], 101.5, "bench")
+            c = time.perf_counter()
+            lat.append(b - a)
+            lat.append(c - b)
+            cycles += 1
+        t1 = time.perf_counter()
+        out_q.put({"wid": wid, "t0": t0, "t1": t1, "cycles": cycles, "lat": lat,
+                   "rss_start_kib": rss_start, "rss_peak_kib": _rss_kib()})
+    except BaseException:
+        out_q.put({"wid": wid, "error": traceback.format_exc()})
+        raise
+
+
+def _fmt_spread(values, fmt="{:.1f}"):
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+
+class Bench:
+    def __init__(self, workdir: str, cfg: dict, log=print):
+        self.workdir = workdir
+        self.cfg = cfg
+        self.log = log
+        self.ctx = mp.get_context("spawn")
+        self.templates: dict[tuple[str, int], str] = {}
+
+    # ------------------------------------------------------------------ histories
+    def template(self, fmt: str, n: int) -> str:
+        """Path of a pre-built history of ``n`` trades in format ``fmt`` (built once per run)."""
+        key = (fmt, n)
+        if key not in self.templates:
+            trades, next_id = build_history(n)
+            d = os.path.join(self.workdir, "templates", f"{fmt}-{n}")
+            os.makedirs(d, exist_ok=True)
+            path = os.path.join(d, FILENAMES[fmt])
+            if fmt == "ts":
+                write_tradestore_log(path, trades, next_id)
+            elif fmt == "seed":
+                write_seed_log(path, trades, next_id)
+            else:
+                SqliteStore.create(path, trades)
+            self.templates[key] = path
+        return self.templates[key]
+
+    def fresh_copy(self, impl: str, n: int, tag: str) -> str:
+        src = self.template(IMPLS[impl], n)
+        d = os.path.join(self.workdir, "runs", tag)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        dst = os.path.join(d, os.path.basename(src))
+        shutil.copyfile(src, dst)
+        return dst
+
+    # ------------------------------------------------------------------ writes
+    def run_writes_once(self, impl: str, n: int, writers: int, tag: str) -> dict:
+        path = self.fresh_copy(impl, n, tag)
+        # Bound the history's growth during a cell (it grows by one trade per cycle).
+        total_cap = max(50, n // 5)
+        max_cycles = max(1, total_cap // writers)
+        barrier = self.ctx.Barrier(writers + 1)
+        out_q = self.ctx.Queue()
+        procs = [self.ctx.Process(target=_writer, daemon=True,
+                                  args=(impl, path, w, max_cycles, self.cfg["duration"], barrier, out_q))
+                 for w in range(writers)]
+        for p in procs:
+            p.start()
+        try:
+            barrier.wait(timeout=120)
+            results = [out_q.get(timeout=600) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            raise RuntimeError(f"{impl} n={n} writers={writers}: worker failed:\n{errors[0]}")
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError(f"{impl} n={n} writers={writers}: worker exit codes "
+                               f"{[p.exitcode for p in procs]}")
+        cycles = sum(r["cycles"] for r in results)
+        found = count_trades(impl, path)
+        if found != n + cycles:  # every acknowledged open must be in the file, once
+            raise RuntimeError(f"{impl} n={n} writers={writers}: expected {n + cycles} trades, found {found}")
+        wall = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+        lat = [x for r in results for x in r["lat"]]
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        return {
+            "writes": 2 * cycles, "wall_s": wall, "writes_per_s": 2 * cycles / wall,
+            "ms_per_write": 1000 * statistics.median(lat),
+            "rss_peak_kib": max(r["rss_peak_kib"] for r in results),
+            "rss_start_kib": max(r["rss_start_kib"] for r in results),
+        }
+
+    def run_writes(self) -> list[dict]:
+        cells = [(impl, n, w) for n in self.cfg["sizes"] for w in self.cfg["writers"] for impl in IMPLS]
+        rows = []
+        for i, (impl, n, w) in enumerate(cells, 1):
+            runs = [self.run_writes_once(impl, n, w, f"{impl}-{n}-{w}-{r}") for r in range(self.cfg["repeat"])]
+            row = {"impl": impl, "history": n, "writers": w, "runs": runs,
+                   "writes_per_s": statistics.median(r["writes_per_s"] for r in runs),
+                   "ms_per_write": statistics.median(r["ms_per_write"] for r in runs)}
+            rows.append(row)
+            self.log(f"[{i}/{len(cells)}] {impl:<19} history={n:<6} writers={w}: "
+                     f"{row['writes_per_s']:8.1f} writes/s, {row['ms_per_write']:8.2f} ms/write")
+        ref = {(r["history"], r["writers"]): r["writes_per_s"] for r in rows if r["impl"] == REFERENCE}
+        for r in rows:
+            r["ratio_to_reference"] = r["writes_per_s"] / ref[(r["history"], r["writers"])]
+        return rows
+
+    # ------------------------------------------------------------------ reconcile
+    def run_reconcile(self) -> list[dict]:
+        from tradestore import StateReconciler
+
+        rows = []
+        for n in self.cfg["reconcile_sizes"]:
+            path = self.template("ts", n)
+            times = []
+            for r in range(self.cfg["repeat"]):
+                out = os.path.join(self.workdir, "runs", f"reconcile-{n}-{r}")
+                shutil.rmtree(out, ignore_errors=True)
+                t0 = time.perf_counter()
+                StateReconciler(path, output_dir=out, starting_capital=RULES.starting_capital).reconcile()
+                times.append(time.perf_counter() - t0)
+                shutil.rmtree(out, ignore_errors=True)
+            rows.append({"history": n, "seconds": times, "median_s": statistics.median(times)})
+            self.log(f"reconcile history={n}: {statistics.median(times):.3f} s")
+        return rows
+
+    # ------------------------------------------------------------------ lock hand-off
+    def run_handoff(self) -> list[dict]:
+        rows = []
+        for kind in ("FileLock", "flock"):
+            lock_path = os.path.join(self.workdir, "runs", f"handoff-{kind}.lock")
+            released = self.ctx.Value("d", 0.0, lock=False)
+            go = [self.ctx.Event(), self.ctx.Event()]
+            out_q = self.ctx.Queue()
+            rounds = self.cfg["handoff_rounds"]
+            procs = [self.ctx.Process(target=_handoff_player, daemon=True,
+                                      args=(kind, lock_path, me, rounds, released, go, out_q))
+                     for me in (0, 1)]
+            for p in procs:
+                p.start()
+            results = [out_q.get(timeout=300) for _ in procs]
+            for p in procs:
+                p.join(timeout=30)
+            errors = [r["error"] for r in results if "error" in r]
+            if errors:
+                raise RuntimeError(f"hand-off {kind} failed:\n{errors[0]}")
+            lat = sorted(x for r in results for x in r["lat"])
+            row = {"lock": kind, "rounds": len(lat), "median_us": 1e6 * statistics.median(lat),
+                   "p90_us": 1e6 * lat[int(0.9 * (len(lat) - 1))], "max_us": 1e6 * lat[-1]}
+            rows.append(row)
+            self.log(f"lock hand-off {kind}: median {row['median_us']:.0f} us, p90 {row['p90_us']:.0f} us")
+        return rows
+
+
+def _make_lock(kind: str, path: str):
+    if kind == "FileLock":
+        from tradestore.locking import FileLock
+
+        lock = FileLock(path, timeout=60.0)
+        return lock.acquire, lock.release
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return (lambda: fcntl.flock(fd, fcntl.LOCK_EX)), (lambda: fcntl.flock(fd, fcntl.LOCK_UN))
+
+
+def _handoff_player(kind, path, me, rounds, released, go, out_q):
+    """Ping-pong the lock with the other player; measure release -> the other's acquire.
+
+    Round ``i`` is held by player ``i % 2``: it tells the other to block on the lock, gives it
+    time to get there, stamps the release time and releases; the other stamps its acquire and
+    holds the lock for the next round. perf_counter is the system-wide monotonic clock on
+    Linux, so stamps from the two processes compare directly.
+    """
+    try:
+        acquire, release = _make_lock(kind, path)
+        other = 1 - me
+        lat = []
+        holding = me == 0
+        if holding:
+            acquire()
+        for i in range(rounds):
+            if i % 2 == me:
+                go[other].set()
+                time.sleep(0.003)  # let the waiter reach its blocking acquire
+                released.value = time.perf_counter()
+                release()
+                holding = False
+            else:
+                if not go[me].wait(timeout=60):
+                    raise TimeoutError(f"hand-off round {i}: never got the go")
+                go[me].clear()
+                acquire()
+                lat.append(time.perf_counter() - released.value)
+                holding = True
+        if holding:
+            release()
+        out_q.put({"me": me, "lat": lat})
+    except BaseException:
+        out_q.put({"me": me, "error": traceback.format_exc()})
+        raise
+
+
+# ---------------------------------------------------------------------- machine, report, profile
+def _fs_type(path: str) -> str:
+    """File-system type holding ``path`` (fsync on tmpfs costs nothing, so it matters)."""
+    best, fstype = "", "unknown"
+    try:
+        real = os.path.realpath(path)
+        with open("/proc/mounts", encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                mnt = parts[1]
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best, fstype = mnt, parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def machine_info(workdir: str) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib,
+        "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version, "filesystem": _fs_type(workdir),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def render(report: dict) -> str:
+    m = report["machine"]
+    out = io.StringIO()
+    w = out.write
+    w(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
+      f"Python {m['python']}, SQLite {m['sqlite']}, files on {m['filesystem']}, "
+      f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}\n")
+    w(f"repeats per cell: {report['config']['repeat']} (median [min-max]); a write is one open or "
+      f"one close transaction; ratio = writes/s / tradestore (fsync on) writes/s in the same cell\n\n")
+    if report.get("writes"):
+        w("| store | history | writers | ms/write (median latency) | writes/s | x tradestore |\n")
+        w("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+        for r in report["writes"]:
+            ms = [x["ms_per_write"] for x in r["runs"]]
+            ws = [x["writes_per_s"] for x in r["runs"]]
+            w(f"| {r['impl']} | {r['history']:,} | {r['writers']} | {_fmt_spread(ms, '{:.2f}')} | "
+              f"{_fmt_spread(ws, '{:.0f}')} | {r['ratio_to_reference']:.2f} |\n")
+        w("\n")
+    if report.get("reconcile"):
+        w("| reconcile() | history | seconds |\n| --- | ---: | ---: |\n")
+        for r in report["reconcile"]:
+            w(f"| tradestore | {r['history']:,} | {_fmt_spread(r['seconds'], '{:.3f}')} |\n")
+        w("\n")
+    if report.get("handoff"):
+        w("| lock hand-off between two processes | median | p90 | max |\n| --- | ---: | ---: | ---: |\n")
+        for r in report["handoff"]:
+            w(f"| {r['lock']} ({r['rounds']} hand-offs) | {r['median_us']:.0f} us | "
+              f"{r['p90_us']:.0f} us | {r['max_us']:.0f} us |\n")
+        w("\n")
+    if report.get("rss"):
+        w(f"| peak RSS of one writer, history {report['rss'][0]['history']:,} | peak | interpreter + imports |\n")
+        w("| --- | ---: | ---: |\n")
+        for r in report["rss"]:
+            w(f"| {r['impl']} | {r['rss_peak_kib'] / 1024:.1f} MiB | {r['rss_start_kib'] / 1024:.1f} MiB |\n")
+        w("\n")
+    if report.get("targets"):
+        w("targets:\n")
+        for t in report["targets"]:
+            w(f"  [{'PASS' if t['ok'] else 'FAIL'}] {t['name']}: {t['detail']}\n")
+    return out.getvalue()
+
+
+def check_targets(report: dict) -> list[dict]:
+    """The issue's targets, judged on this run's figures (only the cells this run measured)."""
+    targets = []
+    cells = {(r["impl"], r["history"], r["writers"]): r for r in report.get("writes", [])}
+    for n in (1000, 10000):
+        ours, seed = cells.get((REFERENCE, n, 1)), cells.get(("seed-pattern", n, 1))
+        if ours and seed:
+            x = ours["writes_per_s"] / seed["writes_per_s"]
+            targets.append({"name": f">= 5x seed-pattern writes/s at {n:,} trades, one writer, fsync on",
+                            "ok": x >= 5, "detail": f"{x:.1f}x"})
+    for r in report.get("reconcile", []):
+        if r["history"] == 10000:
+            targets.append({"name": "reconcile() of 10,000 trades < 1 s", "ok": r["median_s"] < 1.0,
+                            "detail": f"{r['median_s']:.3f} s"})
+    return targets
+
+
+def profile_writes(workdir: str, n: int, cycles: int, fsync: bool, top: int, log=print) -> str:
+    """cProfile ``cycles`` open + close cycles of tradestore at ``n`` trades; the top functions."""
+    trades, next_id = build_history(n)
+    path = os.path.join(workdir, "profile", "trades.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_tradestore_log(path, trades, next_id)
+    store = make_store("tradestore" if fsync else "tradestore-nofsync", path)
+    store.get_open_trades()
+    log(f"profiling {cycles} open + close cycles at {n:,} trades (fsync {'on' if fsync else 'off'})")
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for _ in range(cycles):
+        t = store.open_trade(WORKER_SYMBOLS[0], "LONG", 100.0, 99.0, 102.0, 1.0, "Bench", "B")
+        store.close_trade(t["id"], 101.5, "bench")
+    prof.disable()
+    elapsed = time.perf_counter() - t0
+    out = io.StringIO()
+    out.write(f"{2 * cycles} writes in {elapsed:.3f} s = {1000 * elapsed / (2 * cycles):.2f} ms/write "
+              f"under the profiler\n")
+    for key in ("tottime", "cumulative"):
+        out.write(f"\n--- top {top} by {key} ---\n")
+        pstats.Stats(prof, stream=out).strip_dirs().sort_stats(key).print_stats(top)
+    return out.getvalue()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m harness.bench",
+        description="Measure tradestore's write and reconcile cost against the seed's pattern and "
+                    "SQLite as the trade log grows, and print one table. Exits 1 if a run fails or "
+                    "a target is missed (--no-targets to only report).")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke size (histories of 100 and 1,000, 1 and 2 writers, one repeat); seconds")
+    ap.add_argument("--repeat", type=int, help="repeats per cell (default 3; --quick: 1)")
+    ap.add_argument("--duration", type=float, help="seconds each write cell runs (default 1.0)")
+    ap.add_argument("--json", metavar="FILE", help="also write every raw figure to FILE as JSON")
+    ap.add_argument("--dir", metavar="DIR",
+                    help="where to put the files (default: a temporary directory, removed after); "
+                         "use a real disk: fsync on tmpfs costs nothing")
+    ap.add_argument("--only", choices=("writes", "reconcile", "handoff"), action="append",
+                    help="run only these parts (repeatable)")
+    ap.add_argument("--no-targets", action="store_true", help="report the targets but exit 0 if missed")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of the table, profile tradestore's write path with cProfile")
+    ap.add_argument("--profile-history", type=int, default=10000, help="history size for --profile")
+    ap.add_argument("--profile-cycles", type=int, default=50, help="open + close cycles for --profile")
+    ap.add_argument("--profile-top", type=int, default=25, help="functions listed by --profile")
+    ap.add_argument("--no-fsync", action="store_true", help="--profile with fsync off")
+    args = ap.parse_args(argv)
+
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.repeat is not None:
+        if args.repeat < 1:
+            ap.error("--repeat must be >= 1")
+        cfg["repeat"] = args.repeat
+    if args.duration is not None:
+        cfg["duration"] = args.duration
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
+
+    workdir = args.dir or tempfile.mkdtemp(prefix="tradestore-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        if args.profile:
+            print(profile_writes(workdir, args.profile_history, args.profile_cycles,
+                                 not args.no_fsync, args.profile_top, log))
+            return 0
+        parts = args.only or ["writes", "reconcile", "handoff"]
+        started = time.perf_counter()
+        bench = Bench(workdir, cfg, log)
+        report = {"config": cfg, "machine": machine_info(workdir)}
+        if "writes" in parts:
+            report["writes"] = bench.run_writes()
+            report["rss"] = [
+                {"impl": r["impl"], "history": r["history"],
+                 "rss_peak_kib": max(x["rss_peak_kib"] for x in r["runs"]),
+                 "rss_start_kib": max(x["rss_start_kib"] for x in r["runs"])}
+                for r in report["writes"] if r["history"] == cfg["rss_size"] and r["writers"] == 1]
+        if "reconcile" in parts:
+            report["reconcile"] = bench.run_reconcile()
+        if "handoff" in parts:
+            report["handoff"] = bench.run_handoff()
+        report["targets"] = check_targets(report)
+        report["elapsed_s"] = time.perf_counter() - started
+        print(render(report), end="")
+        print(f"elapsed: {report['elapsed_s']:.1f} s")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2)
+            log(f"raw figures written to {args.json}")
+        missed = [t for t in report["targets"] if not t["ok"]]
+        return 1 if missed and not args.no_targets else 0
+    finally:
+        if not args.dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
