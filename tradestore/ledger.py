@@ -389,14 +389,15 @@ class Ledger:
                 clean[field] = _positive(field, value)
             else:
                 clean[field] = _text(field, value)
+        if "target_price" in clean:
+            _check_target_side(trade["direction"], trade["entry_price"], clean["target_price"])
+        # A trailing stop may move past entry, but never past the target.
         stop = clean.get("stop_price", trade["stop_price"])
         target = clean.get("target_price", trade["target_price"])
         if trade["direction"] == "LONG" and stop >= target:
             raise InvalidTrade("stop_price", stop, f"must be below target_price {target:g} for a LONG")
         if trade["direction"] == "SHORT" and stop <= target:
             raise InvalidTrade("stop_price", stop, f"must be above target_price {target:g} for a SHORT")
-        if "target_price" in clean:
-            _check_target_side(trade["direction"], trade["entry_price"], clean["target_price"])
         return trade, clean
 
     def update_trade(self, trade_id, updates) -> dict:
