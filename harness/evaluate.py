@@ -1,0 +1,72 @@
+"""Evaluate a finished run: read its histories and files, run the checkers, fill the result.
+
+The glue between a scenario's working directory (``history/``, ``versions/``, ``trades.json``)
+and the pure checkers of :mod:`harness.checkers`.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Iterable
+
+from harness import checkers
+from harness.history import Op, count_outcomes, lock_intervals, operations, read_events
+from harness.result import ScenarioResult
+
+
+def read_versions(workdir: str | os.PathLike[str]) -> dict[str, bytes]:
+    """Every version of the trade log the writers committed (sha -> bytes)."""
+    directory = pathlib.Path(workdir) / "versions"
+    if not directory.is_dir():
+        return {}
+    return {p.stem: p.read_bytes() for p in sorted(directory.glob("*.json"))}
+
+
+def read_log(workdir: str | os.PathLike[str]) -> bytes | None:
+    path = pathlib.Path(workdir) / "trades.json"
+    return path.read_bytes() if path.exists() else None
+
+
+def tally(result: ScenarioResult, ops: Iterable[Op]) -> None:
+    """Add the operation counts of ``ops`` to the verdict table's numbers."""
+    counts = count_outcomes(ops)
+    result.invoked += counts["invoked"]
+    result.ok += counts["ok"]
+    result.rejected += counts["rejected"]
+    result.unknown += counts["unknown"]
+
+
+def add(result: ScenarioResult, findings: Iterable[tuple[str, str]], where: str = "") -> None:
+    for prop, detail in findings:
+        result.violate(prop, f"{where}{detail}")
+
+
+def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_positions: int | None = None,
+             where: str = "", final_required: bool = True) -> tuple[list[Op], list[dict]]:
+    """Run every history checker on one directory's run; count its operations.
+
+    Checks: every committed version and the final log parse, states within the cap and
+    without duplicate open symbols, acknowledged operations durable, nothing duplicated,
+    ids unique and increasing, critical sections never overlapped. Returns (ops, events).
+    """
+    events = read_events(pathlib.Path(workdir) / "history")
+    ops = operations(events)
+    tally(result, ops)
+    versions = read_versions(workdir)
+    final = read_log(workdir)
+    observed = dict(versions)
+    if final is not None:
+        observed["final log"] = final
+    add(result, checkers.check_log_parses(observed), where)
+    add(result, checkers.check_states(observed, max_positions), where)
+    result.states_checked += len(observed)
+    doc = checkers.parse_log(final)[0] if final is not None else ({"trades": []} if not final_required else None)
+    if doc is not None:
+        add(result, checkers.check_acknowledged(ops, doc["trades"]), where)
+        add(result, checkers.check_no_duplicates(ops, doc["trades"]), where)
+        add(result, checkers.check_ids(ops, doc), where)
+    elif final is None and any(op.ok for op in ops):
+        result.violate("ack-durable", f"{where}operations were acknowledged but the trade log is missing")
+    add(result, checkers.check_mutual_exclusion(lock_intervals(events), events), where)
+    return ops, events

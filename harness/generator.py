@@ -1,0 +1,70 @@
+"""Generator: what each worker does and when, as a pure function of the seed.
+
+Everything random in a campaign comes from here or from ``ScenarioContext.rng``, seeded by the
+campaign seed and a stable salt, so ``--seed N`` replays the same schedule: the same operations
+with the same arguments in each worker, the same kill moments, the same corruptions.
+:func:`digest` fingerprints a schedule so a report can show that two runs followed the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from typing import Any, Iterator
+
+SYMBOLS = ("BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "AVAX", "LINK", "DOT", "ATOM")
+
+
+def rng(seed: int, *salt: Any) -> random.Random:
+    """A generator depending only on ``seed`` and ``salt`` (stable across runs and machines)."""
+    return random.Random(":".join(str(part) for part in (seed, *salt)))
+
+
+def open_args(r: random.Random, symbol: str, token: str) -> list:
+    """Arguments of a valid ``open_trade`` for ``symbol``; ``token`` goes into the notes so the
+    checker can find the trade this very call created."""
+    direction = r.choice(("LONG", "SHORT"))
+    entry = round(r.uniform(50, 150), 2)
+    risk = round(entry * r.uniform(0.01, 0.05), 2)
+    sign = 1 if direction == "LONG" else -1
+    stop, target = round(entry - sign * risk, 2), round(entry + sign * 2 * risk, 2)
+    size = round(r.uniform(0.1, 2.0), 3)
+    return [symbol, direction, entry, stop, target, size, "chaos", "B", token]
+
+
+def writer_ops(seed: int, worker: str, life: int, symbols: tuple[str, ...] = SYMBOLS) -> Iterator[dict]:
+    """An endless, seeded stream of operation *intents* for one life of one writer.
+
+    Each intent is ``{"f": "open"|"partial"|"update"|"close", "n": index, "r": float, ...}``;
+    the worker binds ``partial``/``update``/``close`` to one of its own open trades, chosen
+    with ``r``, when it runs them (the trade ids exist only at run time).
+    """
+    r = rng(seed, "writer", worker, life)
+    n = 0
+    while True:
+        f = r.choices(("open", "partial", "update", "close"), weights=(4, 1, 2, 3))[0]
+        intent: dict[str, Any] = {"f": f, "n": n, "r": r.random()}
+        if f == "open":
+            intent["args"] = open_args(r, r.choice(symbols), "")
+        elif f == "partial":
+            intent["pct"] = round(r.uniform(0.2, 0.6), 2)
+            intent["price_move"] = round(r.uniform(-0.03, 0.05), 4)
+        elif f == "update":
+            intent["stop_move"] = round(r.uniform(-0.01, 0.01), 4)
+        else:
+            intent["price_move"] = round(r.uniform(-0.05, 0.05), 4)
+        yield intent
+        n += 1
+
+
+def kill_delays(seed: int, count: int, low: float, high: float) -> list[float]:
+    """Seconds to wait before each of ``count`` kills."""
+    r = rng(seed, "kills")
+    return [round(r.uniform(low, high), 4) for _ in range(count)]
+
+
+def digest(schedule: Any) -> str:
+    """A short fingerprint of a JSON-able schedule."""
+    text = json.dumps(schedule, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,67 @@
+"""Nemesis: the faults a scenario injects from outside the workers.
+
+SIGKILL of a worker process (the kernel then releases its lock; its page-cache writes stay),
+and damage to files on disk: derived files damaged five ways, the trade log torn, emptied or
+overwritten with garbage. Every choice is taken from the random generator passed in, so a
+seed replays the same faults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+
+from harness.history import HistoryWriter
+
+DERIVED_DAMAGE = ("delete", "truncate", "garbage", "empty", "forged")
+LOG_DAMAGE = ("torn", "emptied", "garbage")
+
+
+def kill(process, history: HistoryWriter, why: str = "random moment") -> None:
+    """SIGKILL ``process`` (a multiprocess Process), record it, and wait until it is gone."""
+    pid = process.pid
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it finished on its own just now
+    history.record("kill", target_pid=pid, why=why)
+    process.join()
+
+
+def damage_file(path: str, how: str, r: random.Random) -> None:
+    """Damage ``path`` in one of :data:`DERIVED_DAMAGE` or :data:`LOG_DAMAGE` ways.
+
+    ``forged`` leaves valid JSON with wrong content (a silently drifted file), the hardest
+    damage to notice; ``torn`` keeps a random proper prefix (a crash mid-write in place).
+    """
+    if how == "delete":
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        data = b""
+    if how in ("truncate", "torn"):
+        new = data[: r.randrange(1, max(2, len(data) - 1))] if len(data) > 2 else b"{"
+    elif how in ("empty", "emptied"):
+        new = b""
+    elif how == "garbage":
+        new = bytes(r.randrange(256) for _ in range(max(16, len(data) // 2)))
+    elif how == "forged":
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        doc["balance"] = 1e9
+        doc["forged_by_chaos"] = r.randrange(1 << 30)
+        new = json.dumps(doc).encode()
+    else:
+        raise ValueError(f"unknown damage {how!r}")
+    # Written in place on purpose: this is the damage, not a write the store would make.
+    with open(path, "wb") as handle:
+        handle.write(new)

@@ -1,0 +1,117 @@
+"""Watch a target from inside a worker process, without the target's cooperation.
+
+:func:`install` wraps ``fcntl.flock``/``fcntl.lockf`` and ``os.replace``/``os.rename`` in the
+calling process (a worker), so that for *any* store that locks the lock file and replaces the
+trade log we learn:
+
+- when the process acquired and released the lock (``lock``/``unlock`` events), and when it
+  found the lock taken (``contended``);
+- every version of the trade log it committed: the bytes of the file about to be renamed over
+  the log are stored under ``versions_dir/<sha256>.json`` and a ``commit`` event is recorded.
+
+Hooks let scenarios act at these moments: pause a commit until another process contends
+(the TOCTOU wait-point), or create an ``O_EXCL`` sentinel inside the critical section (mutex).
+Only worker processes call :func:`install`; the library itself carries no hooks.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+from typing import Callable
+
+from harness.history import HistoryWriter
+
+_real = {"flock": fcntl.flock, "lockf": fcntl.lockf, "replace": os.replace, "rename": os.rename}
+
+
+class Spy:
+    """The installed wrappers' state for one worker process."""
+
+    def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
+        self.history = history
+        self.trade_log = os.path.abspath(trade_log)
+        self.lock_file = os.path.abspath(lock_file)
+        self.versions_dir = versions_dir
+        self.holding = False
+        self.on_lock: list[Callable[[], None]] = []  # called right after the lock is acquired
+        self.on_unlock: list[Callable[[], None]] = []  # called right before it is released
+        self.on_contended: list[Callable[[], None]] = []
+        self.on_commit: list[Callable[[str], None]] = []  # called with the sha, before the rename
+
+    def _is_lock_fd(self, fd) -> bool:
+        try:
+            fd = fd if isinstance(fd, int) else fd.fileno()
+            st, lk = os.fstat(fd), os.stat(self.lock_file)
+        except (OSError, ValueError, AttributeError):
+            return False
+        return (st.st_dev, st.st_ino) == (lk.st_dev, lk.st_ino)
+
+    def _locking(self, real: Callable, fd, operation, *rest):
+        if not self._is_lock_fd(fd):
+            return real(fd, operation, *rest)
+        unlocking = (operation & ~fcntl.LOCK_NB) == fcntl.LOCK_UN
+        if unlocking and self.holding:
+            for hook in self.on_unlock:
+                hook()
+            self.holding = False
+            self.history.record("unlock")
+            return real(fd, operation, *rest)
+        try:
+            result = real(fd, operation, *rest)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                self.history.record("contended")
+                for hook in self.on_contended:
+                    hook()
+            raise
+        if operation & fcntl.LOCK_EX and not self.holding:
+            self.holding = True
+            self.history.record("lock")
+            for hook in self.on_lock:
+                hook()
+        return result
+
+    def _renaming(self, real: Callable, src, dst, *args, **kwargs):
+        if os.path.abspath(os.fspath(dst)) != self.trade_log:
+            return real(src, dst, *args, **kwargs)
+        sha = self.capture(os.fspath(src))
+        for hook in self.on_commit:
+            hook(sha)
+        result = real(src, dst, *args, **kwargs)
+        self.history.record("commit", sha=sha, locked=self.holding)
+        return result
+
+    def capture(self, path: str) -> str:
+        """Store the bytes of ``path`` as a version; return their sha256."""
+        with open(path, "rb") as handle:
+            data = handle.read()
+        sha = hashlib.sha256(data).hexdigest()
+        if self.versions_dir:
+            store_version(self.versions_dir, data)
+        return sha
+
+
+def store_version(versions_dir: str, data: bytes) -> str:
+    """Keep ``data`` as ``versions_dir/<sha256>.json`` (idempotent); return the sha."""
+    sha = hashlib.sha256(data).hexdigest()
+    final = os.path.join(versions_dir, sha + ".json")
+    if not os.path.exists(final):
+        os.makedirs(versions_dir, exist_ok=True)
+        tmp = f"{final}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        _real["replace"](tmp, final)
+    return sha
+
+
+def install(history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None = None) -> Spy:
+    """Wrap the lock and rename calls of this process; return the :class:`Spy` to hook into."""
+    spy = Spy(history, trade_log, lock_file, versions_dir)
+    fcntl.flock = lambda fd, op: spy._locking(_real["flock"], fd, op)
+    fcntl.lockf = lambda fd, op, *rest: spy._locking(_real["lockf"], fd, op, *rest)
+    os.replace = lambda src, dst, *a, **k: spy._renaming(_real["replace"], src, dst, *a, **k)
+    os.rename = lambda src, dst, *a, **k: spy._renaming(_real["rename"], src, dst, *a, **k)
+    return spy
