@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
 
@@ -90,9 +90,10 @@ def _ratio(x: float | None) -> float | None:
 
 def _num(value: Any, default: float = 0.0) -> float:
     """A finite float from a log field, or ``default`` (seed logs may miss optional fields)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return default
-    return float(value)
+    kind = type(value)
+    if (kind is float or kind is int) and value - value == 0:  # x - x is nan for nan and inf
+        return float(value)
+    return default
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -103,7 +104,10 @@ def _parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is timezone.utc:  # the log's own format: no conversion needed
+        return parsed
+    if tz is None:
         return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
 
@@ -185,8 +189,7 @@ def realized_pnl(trades: Sequence[Mapping[str, Any]]) -> float:
 # --------------------------------------------------------------------------- time line
 
 
-@dataclass(frozen=True)
-class _Event:
+class _Event(NamedTuple):
     """P&L realized at one moment: a partial exit, or the rest of a trade at its exit."""
 
     at: datetime
@@ -194,20 +197,54 @@ class _Event:
     amount: float
 
 
-def _events(trades: Sequence[Mapping[str, Any]]) -> list[_Event]:
-    """Every realization in time order. The amounts of a CLOSED trade add up to its pnl_usd."""
+@dataclass(slots=True)
+class _Closed:
+    """What the statistics need of one CLOSED trade, computed once."""
+
+    id: Any
+    number: int
+    setup: str
+    pnl: float
+    r: float | None
+    result: str
+    exit_at: datetime
+
+
+def _scan(trades: Sequence[Mapping[str, Any]]) -> tuple[list[_Event], list[_Closed], date | None]:
+    """One pass: realization events in time order, closed trades in exit order, inception date.
+
+    A CLOSED trade's events are its partial exits at their timestamps and the rest of its net
+    pnl_usd at its exit time, so they add up to its pnl_usd. A missing or unreadable time falls
+    back to the trade's entry time (then to 1970-01-01), so its P&L is never dropped.
+    """
     events: list[_Event] = []
+    closed: list[_Closed] = []
+    first: datetime | None = None
     for t in trades:
-        fallback = _parse_time(t.get("entry_time")) or _EPOCH
-        base = _id_number(t) * 1_000_000
+        entry_at = _parse_time(t.get("entry_time"))
+        if entry_at is not None and (first is None or entry_at < first):
+            first = entry_at
+        fallback = entry_at or _EPOCH
+        number = _id_number(t)
+        base = number * 1_000_000
         partials = [p for p in t.get("partial_exits") or () if isinstance(p, Mapping)]
+        amounts = []
         for i, p in enumerate(partials):
-            events.append(_Event(_parse_time(p.get("timestamp")) or fallback, base + i, _num(p.get("pnl_usd"))))
-        if is_closed(t):
-            rest = net_pnl(t) - math.fsum(_num(p.get("pnl_usd")) for p in partials)
-            events.append(_Event(_parse_time(t.get("exit_time")) or fallback, base + 999_999, rest))
-    events.sort(key=lambda e: (e.at, e.order))
-    return events
+            amount = _num(p.get("pnl_usd"))
+            amounts.append(amount)
+            events.append(_Event(_parse_time(p.get("timestamp")) or fallback, base + i, amount))
+        if t.get("status") == "CLOSED":
+            pnl = _num(t.get("pnl_usd"))
+            exit_at = _parse_time(t.get("exit_time")) or fallback
+            events.append(_Event(exit_at, base + 999_999, pnl - math.fsum(amounts) if amounts else pnl))
+            risk = initial_risk(t)
+            closed.append(_Closed(t.get("id"), number, str(t.get("setup_type") or "").strip() or NO_SETUP,
+                                  pnl, pnl / risk if risk > 0 else None, result_of(pnl), exit_at))
+    events.sort()  # by time, then order; orders are unique so amounts never decide
+    closed.sort(key=lambda c: (c.exit_at, c.number))
+    if events and (first is None or events[0].at < first):
+        first = events[0].at
+    return events, closed, first.date() if first else None
 
 
 def _equity_at(events: list[_Event], capital: float, before: datetime) -> float:
@@ -245,28 +282,34 @@ def _curve(events: list[_Event], capital: float, inception: date | None, today: 
     longest = 0
     below_since: date | None = None  # peak date of the drawdown in progress
     points: list[dict[str, Any]] = []
+    day: date | None = None
     day_amounts: list[float] = []
+
+    def close_day() -> None:
+        points.append({"date": day.isoformat(), "equity": _money(running), "pnl": _money(math.fsum(day_amounts)),
+                       "peak": _money(peak), "drawdown_pct": _ratio(_drawdown_pct(running, peak))})
+
     for e in events:
-        day = e.at.date()
+        when = e.at.date()
+        if when != day:
+            if day is not None:
+                close_day()
+            day, day_amounts = when, []
+        day_amounts.append(e.amount)
         running += e.amount
         if running >= peak:
             if below_since is not None:
-                longest = max(longest, (day - below_since).days)
+                longest = max(longest, (when - below_since).days)
                 below_since = None
-            peak, peak_date = running, day
-        elif below_since is None:
-            below_since = peak_date or day
-        max_dd = min(max_dd, _drawdown_pct(running, peak))
-        if not points or points[-1]["date"] != day.isoformat():
-            day_amounts = []
-            points.append({"date": day.isoformat()})
-        day_amounts.append(e.amount)
-        points[-1].update(
-            equity=_money(running),
-            pnl=_money(math.fsum(day_amounts)),
-            peak=_money(peak),
-            drawdown_pct=_ratio(_drawdown_pct(running, peak)),
-        )
+            peak, peak_date = running, when
+        else:
+            if below_since is None:
+                below_since = peak_date or when
+            dd = (running - peak) / peak * 100.0
+            if dd < max_dd:
+                max_dd = dd
+    if day is not None:
+        close_day()
     current = 0 if below_since is None else max(0, (today - below_since).days)
     return _Curve(points, peak, peak_date, max_dd, current, max(longest, current))
 
@@ -274,21 +317,15 @@ def _curve(events: list[_Event], capital: float, inception: date | None, today: 
 # --------------------------------------------------------------------------- statistics
 
 
-def _closed_in_exit_order(trades: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    closed = [t for t in trades if is_closed(t)]
-    closed.sort(key=lambda t: (_parse_time(t.get("exit_time")) or _EPOCH, _id_number(t)))
-    return closed
-
-
 def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def _stats(closed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _stats(closed: Sequence[_Closed]) -> dict[str, Any]:
     """Counts, rates and R statistics of closed trades (shared by equity and setups)."""
-    pnls = [net_pnl(t) for t in closed]
-    results = [result_of(p) for p in pnls]
-    rs = [r for r in (r_multiple(t) for t in closed) if r is not None]
+    pnls = [c.pnl for c in closed]
+    results = [c.result for c in closed]
+    rs = [c.r for c in closed if c.r is not None]
     win_rs = [r for r in rs if r > 0]
     loss_rs = [r for r in rs if r < 0]
     gross_profit = math.fsum(p for p in pnls if p > 0)
@@ -397,7 +434,7 @@ class Snapshot:
     events: list[_Event]
     curve: _Curve
     stats: dict[str, Any]
-    closed: list[Mapping[str, Any]]
+    closed: list[_Closed]
     positions: list[dict[str, Any]]
     inception: date | None
 
@@ -410,13 +447,7 @@ def snapshot(trades: Sequence[Mapping[str, Any]], now: datetime, config: DeriveC
     capital = float(config.starting_capital)
     realized = realized_pnl(trades)
     equity = capital + realized
-    events = _events(trades)
-    entries = [d for d in (_parse_time(t.get("entry_time")) for t in trades) if d is not None]
-    firsts = [min(entries)] if entries else []
-    if events:
-        firsts.append(events[0].at)
-    inception = min(firsts).date() if firsts else None
-    closed = _closed_in_exit_order(trades)
+    events, closed, inception = _scan(trades)
     return Snapshot(
         config=config,
         now=now,
@@ -425,7 +456,7 @@ def snapshot(trades: Sequence[Mapping[str, Any]], now: datetime, config: DeriveC
         trades=trades,
         realized=realized,
         equity=equity,
-        closed_pnl=math.fsum(net_pnl(t) for t in closed),
+        closed_pnl=math.fsum(c.pnl for c in closed),
         events=events,
         curve=_curve(events, capital, inception, today),
         stats=_stats(closed),
@@ -576,9 +607,9 @@ def risk_state_file(s: Snapshot) -> dict[str, Any]:
 
 def setup_performance_file(s: Snapshot) -> dict[str, Any]:
     """``setup_performance.json``: per setup statistics, best expectancy first."""
-    by_setup: dict[str, list[Mapping[str, Any]]] = {}
-    for t in s.closed:
-        by_setup.setdefault(str(t.get("setup_type") or "").strip() or NO_SETUP, []).append(t)
+    by_setup: dict[str, list[_Closed]] = {}
+    for c in s.closed:
+        by_setup.setdefault(c.setup, []).append(c)
     rows = {}
     for name, group in by_setup.items():
         st = _stats(group)
@@ -593,7 +624,7 @@ def setup_performance_file(s: Snapshot) -> dict[str, Any]:
             "avg_loss_r": st["avg_loss_r"],
             "expectancy": st["expectancy"],
             "total_pnl": st["total_pnl"],
-            "trades": [t.get("id") for t in sorted(group, key=_id_number)],
+            "trades": [c.id for c in sorted(group, key=lambda c: c.number)],
             "profit_factor": st["profit_factor"],
             "expectancy_usd": st["expectancy_usd"],
         }

@@ -1,0 +1,417 @@
+"""StateReconciler: rebuild every derived file from the trade log, heal damage, guard the log.
+
+The read path. One :meth:`StateReconciler.reconcile` cycle:
+
+1. read the trade log once, without the lock (writers replace it with ``os.replace``, so a
+   read sees one complete version), hash it and parse it; the log is never written;
+2. run the corruption guard against the remembered last good version (see below);
+3. derive the four files (:mod:`tradestore.derive`) and write each one atomically, with a
+   ``_meta`` header naming the log version it was built from (sha256, trade count, next_id);
+4. write the guard record last.
+
+Guarantees:
+
+- every derived file is a function of the log, the clock's UTC date and the config (plus its
+  generation time), so any damage is gone after one cycle;
+- a guard abort writes nothing at all;
+- the guard's memory (last good trade count and next_id) is kept in five places: the guard
+  record and the ``_meta.source`` of each derived file. It is read as the second largest value
+  over the readable copies, so losing or corrupting any one file, the guard record included,
+  can neither erase the memory nor (with a forged huge value) block every later run;
+- two reconcilers running at once cannot corrupt a file: every write goes through a uniquely
+  named temp file and ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import derive
+from .atomic import TEMP_SUFFIX, temp_prefix, write_atomic
+from .errors import CorruptTradeLog
+from .integrity import ledger_violations
+from .ledger import Ledger
+
+log = logging.getLogger("tradestore.reconciler")
+
+GUARD_FILE = "reconcile_guard.json"
+META = "_meta"
+FORMAT = 1
+# a temp file this old in the output directory belongs to a reconciler that died mid-write
+STRAY_TEMP_AGE_S = 600.0
+
+
+@dataclass(frozen=True)
+class LogVersion:
+    """Which trade log a derived file was built from."""
+
+    sha256: str
+    trade_count: int
+    next_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "trade_count": self.trade_count, "next_id": self.next_id}
+
+
+@dataclass(frozen=True)
+class GuardMemory:
+    """The last good run as remembered by the output directory; ``copies`` were readable."""
+
+    trade_count: int
+    next_id: int
+    copies: int
+
+
+@dataclass
+class ReconcileResult:
+    """What one cycle did.
+
+    ``written``: files replaced. ``healed``: file name -> why it needed healing (``missing``,
+    ``unreadable`` or ``different`` from the rebuild of the same log version and date).
+    ``updated``: files rewritten because the log or the date changed (normal, not damage).
+    ``aborted``/``reason``: the guard refused; then nothing was written.
+    """
+
+    written: list[str] = field(default_factory=list)
+    healed: dict[str, str] = field(default_factory=dict)
+    updated: list[str] = field(default_factory=list)
+    aborted: bool = False
+    reason: str | None = None
+    source: LogVersion | None = None
+    violations: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.aborted
+
+    def summary(self) -> str:
+        """One line for logs: what happened, what was healed and why."""
+        if self.aborted:
+            return f"ABORTED: {self.reason}"
+        healed = ", ".join(f"{n} ({why})" for n, why in self.healed.items()) or "nothing"
+        src = self.source
+        counts = f"{src.trade_count} trades, next_id {src.next_id}" if src else "no log"
+        extra = f"; {len(self.violations)} invariant violations" if self.violations else ""
+        return f"ok: {counts}; wrote {len(self.written)} files; healed {healed}{extra}; {self.elapsed_s * 1000:.0f} ms"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_log(path: str) -> tuple[bytes, Ledger]:
+    """The log's bytes (for the hash) and its Ledger. Raises FileNotFoundError or CorruptTradeLog.
+
+    No lock: writers replace the log with ``os.replace``, so one ``open`` sees one whole version.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    # json.loads builds one container per trade and field; with the cyclic collector running
+    # it rescans them over and over (3x the parse time at 100k trades). They hold no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return data, Ledger.from_json(data, path)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not strict JSON")
+
+
+def _version(data: bytes, ledger: Ledger) -> LogVersion:
+    return LogVersion(hashlib.sha256(data).hexdigest(), len(ledger.trades), ledger.next_id)
+
+
+def _read_json(path: str) -> tuple[str, Any]:
+    """('ok', doc) or ('missing' | 'unreadable', None)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return "missing", None
+    except OSError:
+        return "unreadable", None
+    try:
+        return "ok", json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError):
+        return "unreadable", None
+
+
+def _version_of(doc: Any) -> LogVersion | None:
+    """The ``source`` a guard record or derived file claims, if well formed."""
+    if not isinstance(doc, dict):
+        return None
+    meta = doc.get(META)
+    src = meta.get("source") if isinstance(meta, dict) else doc.get("source")
+    if not isinstance(src, dict):
+        return None
+    count, next_id, sha = src.get("trade_count"), src.get("next_id"), src.get("sha256")
+    for v in (count, next_id):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            return None
+    if not isinstance(sha, str):
+        return None
+    return LogVersion(sha, count, next_id)
+
+
+def _second_largest(values: list[int]) -> int:
+    ordered = sorted(values, reverse=True)
+    return ordered[1] if len(ordered) > 1 else ordered[0]
+
+
+def _comparable(doc: Any) -> Any:
+    """The document without its generation time, which is the only field allowed to differ."""
+    if not isinstance(doc, dict):
+        return doc
+    doc = copy.copy(doc)
+    doc.pop("last_updated", None)
+    if isinstance(doc.get(META), dict):
+        doc[META] = {k: v for k, v in doc[META].items() if k != "generated_at"}
+    return doc
+
+
+def _encode(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- the reconciler
+
+
+class StateReconciler:
+    """Rebuilds ``portfolio.json``, ``equity.json``, ``risk_state.json`` and
+    ``setup_performance.json`` in ``output_dir`` from ``trade_log``, which it never writes.
+
+    ``corruption_threshold``: abort when the trade count falls by more than this fraction of
+    the last good count (0.5: a drop to less than half aborts). ``on_corruption(info)`` is
+    called with a dict (reason, trade_log, observed, remembered) when the guard aborts;
+    ``on_invariant_violation(messages)`` when the derived files disagree with each other (the
+    files are still written: they reflect the log, which is the truth). ``clock()`` returns
+    the current time (aware datetime); only its UTC date affects the derived values.
+    """
+
+    def __init__(
+        self,
+        trade_log: str | os.PathLike[str],
+        output_dir: str | os.PathLike[str] = "./state/",
+        *,
+        starting_capital: float = 5000,
+        drawdown_limits: derive.DrawdownLimits | Mapping[str, float | None] | None = None,
+        corruption_threshold: float = 0.5,
+        on_corruption: Callable[[dict[str, Any]], Any] | None = None,
+        on_invariant_violation: Callable[[list[str]], Any] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        fsync: bool = True,
+    ) -> None:
+        if isinstance(corruption_threshold, bool) or not isinstance(corruption_threshold, (int, float)) \
+                or not math.isfinite(corruption_threshold) or not 0 <= corruption_threshold <= 1:
+            raise ValueError(f"corruption_threshold={corruption_threshold!r}: expected a fraction in [0, 1]")
+        self.trade_log = os.fspath(trade_log)
+        self.output_dir = os.fspath(output_dir)
+        self.config = derive.DeriveConfig(starting_capital=starting_capital, drawdown_limits=drawdown_limits)
+        self.corruption_threshold = float(corruption_threshold)
+        self.on_corruption = on_corruption
+        self.on_invariant_violation = on_invariant_violation
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.fsync = fsync
+
+    # ----------------------------------------------------------------- public
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.output_dir, name)
+
+    def remembered(self) -> GuardMemory | None:
+        """The guard's memory: second largest count and next_id over the readable copies."""
+        versions = []
+        for name in (GUARD_FILE, *derive.FILES):
+            status, doc = _read_json(self.path(name))
+            version = _version_of(doc) if status == "ok" else None
+            if version is not None:
+                versions.append(version)
+        if not versions:
+            return None
+        return GuardMemory(
+            trade_count=_second_largest([v.trade_count for v in versions]),
+            next_id=_second_largest([v.next_id for v in versions]),
+            copies=len(versions),
+        )
+
+    def build(self, now: datetime | None = None) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
+        """Read the log and derive every file with its header, writing nothing.
+
+        Raises FileNotFoundError or CorruptTradeLog when the log cannot be read.
+        """
+        data, ledger = read_log(self.trade_log)
+        return self._build(data, ledger, now or self.clock())
+
+    def verify(self) -> dict[str, str]:
+        """Derived files that differ from a fresh rebuild: name -> missing/unreadable/different.
+
+        Ignores only the generation time. Raises CorruptTradeLog when the log is unreadable.
+        """
+        try:
+            _, docs = self.build()
+        except FileNotFoundError:
+            raise CorruptTradeLog(f"{self.trade_log}: trade log not found") from None
+        problems = {}
+        for name, fresh in docs.items():
+            status, existing = _read_json(self.path(name))
+            if status != "ok":
+                problems[name] = status
+            elif _comparable(existing) != _comparable(json.loads(_encode(fresh))):
+                problems[name] = "different"
+        return problems
+
+    def reconcile(self) -> ReconcileResult:
+        """One cycle: read, guard, derive, heal. See the module docstring for guarantees."""
+        started = time.perf_counter()
+        result = self._reconcile()
+        result.elapsed_s = time.perf_counter() - started
+        return result
+
+    # ----------------------------------------------------------------- the cycle
+
+    def _reconcile(self) -> ReconcileResult:
+        memory = self.remembered()
+        try:
+            data, ledger = read_log(self.trade_log)
+        except FileNotFoundError:
+            if memory is not None and memory.trade_count > 0:
+                return self._abort("trade log not found", memory, None)
+            data, ledger = b"", Ledger()  # a new account: nothing to lose yet
+        except (CorruptTradeLog, OSError) as exc:
+            return self._abort(f"trade log unreadable: {exc}", memory, None)
+        version = _version(data, ledger)
+        reason = self._guard(version, memory)
+        if reason is not None:
+            return self._abort(reason, memory, version)
+
+        now = self.clock()
+        _, docs = self._build(data, ledger, now)
+        result = ReconcileResult(source=version)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self._sweep_strays()
+        for name, fresh in docs.items():
+            self._write(name, fresh, version, result)
+        guard = {"format": FORMAT, "trade_log": os.path.abspath(self.trade_log),
+                 "source": version.as_dict(), "generated_at": now.isoformat()}
+        self._write(GUARD_FILE, guard, version, result)
+        if result.healed:
+            log.warning("healed %s", ", ".join(f"{n} ({w})" for n, w in result.healed.items()))
+        result.violations = ledger_violations(ledger) + derived_violations(docs, self.config)
+        if result.violations:
+            log.error("invariant violations: %s", "; ".join(result.violations))
+            if self.on_invariant_violation is not None:
+                self._call(self.on_invariant_violation, list(result.violations))
+        return result
+
+    def _guard(self, version: LogVersion, memory: GuardMemory | None) -> str | None:
+        if memory is None:
+            return None
+        if memory.trade_count > 0:
+            drop = (memory.trade_count - version.trade_count) / memory.trade_count
+            if drop > self.corruption_threshold:
+                return (f"trade count fell from {memory.trade_count} to {version.trade_count} "
+                        f"({drop:.0%} > {self.corruption_threshold:.0%} threshold)")
+        if version.next_id < memory.next_id:
+            return f"next_id went backwards from {memory.next_id} to {version.next_id}"
+        return None
+
+    def _abort(self, reason: str, memory: GuardMemory | None, seen: LogVersion | None) -> ReconcileResult:
+        log.critical("reconcile aborted, nothing written: %s (trade log %s)", reason, self.trade_log)
+        if self.on_corruption is not None:
+            self._call(self.on_corruption, {
+                "reason": reason,
+                "trade_log": self.trade_log,
+                "observed": seen.as_dict() if seen else None,
+                "remembered": (
+                    {"trade_count": memory.trade_count, "next_id": memory.next_id, "copies": memory.copies}
+                    if memory else None
+                ),
+            })
+        return ReconcileResult(aborted=True, reason=reason, source=seen)
+
+    def _build(self, data: bytes, ledger: Ledger, now: datetime) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
+        version = _version(data, ledger)
+        docs = derive.derive_all(ledger.trades, now, self.config)
+        as_of = derive._utc(now)
+        for name, body in docs.items():
+            body[META] = {"format": FORMAT, "file": name, "source": version.as_dict(),
+                          "as_of": as_of.date().isoformat(), "generated_at": as_of.isoformat()}
+        return version, docs
+
+    def _write(self, name: str, fresh: dict[str, Any], version: LogVersion, result: ReconcileResult) -> None:
+        path = self.path(name)
+        status, existing = _read_json(path)
+        data = _encode(fresh)
+        if status != "ok":
+            result.healed[name] = status
+        elif _comparable(existing) != _comparable(json.loads(data)):
+            claimed = _version_of(existing)
+            meta = existing.get(META)
+            same_date = name == GUARD_FILE or (
+                isinstance(meta, dict) and meta.get("as_of") == fresh[META]["as_of"])
+            if claimed == version and same_date or claimed is None:
+                result.healed[name] = "different"  # same input, other output: damage
+            else:
+                result.updated.append(name)  # built from an older log or date: expected
+        write_atomic(path, data, fsync=self.fsync)
+        result.written.append(name)
+
+    def _sweep_strays(self) -> None:
+        """Remove temp files of reconcilers that died mid-write (old enough to be no one's)."""
+        horizon = time.time() - STRAY_TEMP_AGE_S
+        for name in (GUARD_FILE, *derive.FILES):
+            prefix = temp_prefix(self.path(name))
+            with os.scandir(self.output_dir) as entries:
+                for entry in entries:
+                    if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+                        try:
+                            if entry.stat(follow_symlinks=False).st_mtime < horizon:
+                                os.unlink(entry.path)
+                        except OSError:
+                            pass  # another reconciler swept it first
+
+    @staticmethod
+    def _call(callback: Callable[..., Any], arg: Any) -> None:
+        # an alerting hook that fails (network down) must not stop the cycle's report
+        try:
+            callback(arg)
+        except Exception:
+            log.exception("callback %r failed", callback)
+
+
+def derived_violations(docs: Mapping[str, Mapping[str, Any]], config: derive.DeriveConfig) -> list[str]:
+    """Disagreements between the four derived documents of one build (empty when consistent)."""
+    p, e, r, s = (docs[n] for n in derive.FILES)
+    out = []
+    equities = {"portfolio.current_equity": p["current_equity"], "portfolio.balance": p["balance"],
+                "equity.current_equity": e["current_equity"], "risk_state.current_value": r["current_value"]}
+    if len(set(equities.values())) != 1:
+        out.append(f"current equity disagrees across files: {equities}")
+    expected = round(config.starting_capital + p["realized_pnl"], 8)
+    if abs(p["current_equity"] - expected) > 1e-6:
+        out.append(f"equity {p['current_equity']} != starting capital + realized P&L {expected}")
+    if p["winning_trades"] + p["losing_trades"] != p["total_trades"]:
+        out.append("winning_trades + losing_trades != total_trades")
+    if s["total_closed"] != p["total_trades"] or sum(v["total_trades"] for v in s["setups"].values()) != s["total_closed"]:
+        out.append("setup_performance totals disagree with portfolio total_trades")
+    for key, value in (("drawdown_percent", e["drawdown_percent"]), ("max_drawdown_pct", e["max_drawdown_pct"])):
+        if value > 0:
+            out.append(f"equity.{key} = {value} is positive")
+    if e["max_drawdown_pct"] > e["drawdown_percent"]:
+        out.append("max drawdown is smaller than the current drawdown")
+    return out
