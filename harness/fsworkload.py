@@ -1,0 +1,307 @@
+"""Small seeded workloads for the file-system fault scenarios, and how to run and observe them.
+
+A workload is one to three operations (open, partial close, update, close, reconcile) on a
+directory that already holds a durable baseline (two trades, one closed, and derived files).
+The crash-points, io-errors and power-loss scenarios all run the same workloads so their
+numbers can be compared. Every choice comes from the seed.
+
+Observed states are *normalised*: time fields (``entry_time``, ``exit_time``, ``timestamp``) are
+dropped, because two runs of the same operation differ only in the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+LOG = "trades.json"
+LOCK = "trades.json.lock"
+STATE = "state"  # derived files: <dir of the log>/state, as every scenario keeps them
+FIXED_NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)  # the reconciler's clock
+TIME_FIELDS = frozenset({"entry_time", "exit_time", "timestamp"})
+NEW_SYMBOLS = ("XRP", "LTC", "BNB", "TRX", "XLM")  # in no default correlation group
+PROBE = ("PROBE", "LONG", 10.0, 9.0, 12.0, 1.0)  # the "next call after the fault" open
+
+Op = tuple  # ("open", symbol) | ("partial", ref) | ("update", ref) | ("close", ref) | ("reconcile",)
+
+
+class LogUnreadable(Exception):
+    """The trade log on disk is not strict JSON of the expected shape (or the store refused it)."""
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """The factory of a target name (ours, a negative control, or ``module:factory``)."""
+    from harness.unsafe_durability import TARGETS
+
+    if target in TARGETS:
+        return TARGETS[target]
+    from harness.targets import resolve_target
+
+    return resolve_target(target)
+
+
+def uses_reconciler(target: str) -> bool:
+    """Reconcile steps only make sense for stores that keep our log format."""
+    return target == "tradestore" or target.startswith("unsafe-")
+
+
+def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool) -> list[list[Op]]:
+    """One workload per entry of ``sizes`` (its number of operations), from ``seed`` alone."""
+    rng = random.Random(f"{seed}:fs-workloads")
+    workloads = []
+    for n, size in enumerate(sizes):
+        ops: list[Op] = []
+        opened = False
+        closed: set[str] = set()
+        for _ in range(size):
+            kinds = ["open"] if not opened else []
+            live = [r for r in (("new",) if opened else ()) + ("base",) if r not in closed]
+            if live:
+                kinds += ["partial", "update", "close"]
+            if reconcile:
+                kinds.append("reconcile")
+            kind = rng.choice(kinds)
+            if kind == "open":
+                ops.append(("open", NEW_SYMBOLS[n % len(NEW_SYMBOLS)]))
+                opened = True
+            elif kind == "reconcile":
+                ops.append(("reconcile",))
+            else:
+                ref = rng.choice(live)
+                ops.append((kind, ref))
+                if kind == "close":
+                    closed.add(ref)
+        if reconcile and ("reconcile",) not in ops and size == max(sizes):
+            ops[-1] = ("reconcile",)  # make sure derived files are exercised by some workload
+        workloads.append(ops)
+    return workloads
+
+
+def paths(directory: str) -> tuple[str, str, str]:
+    return os.path.join(directory, LOG), os.path.join(directory, LOCK), os.path.join(directory, STATE)
+
+
+def reconcile(directory: str) -> Any:
+    """One reconcile cycle of ``directory``'s log into its ``state`` directory (fixed clock)."""
+    from tradestore import StateReconciler
+
+    log, _, state = paths(directory)
+    return StateReconciler(log, state, clock=lambda: FIXED_NOW).reconcile()
+
+
+def derived_problems(directory: str) -> dict[str, str]:
+    """Derived files that differ from a fresh rebuild of the current log (empty: healed)."""
+    from tradestore import StateReconciler
+
+    log, _, state = paths(directory)
+    return StateReconciler(log, state, clock=lambda: FIXED_NOW).verify()
+
+
+def setup_baseline(factory: Callable[..., Any], directory: str, with_reconcile: bool) -> None:
+    """Make the durable starting point: T001 ETH (closed with a win), T002 LINK (open)."""
+    os.makedirs(directory, exist_ok=True)
+    log, lock, state = paths(directory)
+    store = factory(log, lock)
+    first = store.open_trade("ETH", "LONG", 3000.0, 2900.0, 3300.0, 0.1, "Breakout", "A")
+    _check_ok(first, "baseline open ETH")
+    _check_ok(store.close_trade(first["id"], 3100.0, "TP"), "baseline close ETH")
+    _check_ok(store.open_trade("LINK", "LONG", 20.0, 19.0, 23.0, 5.0, "Pullback", "B"), "baseline open LINK")
+    if with_reconcile:
+        os.makedirs(state, exist_ok=True)
+        reconcile(directory)
+
+
+def _check_ok(value: Any, what: str) -> None:
+    if isinstance(value, dict) and "error" in value:
+        raise RuntimeError(f"{what} was rejected: {value['error']}")
+
+
+def run_op(store: Any, directory: str, op: Op, ids: dict[str, str]) -> tuple[str, Any]:
+    """Run one operation: ("ok", record) or ("fail", "Type: message").
+
+    ``ids`` maps references ("base", "new") to trade ids and is updated by an ok open.
+    """
+    kind = op[0]
+    try:
+        if kind == "reconcile":
+            result = reconcile(directory)
+            return ("ok", None) if result.ok else ("fail", f"Aborted: {result.reason}")
+        if kind == "open":
+            value = store.open_trade(op[1], "LONG", 100.0, 95.0, 110.0, 1.0, "Test", "B")
+        elif kind == "partial":
+            value = store.partial_close(ids[op[1]], 0.5, 104.0 if op[1] == "new" else 21.0, "Partial TP")
+        elif kind == "update":
+            value = store.update_trade(ids[op[1]], {"notes": "trailed", "target_price": 111.0 if op[1] == "new" else 24.0})
+        elif kind == "close":
+            value = store.close_trade(ids[op[1]], 106.0 if op[1] == "new" else 21.5, "TP hit")
+        else:
+            raise ValueError(f"unknown op {op!r}")
+    except KeyError as exc:
+        return "fail", f"NoTarget: {exc}"
+    except Exception as exc:  # every failure of the store is an outcome to check
+        return "fail", f"{type(exc).__name__}: {exc}"
+    if isinstance(value, dict) and "error" in value:
+        return "fail", f"Rejected: {value['error']}"
+    if kind == "open" and isinstance(value, dict):
+        ids["new"] = value.get("id")
+    return "ok", value
+
+
+def base_ids() -> dict[str, str]:
+    return {"base": "T002"}
+
+
+def normalise(value: Any) -> Any:
+    """``value`` without time fields (recursively), for comparing runs of the same operations."""
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items() if k not in TIME_FIELDS}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def load_state(factory: Callable[..., Any], directory: str) -> list:
+    """The normalised trades a fresh store finds in ``directory``.
+
+    Raises :class:`LogUnreadable` when the log file is not strict JSON with a list of trades,
+    or when the store refuses to read it. A missing log is an empty account.
+    """
+    log, lock, _ = paths(directory)
+    if os.path.exists(log):
+        with open(log, "rb") as f:
+            raw = f.read()
+        try:
+            doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise LogUnreadable(f"{LOG} ({len(raw)} bytes) does not parse: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
+            raise LogUnreadable(f"{LOG} parses but has no list of trades")
+    try:
+        trades = factory(log, lock).get_all_trades()
+    except Exception as exc:
+        raise LogUnreadable(f"a fresh store cannot read {LOG}: {type(exc).__name__}: {exc}") from None
+    return normalise(trades)
+
+
+def describe_loss(acked: list, found: list | None) -> list[str]:
+    """Trades of the acknowledged state that ``found`` lacks or holds in another version."""
+    found_by_id = {t.get("id"): t for t in (found or [])}
+    lost = []
+    for trade in acked:
+        have = found_by_id.get(trade.get("id"))
+        if have != trade:
+            what = "missing" if have is None else "older version"
+            lost.append(f"{trade.get('id')} {trade.get('symbol')} {trade.get('status')} ({what})")
+    return lost
+
+
+def probe(factory: Callable[..., Any], directory: str) -> str | None:
+    """Open one more trade with a fresh store; None if it worked, else why not."""
+    log, lock, _ = paths(directory)
+    try:
+        value = factory(log, lock).open_trade(*PROBE)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(value, dict) and "error" in value:
+        return f"Rejected: {value['error']}"
+    return None
+
+
+# -- running a recorded workload ------------------------------------------------------------------
+
+
+def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list[Op]) -> dict:
+    """Run ``ops`` on a copy of ``snapshot`` in ``run_dir`` recording every file-system call.
+
+    Returns ``calls`` (FsCall list), ``spans`` (per op: [first call, end) indices), ``outcomes``
+    and ``states`` (normalised trades before the first op and after each op).
+    """
+    from harness.fsfaults import FsShim
+    from harness.powerloss import materialise
+
+    materialise(*snapshot, run_dir)
+    shim = FsShim(run_dir)
+    states = [load_state(factory, run_dir)]
+    spans, outcomes = [], []
+    ids = base_ids()
+    with shim:
+        store = factory(*paths(run_dir)[:2])
+        for op in ops:
+            start = shim.count
+            outcome, _ = run_op(store, run_dir, op, ids)
+            spans.append((start, shim.count))
+            outcomes.append(outcome)
+            with shim.paused():
+                states.append(load_state(factory, run_dir))
+    return {"calls": shim.calls, "spans": spans, "outcomes": outcomes, "states": states}
+
+
+def allowed_after_calls(spans: list[tuple[int, int]], states: list, done: int) -> tuple[int, list]:
+    """After the first ``done`` calls: (ops fully done, allowed states).
+
+    An op whose calls all ran counts as acknowledged (it has no file-system work left); an op
+    with some calls run may be before or after; an op none of whose calls ran is before.
+    """
+    finished = sum(1 for _, end in spans if end <= done)
+    allowed = [states[finished]]
+    if finished < len(spans) and spans[finished][0] < done:
+        allowed.append(states[finished + 1])
+    return finished, allowed
+
+
+def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], None], timeout: float = 600.0) -> dict:
+    """Run ``func(*args, report)`` in a spawned process; relay its progress; return its result.
+
+    ``report(kind, payload)`` sends ("progress", text) or ("result", dict). A worker that dies
+    without a result raises RuntimeError naming its exit code.
+    """
+    import multiprocess
+
+    mp = multiprocess.get_context("spawn")
+    queue = mp.Queue()
+    proc = mp.Process(target=_worker_main, args=(func, args, queue), daemon=True)
+    proc.start()
+    result = None
+    try:
+        while result is None:
+            try:
+                kind, payload = queue.get(timeout=timeout)
+            except Exception:
+                raise RuntimeError(f"worker {func.__name__} sent nothing for {timeout:.0f} s "
+                                   f"(exit code {proc.exitcode})") from None
+            if kind == "progress":
+                progress(payload)
+            elif kind == "error":
+                raise RuntimeError(f"worker {func.__name__} failed:\n{payload}")
+            else:
+                result = payload
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+    return result
+
+
+def _worker_main(func: Callable[..., dict], args: tuple, queue: Any) -> None:
+    import logging
+    import traceback
+
+    # Healing after an injected crash is expected here; the library's warnings would be noise.
+    logging.getLogger("tradestore").addHandler(logging.NullHandler())
+    logging.getLogger("tradestore").propagate = False
+
+    def report(kind: str, payload: Any) -> None:
+        queue.put((kind, payload))
+
+    try:
+        report("result", func(*args, report))
+    except BaseException:
+        report("error", traceback.format_exc())

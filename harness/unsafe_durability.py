@@ -1,0 +1,89 @@
+"""Negative controls for durability: stores that are atomic but not durable.
+
+Both pass every kill test (a killed process leaves the page cache, so a rename without fsync
+still looks complete), and both lose acknowledged trades when the power goes. The power-loss
+scenario must catch each of them, every time, naming the lost trade:
+
+- ``unsafe-no-fsync``: temp file + rename + directory fsync, but the temp file's data is never
+  fsynced: after a power cut the new name can point to an empty or torn file;
+- ``unsafe-no-dir-fsync``: the data is fsynced, but the directory is not after the rename: after
+  a power cut the rename can be undone and the log is the previous version.
+
+Each is :class:`tradestore.TradeStore` with one step of the atomic write protocol removed; the
+rest (lock, checks, integrity, temp naming, backup) is the library's own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from tradestore import IntegrityError, TradeStore, atomic, integrity
+
+
+def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool, keep_backup: bool) -> None:
+    """The protocol of :func:`tradestore.atomic.write_atomic` with fsync steps optionally skipped."""
+    directory = os.path.dirname(path) or "."
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        exists = True
+    except FileNotFoundError:
+        mode, exists = 0o644, False
+    prefix = os.path.join(directory, atomic.temp_prefix(path))
+    temp = prefix + secrets.token_hex(6) + atomic.TEMP_SUFFIX
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if file_fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if keep_backup and exists:
+        backup_temp = prefix + secrets.token_hex(6) + atomic.TEMP_SUFFIX
+        os.link(path, backup_temp)
+        os.replace(backup_temp, atomic.backup_path(path))
+    os.replace(temp, path)
+    if dir_fsync:
+        atomic.fsync_directory(directory)
+
+
+class _SkippingStore(TradeStore):
+    """TradeStore whose commit writes with :func:`write_skipping` (one fsync step removed)."""
+
+    FILE_FSYNC = True
+    DIR_FSYNC = True
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        problems = integrity.new_violations(open_symbols_before, ledger, ledger.changed)
+        if problems:
+            self._report(problems)
+            raise IntegrityError(problems)
+        write_skipping(self.trade_log, ledger.to_json(), file_fsync=self.FILE_FSYNC,
+                       dir_fsync=self.DIR_FSYNC, keep_backup=self.keep_backup)
+        ledger.mark_clean()
+        self._cache = None  # re-read next time: simpler than tracking the file identity
+
+
+class NoFsyncStore(_SkippingStore):
+    """Renames a temp file whose data was never fsynced (the directory is fsynced)."""
+
+    FILE_FSYNC = False
+
+
+class NoDirFsyncStore(_SkippingStore):
+    """Fsyncs the data but never the directory after the rename."""
+
+    DIR_FSYNC = False
+
+
+def no_fsync(trade_log, lock_file=None, **limits):
+    return NoFsyncStore(trade_log, lock_file, **limits)
+
+
+def no_dir_fsync(trade_log, lock_file=None, **limits):
+    return NoDirFsyncStore(trade_log, lock_file, **limits)
+
+
+TARGETS = {"unsafe-no-fsync": no_fsync, "unsafe-no-dir-fsync": no_dir_fsync}
