@@ -34,6 +34,7 @@ PROTECTED_FIELDS = frozenset(
         "r_multiple", "status", "partial_exits", "lessons",
     }
 )
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _ID_PATTERN = re.compile(r"^T(\d+)$")
 _MAX_TEXT = 10_000
 
@@ -146,6 +147,7 @@ class Ledger:
         self.extra = dict(extra or {})  # unknown top-level keys, preserved
         self._index = {t["id"]: t for t in self.trades}
         self._cache: dict[str, Any] = {}
+        self._encoded: dict[int, tuple[dict, bytes]] = {}  # id(record) -> (record, its JSON)
         self.changed: set[str] = set()  # ids touched since the last mark_clean()
 
     # -- loading and saving -------------------------------------------------------------
@@ -160,8 +162,27 @@ class Ledger:
         return {"schema": SCHEMA, "next_id": self.next_id, **self.extra, "trades": self.trades}
 
     def to_json(self) -> bytes:
-        """Compact strict JSON; raises ValueError rather than write NaN or Infinity."""
-        return json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False).encode()
+        """Compact strict JSON; raises ValueError rather than write NaN or Infinity.
+
+        Byte for byte ``json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False)``.
+        """
+        # Encoding is most of a write's CPU on a long history, and CLOSED records never change
+        # (every operation needs an OPEN trade and calls _touch), so their encodings are kept
+        # between writes: a write encodes only the open and touched trades. Keyed by the record
+        # object, not its id, so a damaged log with a repeated id cannot mix two records up.
+        encoded = self._encoded
+        parts = []
+        for trade in self.trades:
+            entry = encoded.get(id(trade))
+            if entry is not None and entry[0] is trade:
+                parts.append(entry[1])
+                continue
+            text = _ENCODER.encode(trade).encode()
+            if trade.get("status") == CLOSED:
+                encoded[id(trade)] = (trade, text)
+            parts.append(text)
+        head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
+        return head[:-1] + b',"trades":[' + b",".join(parts) + b"]}"
 
     def copy(self) -> Ledger:
         return Ledger(copy.deepcopy(self.trades), self.next_id, copy.deepcopy(self.extra))
@@ -172,6 +193,9 @@ class Ledger:
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
         self._cache.clear()
+        trade = self._index.get(trade_id)
+        if trade is not None:
+            self._encoded.pop(id(trade), None)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -209,16 +233,14 @@ class Ledger:
     def closed_trades_of(self, symbol: str) -> list[dict]:
         """CLOSED trades of ``symbol`` ordered by exit time (then id)."""
         symbol = symbol.strip().upper()
-        by_symbol = self._cached("closed_by_symbol", self._closed_by_symbol)
-        return by_symbol.get(symbol, [])
 
-    def _closed_by_symbol(self) -> dict[str, list[dict]]:
-        groups: dict[str, list[dict]] = {}
-        for trade in self.closed_trades():
-            groups.setdefault(trade["symbol"].strip().upper(), []).append(trade)
-        for trades in groups.values():
+        # Only the one symbol: every write clears the cache, and grouping and sorting every
+        # symbol's whole history again was the largest cost of an open on a long log.
+        def compute() -> list[dict]:
+            trades = [t for t in self.closed_trades() if t["symbol"].strip().upper() == symbol]
             trades.sort(key=lambda t: (t.get("exit_time") or "", id_number(t["id"])))
-        return groups
+            return trades
+        return self._cached("closed_of:" + symbol, compute)
 
     @staticmethod
     def initial_risk(trade: Mapping) -> float:
