@@ -93,9 +93,21 @@ def count_trades(impl: str, path: str) -> int:
 
 
 def _rss_kib() -> int:
-    # ru_maxrss is KiB on Linux and bytes on macOS.
+    """Peak resident memory of this process so far, in KiB.
+
+    On Linux this is VmHWM of /proc/self/status: ru_maxrss survives execve, so a spawned
+    worker would report its parent's peak (the benchmark process, which holds the histories)
+    instead of its own. Elsewhere it is getrusage's ru_maxrss.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss // 1024 if sys.platform == "darwin" else rss
+    return rss // 1024 if sys.platform == "darwin" else rss  # bytes on macOS, KiB on Linux
 
 
 def _writer(impl, path, wid, max_cycles, duration, barrier, out_q):
@@ -458,6 +470,10 @@ def main(argv=None) -> int:
                     help="smoke size (histories of 100 and 1,000, 1 and 2 writers, one repeat); seconds")
     ap.add_argument("--repeat", type=int, help="repeats per cell (default 3; --quick: 1)")
     ap.add_argument("--duration", type=float, help="seconds each write cell runs (default 1.0)")
+    ap.add_argument("--sizes", type=lambda v: tuple(int(x) for x in v.split(",")), metavar="N,N",
+                    help="history sizes of the write cells (default 100,1000,10000)")
+    ap.add_argument("--writers", type=lambda v: tuple(int(x) for x in v.split(",")), metavar="N,N",
+                    help="competing writer processes (default 1,2,4; at most %d)" % len(WORKER_SYMBOLS))
     ap.add_argument("--json", metavar="FILE", help="also write every raw figure to FILE as JSON")
     ap.add_argument("--dir", metavar="DIR",
                     help="where to put the files (default: a temporary directory, removed after); "
@@ -480,6 +496,14 @@ def main(argv=None) -> int:
         cfg["repeat"] = args.repeat
     if args.duration is not None:
         cfg["duration"] = args.duration
+    if args.sizes:
+        cfg["sizes"] = args.sizes
+        if cfg["rss_size"] not in args.sizes:
+            cfg["rss_size"] = max(args.sizes)
+    if args.writers:
+        if max(args.writers) > len(WORKER_SYMBOLS) or min(args.writers) < 1:
+            ap.error(f"--writers must be between 1 and {len(WORKER_SYMBOLS)}")
+        cfg["writers"] = args.writers
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
 
     workdir = args.dir or tempfile.mkdtemp(prefix="tradestore-bench-")
