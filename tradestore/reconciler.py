@@ -179,6 +179,7 @@ def _comparable(doc: Any) -> Any:
         return doc
     doc = copy.copy(doc)
     doc.pop("last_updated", None)
+    doc.pop("generated_at", None)  # the guard record keeps its time at the top level
     if isinstance(doc.get(META), dict):
         doc[META] = {k: v for k, v in doc[META].items() if k != "generated_at"}
     return doc
@@ -415,3 +416,57 @@ def derived_violations(docs: Mapping[str, Mapping[str, Any]], config: derive.Der
     if e["max_drawdown_pct"] > e["drawdown_percent"]:
         out.append("max drawdown is smaller than the current drawdown")
     return out
+
+
+# --------------------------------------------------------------------------- command line runs
+# The CLI (tradestore.cli) only parses arguments and calls these.
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_once(reconciler: StateReconciler, *, as_json: bool = False, emit: Callable[[str], Any] = print) -> int:
+    """One cycle, one line (or a JSON object) out. Exit status: 0 written, 1 aborted."""
+    result = reconciler.reconcile()
+    if as_json:
+        emit(json.dumps({"written": result.written, "healed": result.healed, "updated": result.updated,
+                         "aborted": result.aborted, "reason": result.reason,
+                         "source": result.source.as_dict() if result.source else None,
+                         "violations": result.violations, "elapsed_s": round(result.elapsed_s, 6)}))
+    else:
+        emit(f"{_stamp()} reconcile {reconciler.output_dir}: {result.summary()}")
+    return 1 if result.aborted else 0
+
+
+def run_every(reconciler: StateReconciler, seconds: float, stop: Any, *, as_json: bool = False,
+              emit: Callable[[str], Any] = print) -> int:
+    """Reconcile every ``seconds`` until ``stop`` (a threading.Event) is set; one line per cycle.
+
+    An aborted cycle is reported and the loop goes on (the next cycle may find the log
+    repaired). A cycle that raises (e.g. the disk is full) is reported the same way. Returns 0
+    after a clean stop, so a supervisor can tell a stop from a crash.
+    """
+    cycles = 0
+    while not stop.is_set():
+        cycles += 1
+        try:
+            run_once(reconciler, as_json=as_json, emit=emit)
+        except OSError as exc:
+            log.error("reconcile cycle failed: %s", exc)
+            emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
+        stop.wait(seconds)  # returns at once when a signal sets the event
+    emit(f"{_stamp()} reconcile stopped after {cycles} cycles")
+    return 0
+
+
+def verify_report(reconciler: StateReconciler, *, emit: Callable[[str], Any] = print) -> int:
+    """Name every derived file that differs from a fresh rebuild. Exit status 1 if any."""
+    problems = reconciler.verify()
+    for name, why in problems.items():
+        emit(f"derived: {reconciler.path(name)} {why} (differs from a fresh rebuild)")
+    if problems:
+        emit(f"{reconciler.output_dir}: {len(problems)} derived file(s) differ; run `tradestore reconcile --out {reconciler.output_dir}`")
+        return 1
+    emit(f"{reconciler.output_dir}: derived files ok")
+    return 0
