@@ -199,7 +199,34 @@ def cmd_verify(store: TradeStore, args: argparse.Namespace) -> int:
         print(f"{store.trade_log}: {len(problems)} integrity violation(s)")
         return 1
     print(f"{store.trade_log}: ok ({len(store.get_all_trades())} trades)")
+    if args.out is not None:
+        from .reconciler import verify_report
+
+        return verify_report(_reconciler(store, args))
     return 0
+
+
+def _reconciler(store: TradeStore, args: argparse.Namespace):
+    from .reconciler import StateReconciler
+
+    return StateReconciler(store.trade_log, args.out, starting_capital=store.limits.starting_capital,
+                           fsync=not args.no_fsync)
+
+
+def cmd_reconcile(store: TradeStore, args: argparse.Namespace) -> int:
+    from . import reconciler
+
+    rec = _reconciler(store, args)
+    if args.every is None:
+        return reconciler.run_once(rec, as_json=args.json)
+    import signal
+    import threading
+
+    stop = threading.Event()  # set by SIGTERM or Ctrl-C; the loop finishes its cycle and exits 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return reconciler.run_every(rec, args.every, stop, as_json=args.json,
+                                emit=lambda line: print(line, flush=True))
 
 
 def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:
@@ -264,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("update", cmd_update, "change stop, target, notes, grade or setup of an open trade")
     p.add_argument("trade_id")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="repeatable")
-    add("verify", cmd_verify, "check every integrity invariant of the log (exit 1 on violations)")
+    p = add("verify", cmd_verify, "check every integrity invariant of the log (exit 1 on violations)")
+    p.add_argument("--out", metavar="DIR", help="also check the derived files in DIR against a fresh rebuild")
+    p = add("reconcile", cmd_reconcile, "rebuild the derived files from the log (exit 1 if the guard aborts)")
+    p.add_argument("--out", metavar="DIR", default="state", help="output directory (default: state)")
+    p.add_argument("--every", metavar="SECONDS", type=float,
+                   help="repeat every SECONDS, one line per cycle, until SIGTERM or Ctrl-C")
     p = add("recover", cmd_recover, "restore an unreadable log from its backup, after validating the backup")
     p.add_argument("--force", action="store_true", help="restore even if the log is readable")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
