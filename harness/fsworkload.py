@@ -56,12 +56,12 @@ def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool) -> list[l
         ops: list[Op] = []
         opened = False
         closed: set[str] = set()
-        for _ in range(size):
+        for step in range(size):
             kinds = ["open"] if not opened else []
             live = [r for r in (("new",) if opened else ()) + ("base",) if r not in closed]
             if live:
                 kinds += ["partial", "update", "close"]
-            if reconcile:
+            if reconcile and step > 0:  # the first op always writes the log: every workload can lose a trade
                 kinds.append("reconcile")
             kind = rng.choice(kinds)
             if kind == "open":
@@ -74,7 +74,7 @@ def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool) -> list[l
                 ops.append((kind, ref))
                 if kind == "close":
                     closed.add(ref)
-        if reconcile and ("reconcile",) not in ops and size == max(sizes):
+        if reconcile and ("reconcile",) not in ops and size == max(sizes) and size > 1:
             ops[-1] = ("reconcile",)  # make sure derived files are exercised by some workload
         workloads.append(ops)
     return workloads
@@ -212,6 +212,33 @@ def probe(factory: Callable[..., Any], directory: str) -> str | None:
     if isinstance(value, dict) and "error" in value:
         return f"Rejected: {value['error']}"
     return None
+
+
+class Findings:
+    """Violations grouped by property, so that a thousand bad states make one readable line each."""
+
+    def __init__(self, examples: int = 3) -> None:
+        self.examples = examples
+        self.by_prop: dict[str, list[str]] = {}
+        self._first: dict[str, int] = {}
+
+    def add(self, prop: str, detail: str, first: bool = False) -> None:
+        """Keep ``detail``; with ``first`` it goes before earlier ordinary ones (a clearer example)."""
+        details = self.by_prop.setdefault(prop, [])
+        if first:
+            details.insert(self._first.get(prop, 0), detail)
+            self._first[prop] = self._first.get(prop, 0) + 1
+        else:
+            details.append(detail)
+
+    def as_list(self) -> list[tuple[str, str]]:
+        """One (property, detail) per property: the count and the first few examples."""
+        out = []
+        for prop, details in self.by_prop.items():
+            shown = "; ".join(details[: self.examples])
+            more = f" (and {len(details) - self.examples} more)" if len(details) > self.examples else ""
+            out.append((prop, f"{len(details)} case(s): {shown}{more}"))
+        return out
 
 
 # -- running a recorded workload ------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""power-loss: every disk a power cut could leave must load with every acknowledged trade.
+
+A kill keeps the page cache, so it cannot catch a missing fsync; this scenario can. Each
+workload (one to three operations, some reconciling) runs once with every file-system call
+recorded; :class:`harness.powerloss.DiskModel` then replays the calls and, before and after
+every call, lists the disks a power cut could leave (unsynced data dropped, torn at a sector or
+kept; unsynced name changes undone or kept, in order). Each distinct disk is materialised in a
+directory and opened with a fresh store, which must find:
+
+- a log that parses (``log-parses``),
+- every operation whose calls had all run (acknowledged) present (``ack-durable``; the
+  violation names the lost trades),
+- exactly the state before or after the operation that was running (``state-before-or-after``),
+- and, where the workload reconciles, derived files that one reconcile brings back to a fresh
+  rebuild (``derived-heals``): whatever the cut left in the output directory.
+
+The negative controls ``unsafe-no-fsync`` and ``unsafe-no-dir-fsync`` fail here every time:
+every workload's first operation writes the log, and the state right after it returns already
+has the unsynced data dropped (no-fsync) or the unsynced rename undone (no-dir-fsync).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+
+from harness import fsworkload as fw
+from harness.context import ScenarioContext
+from harness.result import ScenarioResult
+
+NAME = "power-loss"
+DESCRIPTION = "every disk state a power cut could leave loads with all acknowledged trades"
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    started = time.perf_counter()
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    sizes = (1, 2, 3) if ctx.quick else (1, 2, 3, 3, 3, 2, 3, 1)
+    cap = 12 if ctx.quick else 64
+    workloads = fw.make_workloads(ctx.seed, sizes, fw.uses_reconciler(ctx.target))
+    report = fw.in_worker(power_worker, (ctx.target, str(ctx.workdir), workloads, ctx.seed, cap), ctx.progress)
+    for prop, detail in report["violations"]:
+        result.violate(prop, detail)
+    result.states_checked = report["states_checked"]
+    result.crash_points = report["cuts"]
+    result.invoked = report["invoked"]
+    result.ok = report["ok"]
+    result.rejected = report["rejected"]
+    result.notes.extend(report["notes"])
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, report) -> dict:
+    """In a spawned worker: record each workload, then check every power-cut state of it."""
+    from harness.powerloss import DiskModel, snapshot_dir
+
+    factory = fw.resolve(target)
+    rng = random.Random(f"{seed}:power-loss")
+    findings = fw.Findings()
+    out = {"states_checked": 0, "cuts": 0, "unique": 0, "invoked": 0, "ok": 0, "rejected": 0, "notes": []}
+    for w, ops in enumerate(workloads):
+        wdir = os.path.join(root, f"w{w}")
+        has_reconcile = ("reconcile",) in ops
+        fw.setup_baseline(factory, os.path.join(wdir, "base"), has_reconcile)
+        snapshot = snapshot_dir(os.path.join(wdir, "base"))
+        rec_dir = os.path.join(wdir, "rec")
+        rec = fw.record(factory, rec_dir, snapshot, ops)
+        out["invoked"] += len(ops)
+        out["ok"] += rec["outcomes"].count("ok")
+        out["rejected"] += len(ops) - rec["outcomes"].count("ok")
+        model = DiskModel(rec_dir, *snapshot)
+        verdicts: dict[tuple, tuple] = {}  # distinct disk -> what a fresh store made of it
+        calls = rec["calls"]
+        before = out["states_checked"]
+        for done in range(len(calls) + 1):
+            if done:
+                model.apply(calls[done - 1])
+            finished, allowed = fw.allowed_after_calls(rec["spans"], rec["states"], done)
+            moment = f"cut after {done} calls" + (f" (last: {calls[done - 1].describe()})" if done else "")
+            out["cuts"] += 1
+            for state in model.crash_states(rng, cap):
+                key = state.key()
+                if key not in verdicts:
+                    verdicts[key] = _examine(factory, os.path.join(wdir, "pl"), state, snapshot[1], has_reconcile)
+                out["states_checked"] += 1
+                _judge(findings, f"workload {w} {ops}, {moment}, {state.label}", verdicts[key],
+                       rec["states"][finished], allowed, rec["states"][0])
+        out["unique"] += len(verdicts)
+        report("progress", f"power-loss: workload {w + 1}/{len(workloads)} {ops}: {len(calls) + 1} cuts, "
+                           f"{out['states_checked'] - before} states ({len(verdicts)} distinct)")
+    out["violations"] = findings.as_list()
+    out["notes"].append(f"{out['states_checked']} power-cut states checked at {out['cuts']} cut points "
+                        f"({out['unique']} distinct disks materialised)")
+    return out
+
+
+def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> tuple:
+    """Materialise one disk and open it fresh: (trades or None, load error, derived problem)."""
+    from harness.powerloss import materialise
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    materialise(state.files, dirs, scratch)
+    try:
+        try:
+            found = fw.load_state(factory, scratch)
+        except fw.LogUnreadable as exc:
+            return None, str(exc), None
+        derived = None
+        if has_reconcile:
+            healed = fw.reconcile(scratch)
+            problems = fw.derived_problems(scratch)
+            if not healed.ok or problems:
+                derived = (f"the reconcile aborted ({healed.reason})" if not healed.ok
+                           else f"one reconcile left {problems}")
+        return found, None, derived
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _judge(findings: "fw.Findings", where: str, verdict: tuple, acked: list, allowed: list, baseline: list) -> None:
+    found, error, derived = verdict
+    # Cases that lose what the workload itself acknowledged are listed first: they name the trade.
+    workload_acked = bool(fw.describe_loss(acked, baseline))
+    if error is not None:
+        lost = fw.describe_loss(acked, None)
+        findings.add("log-parses", f"{where}: {error}; acknowledged trades unreadable: {', '.join(lost)}",
+                     first=workload_acked)
+        return
+    if found not in allowed:
+        lost = fw.describe_loss(acked, found)
+        if lost:
+            findings.add("ack-durable", f"{where}: lost {', '.join(lost)}", first=workload_acked)
+        else:
+            findings.add("state-before-or-after", f"{where}: {len(found)} trades, neither before nor after")
+    if derived is not None:
+        findings.add("derived-heals", f"{where}: {derived}")
