@@ -365,10 +365,15 @@ class StateReconciler:
             meta = existing.get(META)
             same_date = name == GUARD_FILE or (
                 isinstance(meta, dict) and meta.get("as_of") == fresh[META]["as_of"])
-            if claimed == version and same_date or claimed is None:
-                result.healed[name] = "different"  # same input, other output: damage
+            # Damage: no valid header; or built from these very log bytes on this date yet not
+            # equal to the rebuild; or claiming a log newer than the one on disk. Otherwise the
+            # file is merely stale (an older log or an earlier date), which is no damage.
+            if (claimed is None
+                    or (claimed.sha256 == version.sha256 and (same_date or claimed != version))
+                    or claimed.trade_count > version.trade_count or claimed.next_id > version.next_id):
+                result.healed[name] = "different"
             else:
-                result.updated.append(name)  # built from an older log or date: expected
+                result.updated.append(name)
         write_atomic(path, data, fsync=self.fsync)
         result.written.append(name)
 
