@@ -1,0 +1,1 @@
+"""Chaos campaigns against trade stores: ``python -m chaos --help``."""

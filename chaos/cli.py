@@ -1,0 +1,180 @@
+"""``python -m chaos``: run the chaos campaign and print a verdict.
+
+Exit status: 0 every check held, 1 a property was violated (or, with ``--controls``, a
+negative control escaped), 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import random
+import sys
+
+from chaos import report, scenarios
+from chaos.campaign import Campaign
+from harness.targets import DEFAULT, TargetError, controls, registry, resolve_target
+
+EPILOG = """\
+examples:
+  python -m chaos                          default campaign against tradestore
+  python -m chaos --quick --seed 7         CI size, reproducible schedule
+  python -m chaos --target unsafe-no-lock  watch a broken store get caught
+  python -m chaos --target mybot.store:make_store --report out/
+  python -m chaos --controls --quick       prove the prover: every negative control is caught
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m chaos",
+        description="Run competing writer processes, kills and file corruption against a trade "
+                    "store and check that no acknowledged trade is lost, no cap is exceeded, and "
+                    "the log and derived files stay valid.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--list", action="store_true", help="list scenarios and targets, then exit")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="run only this scenario (repeatable; default: all)")
+    p.add_argument("--target", default=DEFAULT, metavar="NAME",
+                   help=f"store to test: a target name (see --list) or module:factory (default {DEFAULT})")
+    p.add_argument("--seed", type=int, help="seed of every random choice (default: a fresh one, printed)")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="length of each time-driven scenario (kill-storm, writers under reconcile, ...)")
+    p.add_argument("--writers", type=int, default=3, metavar="N", help="competing writer processes (default 3)")
+    p.add_argument("--quick", action="store_true", help="the CI size: fewer rounds, shorter storms")
+    p.add_argument("--report", type=pathlib.Path, metavar="DIR",
+                   help="write report.json and report.html (with lock/ops/kill timelines) to DIR")
+    p.add_argument("--controls", action="store_true",
+                   help="run the campaign against every negative control instead; fails if any escapes")
+    p.add_argument("--keep", type=pathlib.Path, metavar="DIR",
+                   help="keep every scenario's working files (logs, histories) in DIR")
+    return p
+
+
+def _list() -> int:
+    available = scenarios.available()
+    print("scenarios:")
+    for name, module in available.items():
+        print(f"  {name:24} {module.DESCRIPTION}")
+    for module_name, why in scenarios.missing().items():
+        print(f"  ({module_name}: not available: {why})")
+    print("targets:")
+    for name, factory in registry().items():
+        doc = (factory.__doc__ or "").strip().splitlines()
+        print(f"  {name:26} {doc[0] if doc and name != DEFAULT else 'tradestore.TradeStore (ours)'}")
+    print("  module:factory             your own store: factory(trade_log, lock_file, **limits)")
+    return 0
+
+
+def _select(names: list[str] | None) -> dict:
+    available = scenarios.available()
+    if not names:
+        return available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"unknown scenario {', '.join(unknown)}; known: {', '.join(available)}")
+    return {n: available[n] for n in names}
+
+
+def _campaign(args, chosen: dict, target: str, seed: int, progress=print) -> Campaign:
+    keep = args.keep / target.replace(":", "_") if args.keep else None
+    campaign = Campaign(chosen, target, seed, quick=args.quick, duration=args.duration,
+                        writers=args.writers, progress=progress, keep=keep)
+    campaign.run()
+    return campaign
+
+
+def _reproduce(target: str, seed: int, quick: bool, names: list[str]) -> str:
+    parts = ["python -m chaos", f"--seed {seed}"]
+    if target != DEFAULT:
+        parts.append(f"--target {target}")
+    parts += [f"--scenario {n}" for n in names]
+    if quick:
+        parts.append("--quick")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.list:
+        return _list()
+    if args.writers < 2:
+        p.error("--writers must be at least 2: races need competitors")
+    if args.duration is not None and args.duration <= 0:
+        p.error("--duration must be positive")
+    try:
+        chosen = _select(args.scenario)
+        resolve_target(args.target)
+    except SystemExit as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    progress = lambda line: print(line, flush=True)  # noqa: E731
+    if args.controls:
+        return _run_controls(args, chosen, seed)
+    print(f"chaos campaign: target {args.target}, seed {seed}, {len(chosen)} scenarios"
+          f"{' (quick)' if args.quick else ''}", flush=True)
+    campaign = _campaign(args, chosen, args.target, seed, progress)
+    print()
+    print(report.table(campaign.results))
+    print()
+    violated = campaign.violated()
+    if campaign.passed:
+        verdict = f"PASS: every property held ({len(campaign.results)} scenarios, {campaign.elapsed_s:.1f} s, seed {seed})"
+    else:
+        failing = [r.scenario for r in campaign.results if not r.passed]
+        verdict = (f"FAIL: {', '.join(violated)} violated (seed {seed}); reproduce with: "
+                   f"{_reproduce(args.target, seed, args.quick, failing)}")
+        for r in campaign.results:
+            for v in r.violations[:3]:
+                print(f"  {r.scenario}: {v.property}: {v.detail}")
+            if len(r.violations) > 3:
+                print(f"  {r.scenario}: ... and {len(r.violations) - 3} more")
+        print()
+    print(verdict, flush=True)
+    if args.report:
+        _write_report(args.report, campaign, seed, verdict)
+    return 0 if campaign.passed else 1
+
+
+def _write_report(directory: pathlib.Path, campaign: Campaign, seed: int, verdict: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = {"target": campaign.target, "seed": seed, "quick": campaign.quick, "verdict": verdict,
+               "passed": campaign.passed, "violated": campaign.violated(), "elapsed_s": campaign.elapsed_s}
+    report.write_json(directory / "report.json", summary, campaign.results, campaign.timelines)
+    report.write_html(directory / "report.html", summary, campaign.results, campaign.timelines)
+    print(f"report: {directory / 'report.json'}, {directory / 'report.html'}")
+
+
+def _run_controls(args, chosen: dict, seed: int) -> int:
+    """Prove the prover: every negative control must violate at least one property."""
+    names = controls()
+    print(f"negative controls: {len(names)} broken stores, seed {seed}; each must be caught", flush=True)
+    escaped, summary = [], []
+    for name in names:
+        print(f"-- {name}", flush=True)
+        campaign = _campaign(args, chosen, name, seed, progress=lambda line: print("   " + line, flush=True))
+        caught = campaign.violated()
+        summary.append({"target": name, "caught": bool(caught), "properties": caught,
+                        "elapsed_s": campaign.elapsed_s})
+        if not caught:
+            escaped.append(name)
+    print()
+    width = max(len(n) for n in names)
+    for row in summary:
+        state = "caught   " if row["caught"] else "ESCAPED  "
+        print(f"{row['target']:{width}}  {state}{', '.join(row['properties'])}")
+    print()
+    if args.report:
+        args.report.mkdir(parents=True, exist_ok=True)
+        (args.report / "controls.json").write_text(json.dumps({"seed": seed, "controls": summary}, indent=1))
+    if escaped:
+        print(f"FAIL: {', '.join(escaped)} escaped every check (seed {seed})")
+        return 1
+    print(f"PASS: all {len(names)} negative controls were caught (seed {seed})")
+    return 0

@@ -1,0 +1,106 @@
+"""Campaign reports: the verdict table for the terminal, and JSON + HTML files for people.
+
+The HTML page draws, per scenario, one SVG timeline with a lane per process: a filled bar
+for every interval the process held the lock (so overlapping critical sections would be
+visible at once), a thin tick for every operation (green ok, grey rejected, orange unknown)
+and a red cross for every kill.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import pathlib
+from typing import Iterable
+
+from harness.result import ScenarioResult
+
+COLUMNS = ("scenario", "invoked", "ok", "rejected", "unknown", "kills", "crash pts",
+           "corrupt inj/healed", "states", "violations", "time")
+
+
+def _row(r: ScenarioResult) -> list[str]:
+    violations = ", ".join(sorted({v.property for v in r.violations})) or "-"
+    return [r.scenario, str(r.invoked), str(r.ok), str(r.rejected), str(r.unknown), str(r.kills),
+            str(r.crash_points), f"{r.corruptions_injected}/{r.corruptions_healed}",
+            str(r.states_checked), violations, f"{r.elapsed_s:.1f}s"]
+
+
+def table(results: Iterable[ScenarioResult]) -> str:
+    """A plain-text verdict table, one row per scenario."""
+    rows = [list(COLUMNS)] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(w) if i in (0, 9) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(path: pathlib.Path, summary: dict, results: list[ScenarioResult], timelines: dict) -> None:
+    doc = dict(summary, scenarios=[dict(r.to_dict(), timeline=timelines.get(r.scenario)) for r in results])
+    path.write_text(json.dumps(doc, indent=1, default=repr) + "\n", encoding="utf-8")
+
+
+_COLORS = {"ok": "#2e9e44", "fail": "#9a9a9a", "unknown": "#f08c00"}
+
+
+def svg_timeline(data: dict, width: int = 1100, lane_h: int = 22) -> str:
+    """One SVG: a lane per process with lock holds, operations and kills."""
+    lanes = data.get("lanes") or []
+    span = max(data.get("t1") or 0.0, 1e-6)
+    left = 170
+    scale = (width - left - 10) / span
+    height = lane_h * len(lanes) + 24
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="monospace" font-size="11">']
+    for n, lane in enumerate(lanes):
+        y = n * lane_h
+        label = html.escape(f"{lane['worker']} {lane['pid']}")
+        parts.append(f'<text x="2" y="{y + 14}">{label}</text>')
+        parts.append(f'<line x1="{left}" y1="{y + lane_h - 2}" x2="{width - 10}" y2="{y + lane_h - 2}" stroke="#eee"/>')
+        for start, end in lane["locks"]:
+            w = max((end - start) * scale, 0.8)
+            parts.append(f'<rect x="{left + start * scale:.2f}" y="{y + 3}" width="{w:.2f}" height="{lane_h - 8}" '
+                         f'fill="#3b6fd4" fill-opacity="0.55"><title>lock held {start:.4f}s to {end:.4f}s</title></rect>')
+        for start, end, f, outcome in lane["ops"]:
+            x1, x2 = left + start * scale, left + max(end * scale, start * scale + 1)
+            color = _COLORS.get(outcome, "#000")
+            parts.append(f'<line x1="{x1:.2f}" y1="{y + lane_h - 4}" x2="{x2:.2f}" y2="{y + lane_h - 4}" '
+                         f'stroke="{color}" stroke-width="3"><title>{html.escape(f)} {outcome} '
+                         f'{start:.4f}s to {end:.4f}s</title></line>')
+        for t in lane["kills"]:
+            x = left + t * scale
+            parts.append(f'<text x="{x - 4:.2f}" y="{y + 15}" fill="#d00" font-weight="bold">'
+                         f'x<title>SIGKILL at {t:.4f}s</title></text>')
+    axis_y = lane_h * len(lanes) + 16
+    parts.append(f'<text x="{left}" y="{axis_y}">0 s</text>')
+    parts.append(f'<text x="{width - 80}" y="{axis_y}">{span:.3f} s</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def write_html(path: pathlib.Path, summary: dict, results: list[ScenarioResult], timelines: dict) -> None:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _row(r)) + "</tr>" for r in results)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    sections = []
+    for r in results:
+        violations = "".join(f"<li><b>{html.escape(v.property)}</b>: {html.escape(v.detail)}</li>"
+                             for v in r.violations[:50])
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
+        sections.append(
+            f"<h2>{html.escape(r.scenario)} {'passed' if r.passed else 'FAILED'}</h2>"
+            f"<ul>{violations}{notes}</ul>{svg_timeline(timelines.get(r.scenario) or {})}")
+    verdict = html.escape(summary["verdict"])
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>chaos report</title>
+<style>body{{font-family:sans-serif;margin:1em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace}}</style>
+</head><body><h1>{verdict}</h1>
+<p>target <b>{html.escape(summary['target'])}</b>, seed <b>{summary['seed']}</b>,
+{summary['elapsed_s']:.1f} s. Lanes are processes; blue bars are lock-hold intervals (they must never
+overlap across lanes), ticks are operations (green ok, grey rejected, orange unknown), red x are kills.</p>
+<table><tr>{head}</tr>{rows}</table>{''.join(sections)}</body></html>
+"""
+    path.write_text(page, encoding="utf-8")

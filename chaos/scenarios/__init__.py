@@ -1,0 +1,49 @@
+"""The registry of chaos scenarios, in the order the default campaign runs them.
+
+A scenario is a module here defining ``NAME`` (kebab-case), ``DESCRIPTION`` (one line) and
+``run(ctx: harness.context.ScenarioContext) -> harness.result.ScenarioResult``. To add one,
+write the module and add its name to :data:`MODULES`. Modules that are not present (or fail
+to import) are skipped by :func:`available` and reported by :func:`missing`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+MODULES = (
+    "race_duplicate",
+    "race_cap",
+    "race_correlation",
+    "race_loss_cap",
+    "toctou_waitpoint",
+    "mutex",
+    "kill_storm",
+    "crash_points",
+    "io_errors",
+    "power_loss",
+    "corrupt_derived",
+    "corrupt_log",
+    "reconcile_under_writes",
+)
+
+_missing: dict[str, str] = {}
+
+
+def available() -> dict[str, ModuleType]:
+    """Scenario name -> module, for every module of :data:`MODULES` that imports."""
+    found: dict[str, ModuleType] = {}
+    for module_name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ImportError as exc:
+            _missing[module_name] = str(exc)
+            continue
+        found[module.NAME] = module
+    return found
+
+
+def missing() -> dict[str, str]:
+    """Modules of :data:`MODULES` that could not be imported, with the reason."""
+    available()
+    return dict(_missing)

@@ -1,0 +1,33 @@
+"""race-cap: more processes than free slots open distinct symbols at once; exactly the free
+slots may be filled."""
+
+from __future__ import annotations
+
+import time
+
+from chaos.scenarios._race import run_race
+from harness.context import ScenarioContext
+from harness.generator import SYMBOLS, open_args
+from harness.result import ScenarioResult
+
+NAME = "race-cap"
+DESCRIPTION = "processes released together exceed the position cap; exactly the cap succeeds"
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    started = time.monotonic()
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    r = ctx.rng(NAME)
+    racers = max(3, ctx.writers + 1)
+    for n in range(2 if ctx.quick else 5):
+        cap = r.randint(2, 3)
+        held = r.randint(0, cap - 1)  # some slots already taken before the race
+        symbols = r.sample(SYMBOLS, held + racers)
+        setup = [["open", open_args(r, s, f"setup-{i}")] for i, s in enumerate(symbols[:held])]
+        free = cap - held
+        ctx.progress(f"round {n + 1}: cap {cap}, {held} open, {racers} processes race for {free} slots")
+        contenders = [[["open", open_args(r, s, f"racer{i}-0")]] for i, s in enumerate(symbols[held:])]
+        run_race(ctx, result, limits={"max_positions": cap}, setup_ops=setup, contenders=contenders,
+                 allowed=min(free, racers), prop="position-cap", label=f"round{n + 1}")
+    result.elapsed_s = time.monotonic() - started
+    return result
