@@ -61,7 +61,7 @@ def crash_plan(rec: dict) -> list[tuple[int, str]]:
 def crash_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: record each workload, then crash a forked child at every point."""
     factory = fw.resolve(target)
-    out = {"violations": [], "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
+    out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
            "kills": 0, "crash_points": 0}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
@@ -78,8 +78,9 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
             run_dir = os.path.join(wdir, f"c{index}-{action}")
             materialise(*snapshot, run_dir)
             status, messages = _crash_child(factory, run_dir, ops, index, action)
-            _judge(factory, run_dir, ops, rec, index, action, status, messages, has_reconcile, out, w)
+            _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w)
             shutil.rmtree(run_dir, ignore_errors=True)
+    out["violations"] = out["violations"].as_list()
     return out
 
 
@@ -126,7 +127,7 @@ def _crash_child(factory, run_dir: str, ops: list, index: int, action: str) -> t
     return os.waitstatus_to_exitcode(status), messages
 
 
-def _judge(factory, run_dir, ops, rec, index, action, status, messages, has_reconcile, out, w) -> None:
+def _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w) -> None:
     from harness.fsfaults import CRASH_EXIT
 
     if action == "return":
@@ -155,26 +156,31 @@ def _judge(factory, run_dir, ops, rec, index, action, status, messages, has_reco
         found = fw.load_state(factory, run_dir)
     except fw.LogUnreadable as exc:
         lost = fw.describe_loss(acked, None)
-        out["violations"].append(("log-parses", f"{where}: {exc}; acknowledged trades unreadable: {', '.join(lost)}"))
+        out["violations"].add("log-parses", f"{where}: {exc}; acknowledged trades unreadable: {', '.join(lost)}")
         return
     if found not in allowed:
         lost = fw.describe_loss(acked, found)
         if lost:
-            out["violations"].append(("ack-durable", f"{where}: lost {', '.join(lost)}"))
+            out["violations"].add("ack-durable", f"{where}: lost {', '.join(lost)}")
         else:
-            out["violations"].append(("state-before-or-after", f"{where}: recovered {len(found)} trades, "
-                                      f"neither the state before nor after the interrupted operation"))
+            out["violations"].add("state-before-or-after", f"{where}: recovered {len(found)} trades, "
+                                      f"neither the state before nor after the interrupted operation")
         return
-    if has_reconcile:
+    reconciles = [k for k, op in enumerate(ops) if op == ("reconcile",)]
+    if action == "return":
+        touched_derived = any(k <= index for k in reconciles)
+    else:
+        touched_derived = any(rec["spans"][k][0] <= index for k in reconciles)
+    if touched_derived:  # earlier crashes cannot have changed the derived files
         healed = fw.reconcile(run_dir)
         problems = fw.derived_problems(run_dir)
         if not healed.ok or problems:
-            out["violations"].append(("derived-heals", f"{where}: one reconcile left "
-                                      f"{problems or healed.reason}"))
+            out["violations"].add("derived-heals", f"{where}: one reconcile left "
+                                      f"{problems or healed.reason}")
     why = fw.probe(factory, run_dir)
     if why is not None:
-        out["violations"].append(("recovers-writable", f"{where}: the next open after recovery failed: {why}"))
+        out["violations"].add("recovers-writable", f"{where}: the next open after recovery failed: {why}")
         return
     after = fw.load_state(factory, run_dir)
     if after[:-1] != found or after[-1].get("symbol") != fw.PROBE[0]:
-        out["violations"].append(("recovers-writable", f"{where}: the open after recovery changed other trades"))
+        out["violations"].add("recovers-writable", f"{where}: the open after recovery changed other trades")
