@@ -1,0 +1,89 @@
+"""toctou-waitpoint: the time-of-check/time-of-use race, made deterministic, then fuzzed.
+
+Process A (the holder) opens a trade; when it is about to replace the trade log (its checks
+passed, the lock held) the harness stops it there until every other process B is committed to
+its own call: B found the lock taken, or (a store without a lock) B reached its own commit.
+Then A commits and B continues. B's trade would break the rule given A's (same symbol, or the
+last free slot), so B must be rejected. No hook in the store is needed: the pause is a wrapper
+around ``os.replace`` in A's process.
+
+The first rounds are the fixed race (one B); later rounds draw the rule, the number of Bs and
+the symbols from the seed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from chaos.scenarios._race import prepare
+from harness import evaluate, workers
+from harness.context import ScenarioContext
+from harness.generator import SYMBOLS, open_args
+from harness.history import read_events
+from harness.result import ScenarioResult
+
+NAME = "toctou-waitpoint"
+DESCRIPTION = "A holds the lock after its checks, B waits, A commits, B must be rejected; then fuzzed"
+
+
+def _round(ctx: ScenarioContext, result: ScenarioResult, label: str, mode: str, contenders: int, r) -> bool:
+    workdir = ctx.subdir(label)
+    if mode == "duplicate":
+        symbol = r.choice(SYMBOLS)
+        limits, setup = {"max_positions": 7}, []
+        ops = [["open", open_args(r, symbol, f"{w}-0")] for w in ["holder"] + [f"b{i}" for i in range(contenders)]]
+        prop = "duplicate-open-symbol"
+    else:
+        cap = r.randint(2, 3)
+        symbols = r.sample(SYMBOLS, cap - 1 + 1 + contenders)
+        limits = {"max_positions": cap}
+        setup = [["open", open_args(r, s, f"setup-{i}")] for i, s in enumerate(symbols[:cap - 1])]
+        names = ["holder"] + [f"b{i}" for i in range(contenders)]
+        ops = [["open", open_args(r, s, f"{w}-0")] for w, s in zip(names, symbols[cap - 1:])]
+        prop = "position-cap"
+    prepare(ctx, workdir, limits, setup)
+    mp = workers.context()
+    at_commit = mp.Event()
+    ready = [mp.Event() for _ in range(contenders)]
+    procs = [workers.spawn(workers.toctou_worker,
+                           workers.make_spec(ctx.target, str(workdir), "holder", limits=limits),
+                           ops[0], "holder", at_commit, ready)]
+    for i in range(contenders):
+        spec = workers.make_spec(ctx.target, str(workdir), f"b{i}", limits=limits)
+        procs.append(workers.spawn(workers.toctou_worker, spec, ops[i + 1], "contender", at_commit, [ready[i]]))
+    for proc in procs:
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+            result.violate("liveness", f"{label}: a process did not finish within 60 s")
+    found, _ = evaluate.standard(result, workdir, max_positions=limits["max_positions"], where=f"{label}: ")
+    opens = [op for op in found if op.f == "open" and op.worker in {"holder"} | {f"b{i}" for i in range(contenders)}]
+    winners = [op for op in opens if op.ok]
+    holder_ok = any(op.ok for op in opens if op.worker == "holder")
+    if len(winners) > 1:
+        result.violate(prop, f"{label} ({mode}): {len(winners)} opens succeeded where one may: "
+                             + ", ".join(f"{op.worker} got {op.value.get('id')} {op.value.get('symbol')}" for op in winners))
+    elif not holder_ok:
+        why = next((op.error for op in opens if op.worker == "holder"), "no outcome")
+        result.violate("allowed-count", f"{label} ({mode}): the holder's open was refused: {why}")
+    events = read_events(workdir / "history")
+    exercised = any(e.get("ev") == "waitpoint" for e in events) and \
+        all(any(e.get("ev") in ("contended", "commit") and e.get("w") == f"b{i}" for e in events) for i in range(contenders))
+    return exercised
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    started = time.monotonic()
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    r = ctx.rng(NAME)
+    plan = [("duplicate", 1), ("cap", 1)]
+    for _ in range(2 if ctx.quick else 6):
+        plan.append((r.choice(("duplicate", "cap")), r.randint(1, max(1, ctx.writers - 1))))
+    exercised = 0
+    for n, (mode, contenders) in enumerate(plan, 1):
+        kind = "fixed" if n <= 2 else "fuzzed"
+        ctx.progress(f"round {n}/{len(plan)} ({kind}): {mode}, holder + {contenders} waiting")
+        exercised += _round(ctx, result, f"round{n}", mode, contenders, r)
+    result.notes.append(f"race exercised (every B blocked behind A's uncommitted check) in {exercised}/{len(plan)} rounds")
+    result.elapsed_s = time.monotonic() - started
+    return result
