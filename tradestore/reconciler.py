@@ -168,6 +168,22 @@ def _version_of(doc: Any) -> LogVersion | None:
     return LogVersion(sha, count, next_id)
 
 
+def _memory(outputs: Mapping[str, tuple[str, Any]]) -> GuardMemory | None:
+    """Second largest count and next_id over the readable copies; None if there are none.
+
+    The second largest, because one damaged copy may claim anything: with two or more copies
+    a single forged high value is outvoted, and a single lost or low one changes nothing.
+    """
+    versions = [v for v in (_version_of(doc) for status, doc in outputs.values() if status == "ok") if v]
+    if not versions:
+        return None
+    return GuardMemory(
+        trade_count=_second_largest([v.trade_count for v in versions]),
+        next_id=_second_largest([v.next_id for v in versions]),
+        copies=len(versions),
+    )
+
+
 def _second_largest(values: list[int]) -> int:
     ordered = sorted(values, reverse=True)
     return ordered[1] if len(ordered) > 1 else ordered[0]
@@ -236,19 +252,10 @@ class StateReconciler:
 
     def remembered(self) -> GuardMemory | None:
         """The guard's memory: second largest count and next_id over the readable copies."""
-        versions = []
-        for name in (GUARD_FILE, *derive.FILES):
-            status, doc = _read_json(self.path(name))
-            version = _version_of(doc) if status == "ok" else None
-            if version is not None:
-                versions.append(version)
-        if not versions:
-            return None
-        return GuardMemory(
-            trade_count=_second_largest([v.trade_count for v in versions]),
-            next_id=_second_largest([v.next_id for v in versions]),
-            copies=len(versions),
-        )
+        return _memory(self._read_outputs())
+
+    def _read_outputs(self) -> dict[str, tuple[str, Any]]:
+        return {name: _read_json(self.path(name)) for name in (GUARD_FILE, *derive.FILES)}
 
     def build(self, now: datetime | None = None) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
         """Read the log and derive every file with its header, writing nothing.
@@ -272,7 +279,7 @@ class StateReconciler:
             status, existing = _read_json(self.path(name))
             if status != "ok":
                 problems[name] = status
-            elif _comparable(existing) != _comparable(json.loads(_encode(fresh))):
+            elif _comparable(existing) != _comparable(fresh):
                 problems[name] = "different"
         return problems
 
@@ -286,7 +293,8 @@ class StateReconciler:
     # ----------------------------------------------------------------- the cycle
 
     def _reconcile(self) -> ReconcileResult:
-        memory = self.remembered()
+        outputs = self._read_outputs()  # read once: the guard's memory and the heal check
+        memory = _memory(outputs)
         try:
             data, ledger = read_log(self.trade_log)
         except FileNotFoundError:
@@ -301,18 +309,18 @@ class StateReconciler:
             return self._abort(reason, memory, version)
 
         now = self.clock()
-        _, docs = self._build(data, ledger, now)
+        _, docs = self._build(data, ledger, now, version)
         result = ReconcileResult(source=version)
         os.makedirs(self.output_dir, exist_ok=True)
         self._sweep_strays()
         for name, fresh in docs.items():
-            self._write(name, fresh, version, result)
+            self._write(name, fresh, version, outputs[name], result)
         guard = {"format": FORMAT, "trade_log": os.path.abspath(self.trade_log),
                  "source": version.as_dict(), "generated_at": now.isoformat()}
-        self._write(GUARD_FILE, guard, version, result)
+        self._write(GUARD_FILE, guard, version, outputs[GUARD_FILE], result)
         if result.healed:
             log.warning("healed %s", ", ".join(f"{n} ({w})" for n, w in result.healed.items()))
-        result.violations = ledger_violations(ledger) + derived_violations(docs, self.config)
+        result.violations = self._log_violations(ledger, version) + derived_violations(docs, self.config)
         if result.violations:
             log.error("invariant violations: %s", "; ".join(result.violations))
             if self.on_invariant_violation is not None:
@@ -345,8 +353,9 @@ class StateReconciler:
             })
         return ReconcileResult(aborted=True, reason=reason, source=seen)
 
-    def _build(self, data: bytes, ledger: Ledger, now: datetime) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
-        version = _version(data, ledger)
+    def _build(self, data: bytes, ledger: Ledger, now: datetime,
+               version: LogVersion | None = None) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
+        version = version or _version(data, ledger)
         docs = derive.derive_all(ledger.trades, now, self.config)
         as_of = derive._utc(now)
         for name, body in docs.items():
@@ -354,13 +363,14 @@ class StateReconciler:
                           "as_of": as_of.date().isoformat(), "generated_at": as_of.isoformat()}
         return version, docs
 
-    def _write(self, name: str, fresh: dict[str, Any], version: LogVersion, result: ReconcileResult) -> None:
+    def _write(self, name: str, fresh: dict[str, Any], version: LogVersion, before: tuple[str, Any],
+               result: ReconcileResult) -> None:
         path = self.path(name)
-        status, existing = _read_json(path)
+        status, existing = before
         data = _encode(fresh)
         if status != "ok":
             result.healed[name] = status
-        elif _comparable(existing) != _comparable(json.loads(data)):
+        elif _comparable(existing) != _comparable(fresh):  # fresh holds only JSON types: equal as parsed
             claimed = _version_of(existing)
             meta = existing.get(META)
             same_date = name == GUARD_FILE or (
@@ -376,6 +386,15 @@ class StateReconciler:
                 result.updated.append(name)
         write_atomic(path, data, fsync=self.fsync)
         result.written.append(name)
+
+    def _log_violations(self, ledger: Ledger, version: LogVersion) -> list[str]:
+        # The whole-log integrity scan is a third of a cycle; a loop re-reading an unchanged
+        # log gets the same answer, so it is kept per log hash.
+        cached = getattr(self, "_integrity_cache", None)
+        if cached is None or cached[0] != version.sha256:
+            cached = (version.sha256, ledger_violations(ledger))
+            self._integrity_cache = cached
+        return list(cached[1])
 
     def _sweep_strays(self) -> None:
         """Remove temp files of reconcilers that died mid-write (old enough to be no one's)."""
