@@ -84,12 +84,16 @@ def paths(directory: str) -> tuple[str, str, str]:
     return os.path.join(directory, LOG), os.path.join(directory, LOCK), os.path.join(directory, STATE)
 
 
-def reconcile(directory: str) -> Any:
-    """One reconcile cycle of ``directory``'s log into its ``state`` directory (fixed clock)."""
+def reconcile(directory: str, fsync: bool = True) -> Any:
+    """One reconcile cycle of ``directory``'s log into its ``state`` directory (fixed clock).
+
+    Checks pass ``fsync=False``: they reconcile scratch copies whose durability is not on
+    trial, and an fsync per file per checked state would dominate the scenario's time.
+    """
     from tradestore import StateReconciler
 
     log, _, state = paths(directory)
-    return StateReconciler(log, state, clock=lambda: FIXED_NOW).reconcile()
+    return StateReconciler(log, state, clock=lambda: FIXED_NOW, fsync=fsync).reconcile()
 
 
 def derived_problems(directory: str) -> dict[str, str]:

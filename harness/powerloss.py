@@ -302,3 +302,28 @@ def materialise(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> 
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
+
+
+def sync_dir(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> None:
+    """Make ``target`` hold exactly ``files`` (and ``dirs``), touching only what differs.
+
+    Checking hundreds of crash states one after another in one scratch directory this way
+    costs a fraction of creating and removing a directory tree per state.
+    """
+    wanted = {os.path.normpath(os.path.join(target, rel)): data for rel, data in files.items()}
+    for d in dirs:
+        os.makedirs(os.path.join(target, d), exist_ok=True)
+    for here, _subdirs, names in os.walk(target):
+        for name in names:
+            path = os.path.join(here, name)
+            if path not in wanted:
+                os.unlink(path)
+    for path, data in wanted.items():
+        try:
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    continue
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)

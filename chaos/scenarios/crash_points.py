@@ -172,7 +172,7 @@ def _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w) 
     else:
         touched_derived = any(rec["spans"][k][0] <= index for k in reconciles)
     if touched_derived:  # earlier crashes cannot have changed the derived files
-        healed = fw.reconcile(run_dir)
+        healed = fw.reconcile(run_dir, fsync=False)
         problems = fw.derived_problems(run_dir)
         if not healed.ok or problems:
             out["violations"].add("derived-heals", f"{where}: one reconcile left "

@@ -144,7 +144,7 @@ def _one_run(factory, run_dir, snapshot, ops, rec, index, code, persistent, wher
         findings.add("next-call-succeeds", f"{where}: the open after the fault cleared also changed "
                                            f"{fw.describe_loss(current, after[:-1]) or 'the trade list'}")
     if ("reconcile",) in ops:
-        healed = fw.reconcile(run_dir)
+        healed = fw.reconcile(run_dir, fsync=False)
         problems = fw.derived_problems(run_dir)
         if not healed.ok or problems:
             findings.add("derived-heals", f"{where}: after the fault cleared one reconcile left "

@@ -89,6 +89,7 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
                 _judge(findings, f"workload {w} {ops}, {moment}, {state.label}", verdicts[key],
                        rec["states"][finished], allowed, rec["states"][0])
         out["unique"] += len(verdicts)
+        shutil.rmtree(os.path.join(wdir, "pl"), ignore_errors=True)
         report("progress", f"power-loss: workload {w + 1}/{len(workloads)} {ops}: {len(calls) + 1} cuts, "
                            f"{out['states_checked'] - before} states ({len(verdicts)} distinct)")
     out["violations"] = findings.as_list()
@@ -99,25 +100,21 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
 
 def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> tuple:
     """Materialise one disk and open it fresh: (trades or None, load error, derived problem)."""
-    from harness.powerloss import materialise
+    from harness.powerloss import sync_dir
 
-    shutil.rmtree(scratch, ignore_errors=True)
-    materialise(state.files, dirs, scratch)
+    sync_dir(state.files, dirs, scratch)
     try:
-        try:
-            found = fw.load_state(factory, scratch)
-        except fw.LogUnreadable as exc:
-            return None, str(exc), None
-        derived = None
-        if has_reconcile:
-            healed = fw.reconcile(scratch)
-            problems = fw.derived_problems(scratch)
-            if not healed.ok or problems:
-                derived = (f"the reconcile aborted ({healed.reason})" if not healed.ok
-                           else f"one reconcile left {problems}")
-        return found, None, derived
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        found = fw.load_state(factory, scratch)
+    except fw.LogUnreadable as exc:
+        return None, str(exc), None
+    derived = None
+    if has_reconcile:
+        healed = fw.reconcile(scratch, fsync=False)
+        problems = fw.derived_problems(scratch)
+        if not healed.ok or problems:
+            derived = (f"the reconcile aborted ({healed.reason})" if not healed.ok
+                       else f"one reconcile left {problems}")
+    return found, None, derived
 
 
 def _judge(findings: "fw.Findings", where: str, verdict: tuple, acked: list, allowed: list, baseline: list) -> None:

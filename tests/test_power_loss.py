@@ -1,0 +1,135 @@
+"""The durability model, and the power-loss scenario on our store and on the two controls."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness import fsworkload as fw
+from harness.context import ScenarioContext
+from harness.fsfaults import FsShim
+from harness.powerloss import BLOCK, DiskModel, materialise, snapshot_dir
+from harness.unsafe_durability import write_skipping
+from tradestore import atomic
+
+OLD = b'{"v":"old"}' + b" " * 600  # two sectors, so torn states exist
+NEW = b'{"v":"new"}' + b" " * 1500
+
+
+def _cut_states(tmp_path, write) -> list[tuple[int, int, list]]:
+    """Record ``write()`` on a durable a.json = OLD; (cut, calls, states) at every cut."""
+    (tmp_path / "a.json").write_bytes(OLD)
+    snapshot = snapshot_dir(str(tmp_path))
+    with FsShim(tmp_path) as shim:
+        write(str(tmp_path / "a.json"))
+    model = DiskModel(str(tmp_path), *snapshot)
+    rng = random.Random(0)
+    cuts = [(0, len(shim.calls), model.crash_states(rng))]
+    for i, call in enumerate(shim.calls, 1):
+        model.apply(call)
+        cuts.append((i, len(shim.calls), model.crash_states(rng)))
+    return cuts
+
+
+def test_a_correct_write_leaves_old_or_new_and_new_once_it_returned(tmp_path):
+    cuts = _cut_states(tmp_path, lambda p: atomic.write_atomic(p, NEW, keep_backup=True))
+    for cut, total, states in cuts:
+        seen = {s.files.get("a.json") for s in states}
+        assert seen <= {OLD, NEW}, (cut, seen)
+        if cut == total:
+            assert seen == {NEW}
+    # the model did consider torn and dropped temp data while it was unsynced
+    labels = " ".join(s.label for _, _, states in cuts for s in states)
+    assert f"torn after {BLOCK} bytes" in labels and "data dropped" in labels
+
+
+def test_without_file_fsync_the_log_can_be_empty_or_torn_after_return(tmp_path):
+    cuts = _cut_states(tmp_path, lambda p: write_skipping(p, NEW, file_fsync=False, dir_fsync=True, keep_backup=False))
+    final = {s.files.get("a.json") for s in cuts[-1][2]}
+    assert b"" in final and NEW[:BLOCK] in final and NEW in final
+
+
+def test_without_dir_fsync_the_rename_can_be_undone_after_return(tmp_path):
+    cuts = _cut_states(tmp_path, lambda p: write_skipping(p, NEW, file_fsync=True, dir_fsync=False, keep_backup=False))
+    assert {s.files.get("a.json") for s in cuts[-1][2]} == {OLD, NEW}
+
+
+def test_unsynced_renames_survive_only_in_order(tmp_path):
+    (tmp_path / "x").write_bytes(b"x")
+    snapshot = snapshot_dir(str(tmp_path))
+    with FsShim(tmp_path) as shim:
+        import os
+
+        os.rename(str(tmp_path / "x"), str(tmp_path / "y"))
+        os.rename(str(tmp_path / "y"), str(tmp_path / "z"))
+    model = DiskModel(str(tmp_path), *snapshot)
+    for call in shim.calls:
+        model.apply(call)
+    names = sorted(tuple(sorted(s.files)) for s in model.crash_states(random.Random(0)))
+    assert names == [("x",), ("y",), ("z",)]  # never two names, never none
+
+
+def test_the_enumeration_is_bounded(tmp_path):
+    def many(p):
+        for i in range(8):  # eight unsynced files of two sectors each: 4**8 combinations
+            with open(f"{p}.{i}", "wb"):
+                pass
+        import os
+
+        for i in range(8):
+            fd = os.open(f"{p}.{i}", os.O_WRONLY)
+            os.write(fd, NEW)
+            os.close(fd)
+
+    cuts = _cut_states(tmp_path, many)
+    assert all(len(states) <= 64 * 2 for _, _, states in cuts)
+    assert len(cuts[-1][2]) > 8
+
+
+def test_materialise_round_trips_a_snapshot(tmp_path):
+    (tmp_path / "src" / "state").mkdir(parents=True)
+    (tmp_path / "src" / "state" / "p.json").write_bytes(b"{}")
+    (tmp_path / "src" / "t.json").write_bytes(b"[]")
+    files, dirs = snapshot_dir(str(tmp_path / "src"))
+    materialise(files, dirs, str(tmp_path / "dst"))
+    assert snapshot_dir(str(tmp_path / "dst")) == (files, dirs)
+
+
+def _run(tmp_path, target: str, seed: int = 7):
+    from chaos.scenarios import power_loss
+
+    ctx = ScenarioContext(target=target, seed=seed, quick=True, duration=None, writers=1, workdir=tmp_path)
+    return power_loss.run(ctx)
+
+
+def test_power_loss_passes_on_our_store(tmp_path):
+    result = _run(tmp_path, "tradestore")
+    assert result.violations == [], f"seed {result.seed}: {result.violations}"
+    assert result.states_checked > 100 and result.crash_points > 50
+
+
+SEEDS = [7, pytest.param(8, marks=pytest.mark.slow), pytest.param(9, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_power_loss_catches_a_store_without_file_fsync(tmp_path, seed):
+    result = _run(tmp_path, "unsafe-no-fsync", seed)
+    props = {v.property: v.detail for v in result.violations}
+    assert "log-parses" in props, f"seed {seed}: not caught: {result.violations}"
+    # names the trade its first (acknowledged) operation wrote, which is now unreadable
+    assert "acknowledged trades unreadable: T00" in props["log-parses"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_power_loss_catches_a_store_without_directory_fsync(tmp_path, seed):
+    result = _run(tmp_path, "unsafe-no-dir-fsync", seed)
+    props = {v.property: v.detail for v in result.violations}
+    assert "ack-durable" in props, f"seed {seed}: not caught: {result.violations}"
+    assert "lost T00" in props["ack-durable"]
+
+
+def test_workloads_always_start_with_a_log_write():
+    for seed in range(50):
+        for ops in fw.make_workloads(seed, (1, 2, 3), reconcile=True):
+            assert ops[0][0] in ("open", "partial", "update", "close")
