@@ -28,14 +28,17 @@ NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 
 
 def measure(n: int, directory: str, repeat: int = 3) -> dict[str, float]:
-    """Best and median wall time of ``repeat`` steady-state cycles (after a first build)."""
+    """Best and median wall time of ``repeat`` cycles over an up-to-date output directory."""
     log = os.path.join(directory, f"trades{n}.json")
     with open(log, "w") as f:
         json.dump(make_log(n, seed=n), f, separators=(",", ":"))
-    rec = StateReconciler(log, os.path.join(directory, f"state{n}"), clock=lambda: NOW)
-    assert rec.reconcile().ok
+    def fresh_reconciler():  # a new instance per cycle, like one `tradestore reconcile` run
+        return StateReconciler(log, os.path.join(directory, f"state{n}"), clock=lambda: NOW)
+
+    assert fresh_reconciler().reconcile().ok
     times, cpu = [], []
     for _ in range(repeat):
+        rec = fresh_reconciler()
         start, start_cpu = time.perf_counter(), time.process_time()
         result = rec.reconcile()
         times.append(time.perf_counter() - start)

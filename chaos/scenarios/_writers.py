@@ -1,0 +1,42 @@
+"""Background writers shared by the scenarios that need a live, changing trade log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from chaos.scenarios._race import prepare
+from harness import generator, workers
+from harness.context import ScenarioContext
+
+LIMITS = {"max_positions": 5}
+
+
+def fixed_clock(ctx: ScenarioContext) -> datetime:
+    """A clock the reconcilers and the reference rebuilds share: tomorrow, to the second."""
+    moment = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+    return moment
+
+
+def start_writers(ctx: ScenarioContext, stop, limits: dict = LIMITS, seed_trades: int = 2) -> list:
+    """Seed the log with a few trades (so it exists), then start ``ctx.writers`` writer loops."""
+    r = ctx.rng("seed-trades")
+    symbols = r.sample(generator.SYMBOLS, seed_trades)
+    prepare(ctx, ctx.workdir, limits, [["open", generator.open_args(r, s, f"setup-{i}")] for i, s in enumerate(symbols)])
+    mp = workers.context()
+    procs, started = [], []
+    for w in range(ctx.writers):
+        spec = workers.make_spec(ctx.target, str(ctx.workdir), f"w{w}", limits=limits, seed=ctx.seed)
+        started.append(mp.Event())
+        procs.append(workers.spawn(workers.writer_loop, spec, 0, stop, 10_000, started[-1]))
+    for event in started:  # the faults must land while the writers are really writing
+        event.wait(workers.WAIT)
+    return procs
+
+
+def stop_writers(procs: list, stop, result) -> None:
+    stop.set()
+    for proc in procs:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+            result.violate("liveness", "a writer did not stop within 30 s")

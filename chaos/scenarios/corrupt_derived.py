@@ -1,0 +1,85 @@
+"""corrupt-derived: derived files damaged five ways while writers write; one reconcile heals.
+
+Each round damages two of the reconciler's files (the four derived files and its guard record)
+in one way: deleted, truncated, overwritten with garbage, emptied, or forged (valid JSON with
+wrong values). One reconcile cycle later every derived file must equal a fresh rebuild of the
+log version it names, and that version must be one the writers committed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from harness import checkers, derived, evaluate, nemesis, workers
+from harness.context import ScenarioContext
+from harness.result import ScenarioResult
+from harness.unsafe import state_dir_for
+
+NAME = "corrupt-derived"
+DESCRIPTION = "derived files deleted/truncated/garbled/emptied/forged under writers; one reconcile heals"
+
+TARGETS = (*derived.FILES, "reconcile_guard.json")
+
+
+def _parses(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            json.loads(handle.read())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    from tradestore import StateReconciler
+
+    started = time.monotonic()
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    r = ctx.rng(NAME)
+    now = fixed_clock(ctx)
+    stop = workers.context().Event()
+    procs = start_writers(ctx, stop)
+    trade_log = str(ctx.workdir / "trades.json")
+    state = state_dir_for(trade_log)
+    reconciler = StateReconciler(trade_log, state, clock=lambda: now)
+    ways = list(nemesis.DERIVED_DAMAGE) * (1 if ctx.quick else 3)
+    snapshots = []
+    pace = (ctx.duration or (2.0 if ctx.quick else 8.0)) / len(ways)
+    for n, how in enumerate(ways, 1):
+        stop.wait(pace)  # let the writers commit between rounds (pacing, not ordering)
+        first = reconciler.reconcile()
+        if first.aborted:
+            result.violate("derived-heals", f"round {n}: reconcile before the damage aborted: {first.reason}")
+            continue
+        victims = r.sample(TARGETS, 2)
+        for name in victims:
+            nemesis.damage_file(f"{state}/{name}", how, r)
+        result.corruptions_injected += len(victims)
+        ctx.progress(f"round {n}/{len(ways)}: {how} {', '.join(victims)}")
+        healed = reconciler.reconcile()
+        if healed.aborted:
+            result.violate("derived-heals", f"round {n} ({how} {victims}): the healing reconcile aborted: {healed.reason}")
+            continue
+        guard_ok = _parses(f"{state}/reconcile_guard.json")
+        snapshots.append((n, how, victims, derived.read_derived(state), guard_ok))
+    stop_writers(procs, stop, result)
+    ctx.progress("writers stopped; checking histories and rebuilding derived files")
+    evaluate.standard(result, ctx.workdir, max_positions=LIMITS["max_positions"])
+    versions = evaluate.read_versions(ctx.workdir)
+    rebuilds = derived.rebuild(versions, derived.named_versions(s[3] for s in snapshots), now,
+                               str(ctx.workdir / "rebuild"))
+    for n, how, victims, files, guard_ok in snapshots:
+        label = f"round {n} ({how} {', '.join(victims)})"
+        found = checkers.check_derived(label, files, rebuilds, "derived-heals")
+        evaluate.add(result, found)
+        if not guard_ok:
+            result.violate("derived-heals", f"{label}: the guard record is still unreadable")
+        for victim in victims:
+            fine = guard_ok if victim == "reconcile_guard.json" else not any(victim in d for _, d in found) and \
+                not any("different or no log versions" in d or "never committed" in d for _, d in found)
+            result.corruptions_healed += fine
+        result.states_checked += 1
+    result.elapsed_s = time.monotonic() - started
+    return result
