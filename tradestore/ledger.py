@@ -184,6 +184,25 @@ class Ledger:
         head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
         return head[:-1] + b',"trades":[' + b",".join(parts) + b"]}"
 
+    def reuse_encodings(self, previous: Ledger) -> int:
+        """Adopt ``previous``'s kept encodings of CLOSED records equal (==) to ours; return how many.
+
+        For a process that re-reads a log another process changed: the closed history is
+        usually the same, and comparing records costs a fraction of encoding them. Equal
+        records encode to the same JSON values (spelling may differ, e.g. 1 and 1.0).
+        """
+        adopted = 0
+        kept = previous._encoded
+        for trade in self.trades:
+            if trade.get("status") != CLOSED:
+                continue
+            before = previous._index.get(trade.get("id"))
+            entry = kept.get(id(before)) if before is not None else None
+            if entry is not None and entry[0] is before and before == trade:
+                self._encoded[id(trade)] = (trade, entry[1])
+                adopted += 1
+        return adopted
+
     def copy(self) -> Ledger:
         return Ledger(copy.deepcopy(self.trades), self.next_id, copy.deepcopy(self.extra))
 

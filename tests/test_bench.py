@@ -1,0 +1,170 @@
+"""The benchmark: its smoke size runs and reports every part, and its baselines are fair.
+
+No timing is asserted here (timings belong to ``python -m harness.bench``, not to tests); these
+tests check the shape of the output and that every store in the comparison enforces the same
+rules on the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from harness import bench
+from harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
+from harness.bench_history import build_history, write_tradestore_log
+from tradestore import TradeStore
+from tradestore.ledger import Ledger
+from tradestore.risk import RiskLimits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quick_run_reports_every_part(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.bench", "--quick", "--no-targets", "--json", str(out),
+         "--dir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| store | history | writers |" in proc.stdout
+    assert "[1/" in proc.stderr  # progress is shown while it runs
+    report = json.loads(out.read_text())
+    cfg = report["config"]
+    cells = {(r["impl"], r["history"], r["writers"]) for r in report["writes"]}
+    assert cells == {(i, n, w) for i in bench.IMPLS for n in cfg["sizes"] for w in cfg["writers"]}
+    for row in report["writes"]:
+        assert len(row["runs"]) == cfg["repeat"]
+        assert row["writes_per_s"] > 0 and row["ms_per_write"] > 0
+        assert all(run["writes"] >= 2 for run in row["runs"])
+        if row["impl"] == bench.REFERENCE:
+            assert row["ratio_to_reference"] == pytest.approx(1.0)
+    assert [r["history"] for r in report["reconcile"]] == list(cfg["reconcile_sizes"])
+    assert {r["lock"] for r in report["handoff"]} == {"FileLock", "flock"}
+    assert all(r["rounds"] == cfg["handoff_rounds"] for r in report["handoff"])
+    assert {r["impl"] for r in report["rss"]} == set(bench.IMPLS)
+    assert all(r["rss_peak_kib"] > 0 for r in report["rss"])
+    assert {"cpu", "cores", "python", "sqlite", "filesystem"} <= set(report["machine"])
+
+
+def test_help_and_bad_arguments():
+    ok = subprocess.run([sys.executable, "-m", "harness.bench", "--help"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "--quick" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "harness.bench", "--repeat", "0"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+
+
+def test_history_is_valid_for_tradestore(tmp_path):
+    trades, next_id = build_history(600)
+    path = tmp_path / "trades.json"
+    write_tradestore_log(str(path), trades, next_id)
+    store = TradeStore(str(path), correlation_groups=bench.RULES.correlation_groups)
+    assert store.verify_integrity() == []
+    assert len(store.get_all_trades()) == 600
+    assert 0 < store.position_count() < bench.RULES.max_positions
+
+
+def _outcomes(store, steps):
+    """Run open/close steps; each gives the trade id, or the name of the rule that refused."""
+    results = []
+    for step in steps:
+        try:
+            if step[0] == "open":
+                results.append(store.open_trade(*step[1:])["symbol"])
+            else:
+                opened = [t for t in store.get_open_trades() if t["symbol"] == step[1]]
+                results.append(store.close_trade(opened[0]["id"], step[2])["status"])
+        except Exception as exc:  # noqa: BLE001 - the rule name is what is compared
+            results.append(getattr(exc, "check", type(exc).__name__))
+    return results
+
+
+RULE_SCENARIO = [
+    ("open", "AAA", "LONG", 100.0, 99.0, 110.0, 1.0),
+    ("open", "aaa ", "LONG", 100.0, 99.0, 110.0, 1.0),  # duplicate after normalising
+    *[s for _ in range(3) for s in (("open", "LOS", "LONG", 100.0, 99.0, 110.0, 1.0), ("close", "LOS", 99.5))],
+    ("open", "LOS", "LONG", 100.0, 99.0, 110.0, 1.0),  # three losses in a row: loss cap
+    ("open", "G1", "LONG", 100.0, 90.0, 110.0, 12.0),  # risk 120 of a 200 group budget
+    ("open", "G2", "SHORT", 50.0, 51.0, 40.0, 90.0),  # +90 > 200: correlation limit
+    ("open", "G2", "SHORT", 50.0, 51.0, 40.0, 10.0),  # +10 fits
+    ("open", "BBB", "LONG", 10.0, 9.0, 12.0, 1.0),
+    ("open", "CCC", "LONG", 10.0, 9.0, 12.0, 1.0),  # fifth open position: position cap
+    ("close", "BBB", 11.0),
+    ("open", "CCC", "LONG", 10.0, 9.0, 12.0, 1.0),
+    ("open", "DDD", "SHORT", 10.0, 9.0, 12.0, 1.0),  # bad input, refused before any rule
+]
+
+
+def test_baselines_enforce_the_same_rules_as_tradestore(tmp_path):
+    rules = RuleConfig(max_positions=4, correlation_groups={"g": ["G1", "G2"]})
+    limits = rules.limits()
+    ours = TradeStore(str(tmp_path / "ts.json"), max_positions=limits.max_positions,
+                      correlation_groups=rules.correlation_groups)
+    seed = SeedPatternStore(str(tmp_path / "seed.json"), rules=rules)
+    sqlite = SqliteStore(str(tmp_path / "db.sqlite"), rules=rules)
+    expected = _outcomes(ours, RULE_SCENARIO)
+    assert {"duplicate_symbol", "loss_cap", "correlation_limit", "position_cap", "InvalidTrade"} <= set(expected)
+    assert _outcomes(seed, RULE_SCENARIO) == expected
+    assert _outcomes(sqlite, RULE_SCENARIO) == expected
+    sqlite.close()
+
+
+def test_sqlite_loads_history_with_the_same_equity(tmp_path):
+    trades, _ = build_history(300)
+    SqliteStore.create(str(tmp_path / "h.db"), trades)
+    db = SqliteStore(str(tmp_path / "h.db"), rules=bench.RULES)
+    assert db.get_all_trades() == trades
+    db.close()
+
+
+def test_cached_encoding_is_byte_identical_to_a_full_dump():
+    """The write path reuses closed trades' JSON; the bytes must equal a fresh json.dumps."""
+    trades, next_id = build_history(200)
+    ledger = Ledger(trades, next_id, {"owner": "desk"})
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def full(led):
+        return json.dumps(led.to_document(), separators=(",", ":"), allow_nan=False).encode()
+
+    assert ledger.to_json() == full(ledger)
+    for i in range(3):
+        t = ledger.open_trade("W0", "LONG", 100.0, 99.0, 102.0, 1.0, now=now + timedelta(hours=i),
+                              limits=RiskLimits())
+        assert ledger.to_json() == full(ledger)
+        ledger.partial_close(t["id"], 0.5, 101.0, now=now + timedelta(hours=i, minutes=1))
+        ledger.update_trade(t["id"], {"stop_price": 100.5})
+        assert ledger.to_json() == full(ledger)
+        ledger.close_trade(t["id"], 101.5, now=now + timedelta(hours=i, minutes=2))
+        assert ledger.to_json() == full(ledger)
+    # A damaged log with a repeated id: two records must not share one cached encoding.
+    twin = Ledger([dict(trades[0]), dict(trades[0], notes="second")], next_id)
+    assert twin.to_json() == full(twin) and twin.to_json() == full(twin)
+
+
+def test_reloaded_log_reuses_only_unchanged_encodings(tmp_path):
+    """After another writer's change, kept encodings are reused only for records still equal."""
+    path = tmp_path / "trades.json"
+    trades, next_id = build_history(120)
+    write_tradestore_log(str(path), trades, next_id)
+    ours = TradeStore(str(path), correlation_groups=bench.RULES.correlation_groups)
+    theirs = TradeStore(str(path), correlation_groups=bench.RULES.correlation_groups)
+    first = ours.open_trade("W0", "LONG", 100.0, 99.0, 102.0, 1.0)  # ours now keeps encodings
+    theirs.close_trade(first["id"], 101.0, "theirs")
+    # An out-of-band edit of a closed record: ours must write the edited record, not its copy.
+    doc = json.loads(path.read_text())
+    doc["trades"][5]["notes"] = "edited by hand"
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+    ours.open_trade("W1", "LONG", 100.0, 99.0, 102.0, 1.0)
+    written = path.read_bytes()
+    reparsed = Ledger.from_json(written)
+    assert written == json.dumps(reparsed.to_document(), separators=(",", ":")).encode()
+    assert reparsed.get(doc["trades"][5]["id"])["notes"] == "edited by hand"
+    assert reparsed.get(first["id"])["exit_reason"] == "theirs"
