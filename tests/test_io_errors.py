@@ -1,0 +1,68 @@
+"""io-errors: our store raises, keeps the log and recovers; stores that hide an error are caught."""
+
+from __future__ import annotations
+
+from chaos.scenarios import io_errors
+from harness import fsworkload as fw
+from harness.context import ScenarioContext
+from tradestore import TradeStore
+
+
+class SwallowingStore(TradeStore):
+    """Negative control: persistence is "best effort": a failed write is logged and ignored."""
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        try:
+            super()._commit(ledger, open_symbols_before)
+        except OSError:
+            self._cache = None
+
+
+class RetryingStore(TradeStore):
+    """Negative control: retries a failed write once, so a failed fsync turns into a success."""
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        try:
+            super()._commit(ledger, open_symbols_before)
+        except OSError:
+            super()._commit(ledger, open_symbols_before)
+
+
+def swallowing(trade_log, lock_file=None, **limits):
+    return SwallowingStore(trade_log, lock_file, **limits)
+
+
+def retrying(trade_log, lock_file=None, **limits):
+    return RetryingStore(trade_log, lock_file, **limits)
+
+
+def test_quick_fault_points_cover_every_index_in_both_modes_and_both_errnos():
+    points = io_errors.fault_points(5, quick=True)
+    assert {(i, p) for i, _, p in points} == {(i, p) for i in range(5) for p in (False, True)}
+    assert {(code, p) for _, code, p in points} == {(c, p) for c in io_errors.ERRNOS for p in (False, True)}
+    assert len(io_errors.fault_points(5, quick=False)) == 5 * 2 * 2
+
+
+def test_io_errors_pass_on_our_store(tmp_path):
+    ctx = ScenarioContext(target="tradestore", seed=5, quick=True, duration=None, writers=1, workdir=tmp_path)
+    result = io_errors.run(ctx)
+    assert result.violations == [], f"seed {result.seed}: {result.violations}"
+    assert result.crash_points >= 40  # fault points that were actually hit
+
+
+def _run_control(tmp_path, target):
+    workloads = [[("open", "XRP"), ("update", "base")]]
+    report = fw.in_worker(io_errors.io_worker, (target, str(tmp_path), workloads, True), lambda _m: None)
+    return dict(report["violations"])
+
+
+def test_a_store_that_swallows_write_errors_is_caught(tmp_path):
+    props = _run_control(tmp_path, "tests.test_io_errors:swallowing")
+    assert "fault-surfaced" in props and "ack-durable" in props, props
+    assert "T003" in props["ack-durable"]  # the acknowledged trade that is not in the log
+
+
+def test_a_store_that_retries_a_failed_fsync_is_caught(tmp_path):
+    props = _run_control(tmp_path, "tests.test_io_errors:retrying")
+    assert "fault-surfaced" in props, props
+    assert "'fsync'" in props["fault-surfaced"]
