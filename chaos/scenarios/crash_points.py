@@ -67,19 +67,19 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
         wdir = os.path.join(root, f"w{w}")
         has_reconcile = ("reconcile",) in ops
         fw.setup_baseline(factory, os.path.join(wdir, "base"), has_reconcile)
-        from harness.powerloss import materialise, snapshot_dir
+        from harness.powerloss import snapshot_dir, sync_dir
 
         snapshot = snapshot_dir(os.path.join(wdir, "base"))
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         plan = crash_plan(rec)
         report("progress", f"crash-points: workload {w + 1}/{len(workloads)} {ops}: "
                            f"{len(rec['calls'])} calls, {len(plan)} crash points")
+        run_dir = os.path.join(wdir, "run")  # reset to the baseline before every crash point
         for index, action in plan:
-            run_dir = os.path.join(wdir, f"c{index}-{action}")
-            materialise(*snapshot, run_dir)
+            sync_dir(*snapshot, run_dir)
             status, messages = _crash_child(factory, run_dir, ops, index, action)
             _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w)
-            shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     out["violations"] = out["violations"].as_list()
     return out
 

@@ -87,12 +87,12 @@ def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> d
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         points = fault_points(len(rec["calls"]), quick)
         report("progress", f"io-errors: workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")
+        run_dir = os.path.join(wdir, "run")  # reset to the baseline before every fault point
         for index, code, persistent in points:
-            run_dir = os.path.join(wdir, f"e{index}-{code}-{int(persistent)}")
             where = (f"workload {w} {ops}, {errno.errorcode[code]} {'persistent' if persistent else 'once'} "
                      f"from call {index} ({rec['calls'][index].describe()})")
             _one_run(factory, run_dir, snapshot, ops, rec, index, code, persistent, where, findings, out)
-            shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['crash_points']} I/O fault points injected (counted as crash points)")
     return out
@@ -100,9 +100,9 @@ def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> d
 
 def _one_run(factory, run_dir, snapshot, ops, rec, index, code, persistent, where, findings, out) -> None:
     from harness.fsfaults import Fault, FsShim
-    from harness.powerloss import materialise
+    from harness.powerloss import sync_dir
 
-    materialise(*snapshot, run_dir)
+    sync_dir(*snapshot, run_dir)
     shim = FsShim(run_dir, fault=Fault(index, "error", code, persistent))
     current = rec["states"][0]
     ids = fw.base_ids()
