@@ -23,6 +23,7 @@ import argparse
 import cProfile
 import io
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
@@ -56,9 +57,12 @@ IMPLS = {
 REFERENCE = "tradestore"
 FILENAMES = {"ts": "trades.json", "seed": "trades.json", "sqlite": "trades.db"}
 
-FULL = dict(sizes=(100, 1000, 10000), writers=(1, 2, 4), repeat=3, duration=1.0,
+# A cell stops after `duration` seconds or max(cycle_cap, growth x history) open + close cycles
+# (all writers together), whichever comes first, so the history grows by a bounded amount
+# while it is measured (each cycle adds one trade).
+FULL = dict(sizes=(100, 1000, 10000), writers=(1, 2, 4), repeat=3, duration=1.0, cycle_cap=50, growth=0.2,
             reconcile_sizes=(1000, 10000, 100000), handoff_rounds=200, rss_size=10000)
-QUICK = dict(sizes=(100, 1000), writers=(1, 2), repeat=1, duration=0.15,
+QUICK = dict(sizes=(1000,), writers=(1, 2), repeat=1, duration=0.1, cycle_cap=10, growth=0.0,
              reconcile_sizes=(1000,), handoff_rounds=20, rss_size=1000)
 
 
@@ -185,8 +189,7 @@ class Bench:
     # ------------------------------------------------------------------ writes
     def run_writes_once(self, impl: str, n: int, writers: int, tag: str) -> dict:
         path = self.fresh_copy(impl, n, tag)
-        # Bound the history's growth during a cell (it grows by one trade per cycle).
-        total_cap = max(50, n // 5)
+        total_cap = max(self.cfg["cycle_cap"], int(n * self.cfg["growth"]))
         max_cycles = max(1, total_cap // writers)
         barrier = self.ctx.Barrier(writers + 1)
         out_q = self.ctx.Queue()
@@ -214,11 +217,12 @@ class Bench:
         if found != n + cycles:  # every acknowledged open must be in the file, once
             raise RuntimeError(f"{impl} n={n} writers={writers}: expected {n + cycles} trades, found {found}")
         wall = max(r["t1"] for r in results) - min(r["t0"] for r in results)
-        lat = [x for r in results for x in r["lat"]]
+        lat = sorted(x for r in results for x in r["lat"])
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
         return {
             "writes": 2 * cycles, "wall_s": wall, "writes_per_s": 2 * cycles / wall,
             "ms_per_write": 1000 * statistics.median(lat),
+            "p95_ms": 1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))],
             "rss_peak_kib": max(r["rss_peak_kib"] for r in results),
             "rss_start_kib": max(r["rss_start_kib"] for r in results),
         }
@@ -243,6 +247,8 @@ class Bench:
     def run_reconcile(self) -> list[dict]:
         from tradestore import StateReconciler
 
+        # A cold run reports every derived file as healed; that is expected here, not news.
+        logging.getLogger("tradestore").setLevel(logging.ERROR)
         rows = []
         for n in self.cfg["reconcile_sizes"]:
             path = self.template("ts", n)
@@ -382,16 +388,19 @@ def render(report: dict) -> str:
     w(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
       f"Python {m['python']}, SQLite {m['sqlite']}, files on {m['filesystem']}, "
       f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}\n")
-    w(f"repeats per cell: {report['config']['repeat']} (median [min-max]); a write is one open or "
-      f"one close transaction; ratio = writes/s / tradestore (fsync on) writes/s in the same cell\n\n")
+    w(f"repeats per cell: {report['config']['repeat']}, shown as median [min-max]. A write is one "
+      f"open or one close transaction; its latency includes waiting for the lock. writes/s counts "
+      f"every writer's writes over the cell's wall time. x tradestore = writes/s / tradestore "
+      f"(fsync on) writes/s in the same cell. reconcile() is cold (empty output directory).\n\n")
     if report.get("writes"):
-        w("| store | history | writers | ms/write (median latency) | writes/s | x tradestore |\n")
-        w("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+        w("| store | history | writers | ms/write (median) | p95 ms | writes/s (all writers) | x tradestore |\n")
+        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
         for r in report["writes"]:
             ms = [x["ms_per_write"] for x in r["runs"]]
             ws = [x["writes_per_s"] for x in r["runs"]]
+            p95 = statistics.median(x["p95_ms"] for x in r["runs"])
             w(f"| {r['impl']} | {r['history']:,} | {r['writers']} | {_fmt_spread(ms, '{:.2f}')} | "
-              f"{_fmt_spread(ws, '{:.0f}')} | {r['ratio_to_reference']:.2f} |\n")
+              f"{p95:.1f} | {_fmt_spread(ws, '{:.0f}')} | {r['ratio_to_reference']:.2f} |\n")
         w("\n")
     if report.get("reconcile"):
         w("| reconcile() | history | seconds |\n| --- | ---: | ---: |\n")
@@ -465,9 +474,9 @@ def main(argv=None) -> int:
         prog="python -m harness.bench",
         description="Measure tradestore's write and reconcile cost against the seed's pattern and "
                     "SQLite as the trade log grows, and print one table. Exits 1 if a run fails or "
-                    "a target is missed (--no-targets to only report).")
+                    "a target is missed (--no-targets to only report; --quick never judges targets).")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke size (histories of 100 and 1,000, 1 and 2 writers, one repeat); seconds")
+                    help="smoke size for CI (history of 1,000, 1 and 2 writers, one repeat); seconds")
     ap.add_argument("--repeat", type=int, help="repeats per cell (default 3; --quick: 1)")
     ap.add_argument("--duration", type=float, help="seconds each write cell runs (default 1.0)")
     ap.add_argument("--sizes", type=lambda v: tuple(int(x) for x in v.split(",")), metavar="N,N",
@@ -537,6 +546,10 @@ def main(argv=None) -> int:
                 json.dump(report, f, indent=2)
             log(f"raw figures written to {args.json}")
         missed = [t for t in report["targets"] if not t["ok"]]
+        if missed and args.quick:
+            # A smoke run is too short to judge speed; CI must not fail on a noisy neighbour.
+            log("targets are reported but not judged in --quick")
+            return 0
         return 1 if missed and not args.no_targets else 0
     finally:
         if not args.dir:
