@@ -311,3 +311,28 @@ def test_counts_add_up(trades, now):
     exps = [r["expectancy"] for r in s["setups"].values() if r["expectancy"] is not None]
     assert exps == sorted(exps, reverse=True)
     assert p["open_positions"] == len(trades) - len(closed)
+
+
+def test_times_in_other_offsets_naive_or_unreadable_are_placed_in_utc():
+    led = example_ledger()
+    t = led.get("T002")
+    t["exit_time"] = "2026-03-05T01:00:00+02:00"  # 2026-03-04 23:00 UTC: before today's start
+    r = derive.risk_state(led.trades, NOW, CONFIG)
+    assert r["daily_start_value"] == 995.0
+    t["exit_time"] = "2026-03-05T01:00:00"  # naive: taken as UTC, so today
+    assert derive.risk_state(led.trades, NOW, CONFIG)["daily_start_value"] == 1015.0
+    t["exit_time"] = "not a time"  # falls back to its entry time, 2026-03-03 09:00: before T001's +5
+    e = derive.equity(led.trades, NOW, CONFIG)
+    assert e["equity_curve"][1] == {"date": "2026-03-03", "equity": 995.0, "pnl": -15.0,
+                                    "peak": 1010.0, "drawdown_pct": round(-15 / 1010 * 100, 4)}
+    assert e["current_equity"] == 1005.0  # P&L is never dropped
+
+
+def test_equity_below_zero_halts_and_heat_is_undefined():
+    led = example_ledger()
+    led.close_trade("T005", 12.0, "gap", now=at(5, 11))  # SHORT 100 units from 1 to 12: -1100
+    r = derive.risk_state(led.trades, NOW, CONFIG)
+    assert r["current_value"] < 0 and r["halted"] and r["halt_reason"].startswith("equity")
+    p = derive.portfolio(led.trades, NOW, CONFIG)
+    assert p["portfolio_heat"] is None and p["positions"][0]["risk_pct"] is None
+    json.dumps([r, p], allow_nan=False)
