@@ -84,8 +84,8 @@ def test_generator_follows_the_format_arithmetic():
         if t["status"] == "CLOSED":
             s = 1 if t["direction"] == "LONG" else -1
             rest = s * (t["exit_price"] - t["entry_price"]) * t["size"]
-            assert math.isclose(t["pnl_usd"], rest + done * 0 + math.fsum(p["pnl_usd"] for p in t["partial_exits"]),
-                                rel_tol=1e-9, abs_tol=1e-6)
+            partials = math.fsum(p["pnl_usd"] for p in t["partial_exits"])
+            assert math.isclose(t["pnl_usd"], rest + partials, rel_tol=1e-9, abs_tol=1e-6)
 
 
 def test_generator_is_seeded():
