@@ -244,6 +244,7 @@ class StateReconciler:
         self.on_invariant_violation = on_invariant_violation
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.fsync = fsync
+        self._integrity_cache: tuple[str, list[str]] | None = None  # (log sha256, violations)
 
     # ----------------------------------------------------------------- public
 
@@ -390,7 +391,7 @@ class StateReconciler:
     def _log_violations(self, ledger: Ledger, version: LogVersion) -> list[str]:
         # The whole-log integrity scan is a third of a cycle; a loop re-reading an unchanged
         # log gets the same answer, so it is kept per log hash.
-        cached = getattr(self, "_integrity_cache", None)
+        cached = self._integrity_cache
         if cached is None or cached[0] != version.sha256:
             cached = (version.sha256, ledger_violations(ledger))
             self._integrity_cache = cached
