@@ -17,7 +17,6 @@ The vector format is described in ``conformance/README.md``.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -288,10 +287,6 @@ SEED_BARE_OPEN = {"id": "T003", "symbol": "SOL", "direction": "LONG", "entry_pri
 
 def raw(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"))
-
-
-def _ok_open(**kw):
-    return ("open", opening(**kw))
 
 
 def operation_cases() -> list[Case]:
