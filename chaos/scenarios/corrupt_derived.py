@@ -44,9 +44,9 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     trade_log = str(ctx.workdir / "trades.json")
     state = state_dir_for(trade_log)
     reconciler = StateReconciler(trade_log, state, clock=lambda: now)
-    ways = list(nemesis.DERIVED_DAMAGE) * (1 if ctx.quick else 3)
+    ways = list(nemesis.DERIVED_DAMAGE) * 1
     snapshots = []
-    pace = (ctx.duration or (2.0 if ctx.quick else 8.0)) / len(ways)
+    pace = (ctx.duration or (1.5 if ctx.quick else 3.0)) / len(ways)
     for n, how in enumerate(ways, 1):
         stop.wait(pace)  # let the writers commit between rounds (pacing, not ordering)
         first = reconciler.reconcile()

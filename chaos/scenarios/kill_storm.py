@@ -28,7 +28,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     workdir = ctx.workdir
-    duration = ctx.duration or (4.0 if ctx.quick else 12.0)
+    duration = ctx.duration or (3.0 if ctx.quick else 6.0)
     limits = {"max_positions": 5}
     r = ctx.rng(NAME)
     deaths = ctx.rng(NAME + ":wait-point")

@@ -24,7 +24,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     workdir = ctx.workdir
-    ops_each = 25 if ctx.quick else 120
+    ops_each = 25 if ctx.quick else 60
     limits = {"max_positions": 5}
     stop = workers.context().Event()
     ctx.progress(f"{ctx.writers} writers, {ops_each} operations each, sentinel inside the lock")

@@ -19,7 +19,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     racers = max(3, ctx.writers + 1)
-    for n in range(2 if ctx.quick else 5):
+    for n in range(1 if ctx.quick else 2):
         cap = r.randint(2, 3)
         held = r.randint(0, cap - 1)  # some slots already taken before the race
         symbols = r.sample(SYMBOLS, held + racers)

@@ -23,7 +23,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     # Budget: 4% of 5000 = 200 USD of initial risk; each trade risks 90, so two fit and three do not.
     limits = {"max_positions": 7, "starting_capital": 5000, "max_corr_group_risk_pct": 4.0,
               "correlation_groups": {"L1": list(GROUP)}}
-    for n in range(2 if ctx.quick else 5):
+    for n in range(1 if ctx.quick else 2):
         symbols = r.sample(GROUP, racers)
         ctx.progress(f"round {n + 1}: {racers} processes open {', '.join(symbols)} against a budget for two")
         contenders = []

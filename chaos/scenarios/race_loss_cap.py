@@ -21,7 +21,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     racers = max(3, ctx.writers + 1)
     cap = 2
     limits = {"max_positions": 7, "asset_consecutive_loss_cap": cap}
-    for n in range(2 if ctx.quick else 5):
+    for n in range(1 if ctx.quick else 2):
         symbol = r.choice(SYMBOLS)
         trade = [symbol, "LONG", 100.0, 95.0, 110.0, 1.0, "chaos", "B"]
         setup = []

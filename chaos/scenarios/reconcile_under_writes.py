@@ -26,7 +26,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     now = fixed_clock(ctx)
-    duration = ctx.duration or (2.0 if ctx.quick else 8.0)
+    duration = ctx.duration or (2.0 if ctx.quick else 4.0)
     stop = workers.context().Event()
     procs = start_writers(ctx, stop)
     trade_log = str(ctx.workdir / "trades.json")

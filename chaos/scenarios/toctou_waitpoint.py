@@ -77,7 +77,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     plan = [("duplicate", 1), ("cap", 1)]
-    for _ in range(2 if ctx.quick else 6):
+    for _ in range(1 if ctx.quick else 3):
         plan.append((r.choice(("duplicate", "cap")), r.randint(1, max(1, ctx.writers - 1))))
     exercised = 0
     for n, (mode, contenders) in enumerate(plan, 1):
