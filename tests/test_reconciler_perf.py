@@ -52,7 +52,8 @@ def measure(n: int, directory: str, repeat: int = 3) -> dict[str, float]:
 @pytest.mark.slow
 def test_ten_thousand_trades_under_a_second(tmp_path):
     figures = measure(10_000, str(tmp_path), repeat=3)
-    assert figures["best_s"] < 1.0, figures
+    # CPU time of this process: wall time on a shared CI machine measures the neighbours too
+    assert figures["best_cpu_s"] < 1.0, figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             f = measure(n, directory, args.repeat)
             print(f"{f['trades']:>7} trades  {f['log_mb']:6.1f} MB  best {f['best_s'] * 1000:8.1f} ms"
                   f"  median {f['median_s'] * 1000:8.1f} ms  best cpu {f['best_cpu_s'] * 1000:8.1f} ms", flush=True)
-            failed |= n == 10_000 and f["best_s"] >= 1.0
+            failed |= n == 10_000 and f["best_cpu_s"] >= 1.0
     return 1 if failed else 0
 
 
