@@ -75,7 +75,7 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
         snapshot = snapshot_dir(os.path.join(wdir, "base"))
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         plan = crash_plan(rec)
-        report("progress", f"crash-points: workload {w + 1}/{len(workloads)} {ops}: "
+        report("progress", f"workload {w + 1}/{len(workloads)} {ops}: "
                            f"{len(rec['calls'])} calls, {len(plan)} crash points")
         _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w)
     out["violations"] = out["violations"].as_list()

@@ -86,7 +86,7 @@ def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> d
         snapshot = snapshot_dir(os.path.join(wdir, "base"))
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         points = fault_points(len(rec["calls"]), quick)
-        report("progress", f"io-errors: workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")
+        report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")
         run_dir = os.path.join(wdir, "run")  # reset to the baseline before every fault point
         for index, code, persistent in points:
             where = (f"workload {w} {ops}, {errno.errorcode[code]} {'persistent' if persistent else 'once'} "

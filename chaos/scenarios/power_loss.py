@@ -90,7 +90,7 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
                        rec["states"][finished], allowed, rec["states"][0])
         out["unique"] += len(verdicts)
         shutil.rmtree(os.path.join(wdir, "pl"), ignore_errors=True)
-        report("progress", f"power-loss: workload {w + 1}/{len(workloads)} {ops}: {len(calls) + 1} cuts, "
+        report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(calls) + 1} cuts, "
                            f"{out['states_checked'] - before} states ({len(verdicts)} distinct)")
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['states_checked']} power-cut states checked at {out['cuts']} cut points "
