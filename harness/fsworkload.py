@@ -289,6 +289,9 @@ def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], 
     ``report(kind, payload)`` sends ("progress", text) or ("result", dict). A worker that dies
     without a result raises RuntimeError naming its exit code.
     """
+    import queue as queue_module
+    import time
+
     import multiprocess
 
     mp = multiprocess.get_context("spawn")
@@ -296,13 +299,18 @@ def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], 
     proc = mp.Process(target=_worker_main, args=(func, args, queue), daemon=True)
     proc.start()
     result = None
+    silent_since = time.monotonic()
     try:
         while result is None:
             try:
-                kind, payload = queue.get(timeout=timeout)
-            except Exception:
-                raise RuntimeError(f"worker {func.__name__} sent nothing for {timeout:.0f} s "
-                                   f"(exit code {proc.exitcode})") from None
+                kind, payload = queue.get(timeout=0.5)
+            except queue_module.Empty:
+                # a worker that died (e.g. killed by the OOM killer) sends nothing ever again
+                if not proc.is_alive() or time.monotonic() - silent_since > timeout:
+                    raise RuntimeError(f"worker {func.__name__} ended without a result "
+                                       f"(exit code {proc.exitcode})") from None
+                continue
+            silent_since = time.monotonic()
             if kind == "progress":
                 progress(payload)
             elif kind == "error":

@@ -133,3 +133,35 @@ def test_workloads_always_start_with_a_log_write():
     for seed in range(50):
         for ops in fw.make_workloads(seed, (1, 2, 3), reconcile=True):
             assert ops[0][0] in ("open", "partial", "update", "close")
+
+
+def test_sync_dir_makes_a_directory_hold_exactly_the_state(tmp_path):
+    from harness.powerloss import sync_dir
+
+    sync_dir({"a": b"1", "state/b": b"2"}, ("", "state"), str(tmp_path))
+    (tmp_path / "stray.tmp").write_bytes(b"x")
+    (tmp_path / "a").write_bytes(b"changed")
+    sync_dir({"a": b"1", "state/c": b"3"}, ("", "state"), str(tmp_path))
+    assert snapshot_dir(str(tmp_path)) == ({"a": b"1", "state/c": b"3"}, ("", "state"))
+
+
+def test_findings_group_by_property_and_put_clear_examples_first():
+    findings = fw.Findings(examples=2)
+    for i in range(4):
+        findings.add("ack-durable", f"case {i}")
+    findings.add("ack-durable", "names T003", first=True)
+    findings.add("log-parses", "torn")
+    (prop, detail), (prop2, detail2) = findings.as_list()
+    assert prop == "ack-durable" and detail.startswith("5 case(s): names T003; case 0 (and 3 more)")
+    assert (prop2, detail2) == ("log-parses", "1 case(s): torn")
+
+
+def _dies(report):
+    import os
+
+    os._exit(9)
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for():
+    with pytest.raises(RuntimeError, match="exit code 9"):
+        fw.in_worker(_dies, (), lambda _m: None)
