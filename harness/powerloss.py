@@ -93,10 +93,12 @@ class DiskModel:
     """Replays :class:`FsCall` s under ``root`` starting from a fully durable ``snapshot``.
 
     ``snapshot`` maps paths relative to ``root`` to their bytes; ``dirs`` lists the relative
-    directories that exist (``""`` is the root itself; parents of snapshot files are added).
+    directories that exist (``""`` is the root itself; parents of snapshot files are added);
+    ``links`` groups paths that are one file (see :func:`hard_links`).
     """
 
-    def __init__(self, root: str, snapshot: dict[str, bytes], dirs: tuple[str, ...] = ("",)) -> None:
+    def __init__(self, root: str, snapshot: dict[str, bytes], dirs: tuple[str, ...] = ("",),
+                 links: tuple[tuple[str, ...], ...] = ()) -> None:
         self.root = os.path.abspath(root)
         self.inodes: dict[int, _Inode] = {}
         self.dirs: dict[str, _Dir] = {}
@@ -104,12 +106,15 @@ class DiskModel:
         self.applied = 0
         for d in dirs:
             self._ensure_dir(d)
+        same_as = {rel: group[0] for group in links for rel in group}
+        inode_of: dict[str, int] = {}
         for rel, data in sorted(snapshot.items()):
             parent, name = os.path.split(rel)
             directory = self._ensure_dir(parent)
-            ino = self._new_inode(data, durable=True)
-            directory.entries[name] = ino
-            directory.durable[name] = ino
+            first = same_as.get(rel, rel)
+            if first not in inode_of:
+                inode_of[first] = self._new_inode(data, durable=True)
+            directory.entries[name] = directory.durable[name] = inode_of[first]
 
     # -- replay ---------------------------------------------------------------------------------
 
@@ -194,6 +199,8 @@ class DiskModel:
             if src not in src_dir.entries:
                 raise ModelError(f"rename of {call.path}, which the model does not have")
             ino = src_dir.entries[src]
+            if dst_dir.entries.get(dst) == ino:
+                return  # rename(2) between two links of one file does nothing, leaving both
             if src_dir is dst_dir:
                 self._change(src_dir, [("del", src), ("set", dst, ino)])
             else:
@@ -291,6 +298,17 @@ def snapshot_dir(root: str) -> tuple[dict[str, bytes], tuple[str, ...]]:
             with open(os.path.join(here, name), "rb") as f:
                 files[os.path.join(rel, name)] = f.read()
     return files, tuple(dirs)
+
+
+def hard_links(root: str) -> tuple[tuple[str, ...], ...]:
+    """Groups of relative paths under ``root`` that are one file (hard links), for DiskModel."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for here, _subdirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(here, name)
+            st = os.lstat(path)
+            groups.setdefault((st.st_dev, st.st_ino), []).append(os.path.relpath(path, root))
+    return tuple(tuple(sorted(g)) for g in groups.values() if len(g) > 1)
 
 
 def materialise(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> None:

@@ -44,6 +44,8 @@ def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool,
         backup_temp = prefix + secrets.token_hex(6) + atomic.TEMP_SUFFIX
         os.link(path, backup_temp)
         os.replace(backup_temp, atomic.backup_path(path))
+        if os.path.lexists(backup_temp):  # the rename was a no-op: both names were one file
+            os.unlink(backup_temp)
     os.replace(temp, path)
     if dir_fsync:
         atomic.fsync_directory(directory)

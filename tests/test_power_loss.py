@@ -165,3 +165,22 @@ def _dies(report):
 def test_a_worker_that_dies_is_reported_not_waited_for():
     with pytest.raises(RuntimeError, match="exit code 9"):
         fw.in_worker(_dies, (), lambda _m: None)
+
+
+def test_a_rename_between_two_links_of_one_file_changes_nothing(tmp_path):
+    import os
+
+    (tmp_path / "log").write_bytes(b"v1")
+    os.link(tmp_path / "log", tmp_path / "bak")
+    snapshot = snapshot_dir(str(tmp_path))
+    with FsShim(tmp_path) as shim:
+        os.link(str(tmp_path / "log"), str(tmp_path / "t"))
+        os.replace(str(tmp_path / "t"), str(tmp_path / "bak"))  # a no-op for the kernel too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bak", "log", "t"]
+    from harness.powerloss import hard_links
+
+    model = DiskModel(str(tmp_path), *snapshot, links=(("bak", "log"),))
+    assert hard_links(str(tmp_path)) == (("bak", "log", "t"),)
+    model.apply(shim.calls[0])
+    model.apply(shim.calls[1])
+    assert sorted(model.current()) == ["bak", "log", "t"]

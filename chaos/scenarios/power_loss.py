@@ -71,6 +71,8 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
         out["invoked"] += len(ops)
         out["ok"] += rec["outcomes"].count("ok")
         out["rejected"] += len(ops) - rec["outcomes"].count("ok")
+        # the recording ran on a copy of the baseline made file by file (no hard links), so the
+        # model starts from the same: every baseline file its own inode
         model = DiskModel(rec_dir, *snapshot)
         verdicts: dict[tuple, tuple] = {}  # distinct disk -> what a fresh store made of it
         calls = rec["calls"]
