@@ -406,3 +406,53 @@ def test_integrity_finds_each_kind_of_violation():
     for expected in ("OPEN trade has exit_price", "BTC: OPEN in both", "does not increase",
                      "size -1 is not a finite positive", "partial exits"):
         assert expected in text, (expected, text)
+
+
+# -- logs written by other tools --------------------------------------------------------------
+
+def test_seed_trade_without_opening_fields_can_be_partially_closed():
+    doc = json.loads(seed_log())
+    for field in ("original_size", "original_stop"):
+        del doc["trades"][1][field]
+    ledger = Ledger.from_json(json.dumps(doc))
+    trade = ledger.partial_close("T002", 0.5, 2900, now=NOW)
+    assert trade["original_size"] == 1 and trade["original_stop"] == 3100
+    changed = integrity.new_violations([], ledger, ledger.changed)
+    assert changed == []
+    ledger.close_trade("T002", 2800, now=NOW)
+    assert trade["r_multiple"] == pytest.approx((50 + 100) / 100)
+
+
+def test_lowercase_symbols_in_an_old_log_count_towards_their_group():
+    doc = json.loads(seed_log())
+    doc["trades"][1]["symbol"] = "eth "
+    doc["trades"][1].update(direction="LONG", entry_price=3000, stop_price=2900, original_stop=2900, target_price=3300)
+    ledger = Ledger.from_json(json.dumps(doc))  # ETH risks 100 of the 201.60 budget
+    with pytest.raises(RiskRejected) as caught:
+        opened(ledger, "BTC", entry=1000, stop=900, target=1200, size=1.1)  # +110
+    assert caught.value.check == "correlation_limit"
+
+
+def test_times_with_other_offsets_order_by_instant():
+    limits = RiskLimits(asset_consecutive_loss_cap=2)
+    ledger = Ledger()
+    for when, sign in (("2026-03-01T10:00:00Z", -1), ("2026-03-01T08:00:00-05:00", +1), ("2026-03-01T11:30:00+01:00", -1)):
+        t = opened(ledger, "XRP", limits=limits)
+        ledger.close_trade(t["id"], 100 + sign, now=NOW)
+        t["exit_time"] = when
+    # By instant: loss 10:00Z, loss 10:30Z, win 13:00Z. Compared as text the win would sort
+    # first and the last two would look like a losing streak.
+    assert [t["pnl_usd"] > 0 for t in ledger.closed_trades_of("XRP")] == [False, False, True]
+    opened(ledger, "XRP", limits=limits)
+
+
+def test_daily_loss_day_is_the_utc_day_whatever_the_clock_zone():
+    limits = RiskLimits(max_daily_loss_pct=5, asset_consecutive_loss_cap=None, max_corr_group_risk_pct=100)
+    ledger = Ledger()
+    t = opened(ledger, "A", entry=100, stop=10, size=10, limits=limits)
+    ledger.close_trade(t["id"], 70, now=datetime(2026, 3, 2, 0, 30, tzinfo=timezone.utc))  # -300 today (UTC)
+    tokyo = timezone(timedelta(hours=9))
+    with pytest.raises(RiskRejected):  # 09:40 in Tokyo is 00:40 UTC: the loss is today's
+        opened(ledger, "B", limits=limits, now=datetime(2026, 3, 2, 9, 40, tzinfo=tokyo))
+    new_york = timezone(timedelta(hours=-5))
+    opened(ledger, "B", limits=limits, now=datetime(2026, 3, 2, 20, 0, tzinfo=new_york))  # 01:00 UTC on the 3rd

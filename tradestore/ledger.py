@@ -53,6 +53,22 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat()
 
 
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def time_key(text: object) -> datetime:
+    """A timestamp as an aware UTC datetime for ordering; missing or unreadable sorts first.
+
+    Parsed rather than compared as text, so logs written by other tools ("Z" suffix, other
+    offsets) order the same way here as in the reconciler.
+    """
+    try:
+        moment = datetime.fromisoformat(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return _EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def normalize_symbol(symbol: object) -> str:
     """Strip surrounding whitespace and upper-case; the key for the duplicate-symbol rule."""
     if not isinstance(symbol, str):
@@ -103,6 +119,12 @@ def _check_target_side(direction: str, entry: float, target: float) -> None:
         raise InvalidTrade("target_price", target, f"must be above entry_price {entry:g} for a LONG")
     if direction == "SHORT" and target >= entry:
         raise InvalidTrade("target_price", target, f"must be below entry_price {entry:g} for a SHORT")
+
+
+def _fill_originals(trade: dict) -> None:
+    """Give a trade from an older log its opening stop and size before anything changes them."""
+    trade.setdefault("original_stop", trade["stop_price"])
+    trade.setdefault("original_size", trade["size"])
 
 
 def _reject_constant(name: str) -> None:
@@ -257,9 +279,11 @@ class Ledger:
         # symbol's whole history again was the largest cost of an open on a long log.
         def compute() -> list[dict]:
             trades = [t for t in self.closed_trades() if t["symbol"].strip().upper() == symbol]
-            trades.sort(key=lambda t: (t.get("exit_time") or "", id_number(t["id"])))
+            trades.sort(key=lambda t: (time_key(t.get("exit_time")), id_number(t["id"])))
             return trades
         return self._cached("closed_of:" + symbol, compute)
+
+    time_key = staticmethod(time_key)
 
     @staticmethod
     def initial_risk(trade: Mapping) -> float:
@@ -268,21 +292,21 @@ class Ledger:
         size = trade.get("original_size", trade.get("size"))
         return abs(trade["entry_price"] - stop) * size
 
-    def realized_events(self) -> list[tuple[str, float]]:
-        """Every realized P&L as (UTC ISO time, USD), in time order.
+    def realized_events(self) -> list[tuple[datetime, float]]:
+        """Every realized P&L as (UTC time, USD), in time order.
 
         A CLOSED trade contributes its final exit (its net ``pnl_usd`` minus the partial exits,
         which are events of their own); an OPEN trade its partial exits.
         """
-        def compute() -> list[tuple[str, float]]:
+        def compute() -> list[tuple[datetime, float]]:
             events = []
             for trade in self.trades:
                 partial_total = 0.0
                 for part in trade.get("partial_exits") or ():
-                    events.append((part.get("timestamp") or "", part.get("pnl_usd") or 0.0))
+                    events.append((time_key(part.get("timestamp")), part.get("pnl_usd") or 0.0))
                     partial_total += part.get("pnl_usd") or 0.0
                 if trade["status"] == CLOSED:
-                    events.append((trade.get("exit_time") or "", (trade.get("pnl_usd") or 0.0) - partial_total))
+                    events.append((time_key(trade.get("exit_time")), (trade.get("pnl_usd") or 0.0) - partial_total))
             events.sort(key=lambda e: e[0])
             return events
         return self._cached("events", compute)
@@ -300,7 +324,7 @@ class Ledger:
 
     def equity_at(self, starting_capital: float, moment: datetime) -> float:
         """Realized equity counting only P&L realized before ``moment``."""
-        cutoff = utc_iso(moment)
+        cutoff = moment.astimezone(timezone.utc)
         return starting_capital + sum(pnl for when, pnl in self.realized_events() if when < cutoff)
 
     def peak_equity(self, starting_capital: float) -> float:
@@ -376,9 +400,10 @@ class Ledger:
         trade = self._open(trade_id)
         exit_price = _positive("exit_price", exit_price)
         exit_reason, lessons = _text("exit_reason", exit_reason), _text("lessons", lessons)
+        _fill_originals(trade)
         remaining = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * trade["size"]
         net = remaining + sum(p.get("pnl_usd") or 0.0 for p in trade.get("partial_exits") or ())
-        basis = trade["entry_price"] * trade.get("original_size", trade["size"])
+        basis = trade["entry_price"] * trade["original_size"]
         initial = self.initial_risk(trade)
         trade.update(
             exit_price=exit_price,
@@ -400,6 +425,7 @@ class Ledger:
             raise InvalidTrade("close_pct", close_pct, "must be a fraction between 0 and 1, exclusive (0.5 = half)")
         exit_price = _positive("exit_price", exit_price)
         reason = _text("reason", reason)
+        _fill_originals(trade)
         closed = trade["size"] * close_pct
         pnl = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * closed
         trade.setdefault("partial_exits", []).append(
@@ -444,6 +470,7 @@ class Ledger:
     def update_trade(self, trade_id, updates) -> dict:
         """Change updatable fields (stops, targets, notes...) of an OPEN trade."""
         trade, clean = self.validate_updates(trade_id, updates)
+        _fill_originals(trade)
         trade.update(clean)
         self._touch(trade["id"])
         return trade
@@ -462,6 +489,7 @@ class Ledger:
         if len(set(ids)) != len(ids):
             raise InvalidTrade("batch", ids, "names a trade more than once")
         for trade, clean in checked:
+            _fill_originals(trade)
             trade.update(clean)
             self._touch(trade["id"])
         return len(checked)

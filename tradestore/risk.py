@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from .errors import RiskRejected
@@ -105,7 +105,9 @@ def correlation_limit(ledger: Ledger, p: Proposal) -> str | None:
     budget = p.limits.max_corr_group_risk_pct / 100.0 * equity
     for group in p.limits.groups_of(p.symbol):
         members = {m.strip().upper() for m in p.limits.correlation_groups[group]}
-        used = sum(ledger.initial_risk(t) for t in ledger.open_trades() if t["symbol"] in members)
+        used = sum(
+            ledger.initial_risk(t) for t in ledger.open_trades() if t["symbol"].strip().upper() in members
+        )
         if _exceeds(used + p.risk, budget):
             return (
                 f"group {group}: open risk {used:.2f} + new {p.risk:.2f} = {used + p.risk:.2f} USD "
@@ -128,7 +130,7 @@ def loss_cap(ledger: Ledger, p: Proposal) -> str | None:
     last_exit = recent[-1]["exit_time"]
     cooldown = p.limits.loss_cap_cooldown_hours
     if cooldown is not None:
-        until = datetime.fromisoformat(last_exit) + timedelta(hours=cooldown)
+        until = ledger.time_key(last_exit) + timedelta(hours=cooldown)
         if p.now >= until:
             return None
         return f"{p.symbol}: last {cap} closed trades lost; blocked until {until.isoformat()}"
@@ -151,7 +153,8 @@ def drawdown_halt(ledger: Ledger, p: Proposal) -> str | None:
                 f"{limits.max_drawdown_pct:g}% halt"
             )
     if limits.max_daily_loss_pct is not None:
-        start = ledger.equity_at(limits.starting_capital, p.now.replace(hour=0, minute=0, second=0, microsecond=0))
+        midnight = p.now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = ledger.equity_at(limits.starting_capital, midnight)
         equity = ledger.equity(limits.starting_capital)
         loss = 0.0 if start <= 0 else (start - equity) / start * 100.0
         if loss >= limits.max_daily_loss_pct:

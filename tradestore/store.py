@@ -128,7 +128,8 @@ class TradeStore:
 
     def now(self) -> datetime:
         moment = self._clock()
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        # Naive times are taken as UTC; aware ones are converted, so "today" is a UTC day.
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
     # -- loading ------------------------------------------------------------------------
 
