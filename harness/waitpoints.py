@@ -32,3 +32,9 @@ def hit(name: str) -> None:
 def hits(name: str) -> int:
     """How many times ``name`` was reached in this process."""
     return _hits.get(name, 0)
+
+
+def reset() -> None:
+    """Disarm every point and forget the hit counts (a worker starts from here)."""
+    _armed.clear()
+    _hits.clear()
