@@ -456,3 +456,17 @@ def test_daily_loss_day_is_the_utc_day_whatever_the_clock_zone():
         opened(ledger, "B", limits=limits, now=datetime(2026, 3, 2, 9, 40, tzinfo=tokyo))
     new_york = timezone(timedelta(hours=-5))
     opened(ledger, "B", limits=limits, now=datetime(2026, 3, 2, 20, 0, tzinfo=new_york))  # 01:00 UTC on the 3rd
+
+
+def test_trailing_a_stop_to_entry_frees_heat_but_not_group_risk():
+    limits = RiskLimits(max_portfolio_heat_pct=2, max_corr_group_risk_pct=2, correlation_groups={"g": ["A", "B"]})  # 100 USD each
+    ledger = Ledger()
+    a = opened(ledger, "A", entry=100, stop=90, size=10, limits=limits)  # 100 of 100
+    with pytest.raises(RiskRejected) as caught:
+        opened(ledger, "C", entry=100, stop=99, size=1, limits=limits)
+    assert caught.value.check == "portfolio_heat"
+    ledger.update_trade(a["id"], {"stop_price": 100})  # stop at entry: nothing left at risk
+    opened(ledger, "C", entry=100, stop=99, size=1, limits=limits)
+    with pytest.raises(RiskRejected) as caught:  # the group budget still counts the opening risk
+        opened(ledger, "B", entry=100, stop=99, size=1, limits=limits)
+    assert caught.value.check == "correlation_limit"

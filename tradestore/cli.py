@@ -136,7 +136,7 @@ def cmd_status(store: TradeStore, args: argparse.Namespace) -> int:
         "open_trades": [{"id": t["id"], "symbol": t["symbol"], "risk_usd": ledger.initial_risk(t)} for t in open_trades],
         "group_risk": groups,
         "loss_capped": capped,
-        "open_risk_usd": sum(ledger.initial_risk(t) for t in open_trades),
+        "open_risk_usd": sum(ledger.open_risk(t) for t in open_trades),
         "integrity_violations": integrity.ledger_violations(ledger),
     }
     if args.json:

@@ -292,6 +292,12 @@ class Ledger:
         size = trade.get("original_size", trade.get("size"))
         return abs(trade["entry_price"] - stop) * size
 
+    @staticmethod
+    def open_risk(trade: Mapping) -> float:
+        """What is still lost from entry if the current stop is hit; 0 once it is at or past entry."""
+        sign = 1 if trade["direction"] == "LONG" else -1
+        return max(0.0, sign * (trade["entry_price"] - trade["stop_price"])) * trade["size"]
+
     def realized_events(self) -> list[tuple[datetime, float]]:
         """Every realized P&L as (UTC time, USD), in time order.
 

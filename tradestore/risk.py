@@ -163,12 +163,12 @@ def drawdown_halt(ledger: Ledger, p: Proposal) -> str | None:
 
 
 def portfolio_heat(ledger: Ledger, p: Proposal) -> str | None:
-    """Cap on the total initial risk of all OPEN trades, new trade included, as % of equity."""
+    """Cap on the total open risk (current stops) of all OPEN trades, new trade included, as % of equity."""
     if p.limits.max_portfolio_heat_pct is None:
         return None
     equity = ledger.equity(p.limits.starting_capital)
     budget = p.limits.max_portfolio_heat_pct / 100.0 * equity
-    used = sum(ledger.initial_risk(t) for t in ledger.open_trades())
+    used = sum(ledger.open_risk(t) for t in ledger.open_trades())
     if _exceeds(used + p.risk, budget):
         return (
             f"open risk {used:.2f} + new {p.risk:.2f} = {used + p.risk:.2f} USD exceeds "
