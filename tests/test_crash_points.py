@@ -65,3 +65,12 @@ def test_crash_points_catch_a_store_that_rewrites_the_log_in_place(tmp_path):
     props = dict(report["violations"])
     assert "log-parses" in props, report["violations"]
     assert "acknowledged trades unreadable: T001" in props["log-parses"]
+
+
+def test_kills_cannot_see_a_missing_fsync(tmp_path):
+    # Why power-loss exists: a store that never fsyncs is atomic, so every crash point passes.
+    workloads = [[("open", "XRP"), ("close", "base")]]
+    for target in ("unsafe-no-fsync", "unsafe-no-dir-fsync"):
+        report = fw.in_worker(crash_points.crash_worker, (target, str(tmp_path / target), workloads),
+                              lambda _msg: None)
+        assert report["violations"] == [] and report["crash_points"] > 20, (target, report["violations"])
