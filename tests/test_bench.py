@@ -62,6 +62,17 @@ def test_help_and_bad_arguments():
     assert bad.returncode != 0
 
 
+def test_profile_reports_where_the_write_path_spends_time(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.bench", "--profile", "--profile-history", "200",
+         "--profile-cycles", "3", "--profile-top", "5", "--dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 writes in" in proc.stdout
+    assert "top 5 by tottime" in proc.stdout and "top 5 by cumulative" in proc.stdout
+
+
 def test_history_is_valid_for_tradestore(tmp_path):
     trades, next_id = build_history(600)
     path = tmp_path / "trades.json"
@@ -114,6 +125,12 @@ def test_baselines_enforce_the_same_rules_as_tradestore(tmp_path):
     assert {"duplicate_symbol", "loss_cap", "correlation_limit", "position_cap", "InvalidTrade"} <= set(expected)
     assert _outcomes(seed, RULE_SCENARIO) == expected
     assert _outcomes(sqlite, RULE_SCENARIO) == expected
+    # Same records too, apart from the clock.
+    def comparable(trades):
+        return [{k: v for k, v in t.items() if not k.endswith("_time") and k != "timestamp"}
+                for t in trades]
+    assert comparable(seed.get_all_trades()) == comparable(ours.get_all_trades())
+    assert comparable(sqlite.get_all_trades()) == comparable(ours.get_all_trades())
     sqlite.close()
 
 
