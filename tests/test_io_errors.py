@@ -66,3 +66,21 @@ def test_a_store_that_retries_a_failed_fsync_is_caught(tmp_path):
     props = _run_control(tmp_path, "tests.test_io_errors:retrying")
     assert "fault-surfaced" in props, props
     assert "'fsync'" in props["fault-surfaced"]
+
+
+def test_an_error_writing_the_lock_pid_hint_does_not_leave_the_lock_held(tmp_path):
+    # Found by io-errors: the pid write after flock raised out of acquire(), and the process
+    # then held the lock with nobody to release it, so every later write failed.
+    import errno
+
+    from harness.fsfaults import Fault, FsShim
+    from tradestore import FileLock
+
+    lock = FileLock(str(tmp_path / "x.lock"), timeout=1.0)
+    with FsShim(tmp_path) as shim:
+        with lock:
+            pass  # creates the lock file: calls 0 (open) and 1 (pwrite)
+        shim.reset(fault=Fault(0, "error", errno.EIO))  # the next pid write fails
+        with lock:
+            assert shim.calls and shim.calls[0].kind == "pwrite" and shim.calls[0].error == errno.EIO
+    assert not lock.held_by_current_thread()
