@@ -65,7 +65,7 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: record each workload, then crash a forked child at every point."""
     factory = fw.resolve(target)
     out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
-           "kills": 0, "crash_points": 0}
+           "kills": 0, "crash_points": 0, "by_point": {}}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
         has_reconcile = ("reconcile",) in ops
@@ -79,6 +79,8 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
                            f"{len(rec['calls'])} calls, {len(plan)} crash points")
         _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w)
     out["violations"] = out["violations"].as_list()
+    out["notes"].append("crash points by moment: " + ", ".join(
+        f"{name} {count}" for name, count in sorted(out.pop("by_point").items())))
     return out
 
 
@@ -167,6 +169,8 @@ def _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w) 
         out["notes"].append(f"{where}: the call there was {crashed[0]['crash']} this time")
     out["crash_points"] += 1
     out["kills"] += 1
+    point = "after return" if action == "return" else f"{action} {rec['calls'][index].kind}"
+    out["by_point"][point] = out["by_point"].get(point, 0) + 1
     done = [m for m in messages if "done" in m]
     out["invoked"] += sum(1 for m in messages if "invoke" in m)
     out["ok"] += sum(1 for m in done if m["outcome"] == "ok")
