@@ -81,10 +81,12 @@ class NoDirFsyncStore(_SkippingStore):
 
 
 def no_fsync(trade_log, lock_file=None, **limits):
+    """Flaw: renames the temp file without fsyncing its data (a power cut leaves an empty or torn log)."""
     return NoFsyncStore(trade_log, lock_file, **limits)
 
 
 def no_dir_fsync(trade_log, lock_file=None, **limits):
+    """Flaw: never fsyncs the directory after the rename (a power cut undoes acknowledged writes)."""
     return NoDirFsyncStore(trade_log, lock_file, **limits)
 
 
