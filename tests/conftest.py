@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tradestore import TradeStore
 
@@ -31,3 +33,17 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(tmp_path, clock) -> TradeStore:
     return TradeStore(tmp_path / "trades.json", clock=clock)
+
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE: "ci" (default) is bounded so the whole
+# suite stays within minutes; "long" runs thousands of examples for a deep run
+# (`HYPOTHESIS_PROFILE=long ci/test tests/test_model.py tests/test_properties.py`).
+settings.register_profile(
+    "ci", max_examples=150, stateful_step_count=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long", max_examples=3000, stateful_step_count=100, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -96,6 +96,10 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: boo
             backup_temp = os.path.join(directory, temp_prefix(path) + secrets.token_hex(6) + TEMP_SUFFIX)
             os.link(path, backup_temp)
             os.replace(backup_temp, backup_path(path))
+            # rename(2) does nothing when both names are already one file (a writer died
+            # between its two renames, leaving the backup linked to the log): drop the temp.
+            if os.path.lexists(backup_temp):
+                os.unlink(backup_temp)
             backup_temp = None
         os.replace(temp, path)
     except BaseException:
