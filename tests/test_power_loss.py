@@ -184,3 +184,29 @@ def test_a_rename_between_two_links_of_one_file_changes_nothing(tmp_path):
     model.apply(shim.calls[0])
     model.apply(shim.calls[1])
     assert sorted(model.current()) == ["bak", "log", "t"]
+
+
+class BuiltinOpenStore:
+    """Writes its log with the builtin open(): invisible to the shim, so it must be reported."""
+
+    def __new__(cls, trade_log, lock_file=None, **limits):
+        from tradestore import TradeStore
+
+        class _Store(TradeStore):
+            def _commit(self, ledger, open_symbols_before) -> None:
+                with open(self.trade_log, "wb") as f:
+                    f.write(ledger.to_json())
+                ledger.mark_clean()
+                self._cache = None
+
+        return _Store(trade_log, lock_file, **limits)
+
+
+def test_a_store_writing_around_the_os_module_is_reported_not_misjudged(tmp_path):
+    from chaos.scenarios import power_loss
+
+    report = fw.in_worker(power_loss.power_worker,
+                          ("tests.test_power_loss:BuiltinOpenStore", str(tmp_path), [[("open", "XRP")]], 1, 12),
+                          lambda _m: None)
+    assert [prop for prop, _ in report["violations"]] == ["writes-visible"]
+    assert report["states_checked"] == 0

@@ -14,6 +14,10 @@ directory and opened with a fresh store, which must find:
 - and, where the workload reconciles, derived files that one reconcile brings back to a fresh
   rebuild (``derived-heals``): whatever the cut left in the output directory.
 
+Before any of that, the model's view after the last call must equal the real files the
+recorded run left (``writes-visible``): a store that writes through something the shim cannot
+see (the builtin ``open()``) cannot be judged here, and is reported instead of misjudged.
+
 The negative controls ``unsafe-no-fsync`` and ``unsafe-no-dir-fsync`` fail here every time:
 every workload's first operation writes the log, and the state right after it returns already
 has the unsynced data dropped (no-fsync) or the unsynced rename undone (no-dir-fsync).
@@ -73,9 +77,15 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
         out["rejected"] += len(ops) - rec["outcomes"].count("ok")
         # the recording ran on a copy of the baseline made file by file (no hard links), so the
         # model starts from the same: every baseline file its own inode
+        calls = rec["calls"]
+        unseen = _unseen_changes(DiskModel(rec_dir, *snapshot), calls, rec_dir)
+        if unseen:
+            findings.add("writes-visible", f"workload {w} {ops}: the files differ from what the recorded os "
+                         f"calls produce ({', '.join(unseen)}): the store writes through something other than "
+                         f"the os module (e.g. the builtin open()), so its power-cut states cannot be built")
+            continue
         model = DiskModel(rec_dir, *snapshot)
         verdicts: dict[tuple, tuple] = {}  # distinct disk -> what a fresh store made of it
-        calls = rec["calls"]
         before = out["states_checked"]
         for done in range(len(calls) + 1):
             if done:
@@ -98,6 +108,19 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
     out["notes"].append(f"{out['states_checked']} power-cut states checked at {out['cuts']} cut points "
                         f"({out['unique']} distinct disks materialised)")
     return out
+
+
+def _unseen_changes(model, calls: list, rec_dir: str) -> list[str]:
+    """Files whose real content differs from the model's page-cache view after every call.
+
+    The model is only as good as the calls it sees; this is its check against the real disk.
+    """
+    from harness.powerloss import snapshot_dir
+
+    for call in calls:
+        model.apply(call)
+    modelled, (actual, _) = model.current(), snapshot_dir(rec_dir)
+    return sorted(name for name in set(modelled) | set(actual) if modelled.get(name) != actual.get(name))
 
 
 def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> tuple:
