@@ -44,10 +44,17 @@ def uses_reconciler(target: str) -> bool:
     return target == "tradestore" or target.startswith("unsafe-")
 
 
-def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool) -> list[list[Op]]:
-    """One workload per entry of ``sizes`` (its number of operations), from ``seed`` alone."""
+FRESH = ("fresh",)  # first element of a workload that starts from an empty directory
+
+
+def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool, fresh: bool = True) -> list[list[Op]]:
+    """One workload per entry of ``sizes`` (its number of operations), from ``seed`` alone.
+
+    With ``fresh``, the first workload opens the very first trade in an empty directory: the
+    log, its lock file and their directory entries are all created by it.
+    """
     rng = random.Random(f"{seed}:fs-workloads")
-    workloads = []
+    workloads: list[list[Op]] = [[FRESH, ("open", NEW_SYMBOLS[-1])]] if fresh else []
     for n, size in enumerate(sizes):
         ops: list[Op] = []
         opened = False
@@ -112,6 +119,18 @@ def setup_baseline(factory: Callable[..., Any], directory: str, with_reconcile: 
     if with_reconcile:
         os.makedirs(state, exist_ok=True)
         reconcile(directory)
+
+
+def prepare(factory: Callable[..., Any], wdir: str, workload: list[Op]) -> tuple[list[Op], tuple]:
+    """Build ``workload``'s baseline in ``wdir/base``: (its operations, snapshot of the baseline)."""
+    from harness.powerloss import snapshot_dir
+
+    base = os.path.join(wdir, "base")
+    if workload and workload[0] == FRESH:
+        os.makedirs(base, exist_ok=True)
+        return list(workload[1:]), snapshot_dir(base)
+    setup_baseline(factory, base, ("reconcile",) in workload)
+    return list(workload), snapshot_dir(base)
 
 
 def _check_ok(value: Any, what: str) -> None:

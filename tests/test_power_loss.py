@@ -131,7 +131,9 @@ def test_power_loss_catches_a_store_without_directory_fsync(tmp_path, seed):
 
 def test_workloads_always_start_with_a_log_write():
     for seed in range(50):
-        for ops in fw.make_workloads(seed, (1, 2, 3), reconcile=True):
+        workloads = fw.make_workloads(seed, (1, 2, 3), reconcile=True)
+        assert workloads[0] == [fw.FRESH, ("open", fw.NEW_SYMBOLS[-1])]  # the very first write
+        for ops in workloads[1:]:
             assert ops[0][0] in ("open", "partial", "update", "close")
 
 

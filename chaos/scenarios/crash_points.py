@@ -68,11 +68,7 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
            "kills": 0, "crash_points": 0, "by_point": {}}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
-        has_reconcile = ("reconcile",) in ops
-        fw.setup_baseline(factory, os.path.join(wdir, "base"), has_reconcile)
-        from harness.powerloss import snapshot_dir
-
-        snapshot = snapshot_dir(os.path.join(wdir, "base"))
+        ops, snapshot = fw.prepare(factory, wdir, ops)
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         plan = crash_plan(rec)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: "

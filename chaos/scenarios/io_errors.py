@@ -75,15 +75,12 @@ def fault_points(calls: int, quick: bool) -> list[tuple[int, int, bool]]:
 
 def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> dict:
     """In a spawned worker: every (workload, call index, errno, once|persistent) fault point."""
-    from harness.powerloss import snapshot_dir
-
     factory = fw.resolve(target)
     findings = fw.Findings()
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "notes": []}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
-        fw.setup_baseline(factory, os.path.join(wdir, "base"), ("reconcile",) in ops)
-        snapshot = snapshot_dir(os.path.join(wdir, "base"))
+        ops, snapshot = fw.prepare(factory, wdir, ops)
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
         points = fault_points(len(rec["calls"]), quick)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")

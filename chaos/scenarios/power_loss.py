@@ -59,7 +59,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
 
 def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, report) -> dict:
     """In a spawned worker: record each workload, then check every power-cut state of it."""
-    from harness.powerloss import DiskModel, snapshot_dir
+    from harness.powerloss import DiskModel
 
     factory = fw.resolve(target)
     rng = random.Random(f"{seed}:power-loss")
@@ -67,9 +67,8 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
     out = {"states_checked": 0, "cuts": 0, "unique": 0, "invoked": 0, "ok": 0, "rejected": 0, "notes": []}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
+        ops, snapshot = fw.prepare(factory, wdir, ops)
         has_reconcile = ("reconcile",) in ops
-        fw.setup_baseline(factory, os.path.join(wdir, "base"), has_reconcile)
-        snapshot = snapshot_dir(os.path.join(wdir, "base"))
         rec_dir = os.path.join(wdir, "rec")
         rec = fw.record(factory, rec_dir, snapshot, ops)
         out["invoked"] += len(ops)
