@@ -39,7 +39,7 @@ def store(tmp_path, clock) -> TradeStore:
 # suite stays within minutes; "long" runs thousands of examples for a deep run
 # (`HYPOTHESIS_PROFILE=long ci/test tests/test_model.py tests/test_properties.py`).
 settings.register_profile(
-    "ci", max_examples=150, stateful_step_count=50, deadline=None,
+    "ci", max_examples=100, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(

@@ -542,7 +542,7 @@ class StoreMachine(RuleBasedStateMachine):
                 assert name == "open"
                 args = margs
                 trade_id = f"T{model.next_id:03d}"
-                model.trades[trade_id] = MTrade(trade_id, args[0].strip().upper(), args[1], float(args[2]),
+                model.trades[trade_id] = MTrade(trade_id, args[0].strip().upper(), args[1].strip().upper(), float(args[2]),
                                                 float(args[3]), float(args[3]), float(args[4]),
                                                 float(args[5]), float(args[5]), args[6])
                 model.next_id += 1
