@@ -141,14 +141,21 @@ def check_ids(ops: Iterable[Op], document: Mapping) -> list[Finding]:
     next_id = document.get("next_id")
     if numbers and isinstance(next_id, int) and next_id <= max(numbers):
         found.append(("ids-unique-increasing", f"next_id {next_id} is not beyond the highest id T{max(numbers):03d}"))
-    opens = [op for op in ops if op.f == "open" and op.ok and isinstance(op.value, dict)]
-    for a in opens:
-        for b in opens:
-            if a.end_t is not None and a.end_t < b.invoke_t:
-                na, nb = id_number(a.value.get("id")), id_number(b.value.get("id"))
-                if na is not None and nb is not None and nb <= na:
-                    found.append(("ids-unique-increasing", f"{b.id} began after {a.id} was acknowledged "
-                                                           f"but got {b.value.get('id')} <= {a.value.get('id')}"))
+    opens = [op for op in ops if op.f == "open" and op.ok and isinstance(op.value, dict)
+             and id_number(op.value.get("id")) is not None]
+    # Sweep in invoke order, folding in every open acknowledged before it: a later call must
+    # get an id above all of them.
+    by_end = sorted((op for op in opens if op.end_t is not None), key=lambda o: o.end_t)
+    best: Op | None = None
+    k = 0
+    for b in sorted(opens, key=lambda o: o.invoke_t):
+        while k < len(by_end) and by_end[k].end_t < b.invoke_t:
+            if best is None or id_number(by_end[k].value["id"]) > id_number(best.value["id"]):
+                best = by_end[k]
+            k += 1
+        if best is not None and id_number(b.value["id"]) <= id_number(best.value["id"]):
+            found.append(("ids-unique-increasing", f"{b.id} began after {best.id} was acknowledged "
+                                                   f"but got {b.value['id']} <= {best.value['id']}"))
     return found
 
 

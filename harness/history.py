@@ -122,20 +122,27 @@ def operations(events: Iterable[dict]) -> list[Op]:
 def lock_intervals(events: Iterable[dict]) -> list[Interval]:
     """Lock-hold intervals per process, from ``lock``/``unlock`` events.
 
-    A process that died holding the lock has an interval ending at its kill (if recorded)
-    or open-ended (``end=None``).
+    A process that died holding the lock has an interval ending when its kill was recorded
+    (just before the signal was sent), or open-ended (``end=None``) if no kill was recorded.
     """
     open_by_pid: dict[int, Interval] = {}
     done: list[Interval] = []
+    killed: set[int] = set()
     for e in events:
         kind = e.get("ev")
-        if kind == "lock":
+        if kind == "lock" and e["pid"] in killed:
+            # Taken between the kill's record and the signal's delivery: it ends at once.
+            done.append(Interval(e["pid"], e["w"], e["t"], e["t"], {"killed": True}))
+        elif kind == "lock":
             open_by_pid[e["pid"]] = Interval(e["pid"], e["w"], e["t"])
         elif kind == "unlock" and e["pid"] in open_by_pid:
             interval = open_by_pid.pop(e["pid"])
             interval.end = e["t"]
             done.append(interval)
-        elif kind == "kill" and e.get("target_pid") in open_by_pid:
+        elif kind == "kill":
+            killed.add(e.get("target_pid"))
+            if e.get("target_pid") not in open_by_pid:
+                continue
             interval = open_by_pid.pop(e["target_pid"])
             interval.end = e["t"]
             interval.extra["killed"] = True

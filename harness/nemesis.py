@@ -22,11 +22,13 @@ LOG_DAMAGE = ("torn", "emptied", "garbage")
 def kill(process, history: HistoryWriter, why: str = "random moment") -> None:
     """SIGKILL ``process`` (a multiprocess Process), record it, and wait until it is gone."""
     pid = process.pid
+    # Recorded before the signal: until this moment the victim was certainly alive, so a
+    # lock it held counts as held up to here and no later (the kernel frees it at death).
+    history.record("kill", target_pid=pid, why=why)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # it finished on its own just now
-    history.record("kill", target_pid=pid, why=why)
     process.join()
 
 

@@ -230,9 +230,14 @@ def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cyc
     Each snapshot (``snapshot_dir/<pid>-<n>.json``) holds the derived files as they are right
     after a cycle returned; only this process writes them, so that is the set it wrote.
     """
+    import logging
+
     from tradestore import StateReconciler
     from tradestore.derive import FILES
 
+    # Guard aborts are findings the scenario reports; keep them off the campaign's terminal.
+    logging.getLogger("tradestore").addHandler(logging.NullHandler())
+    logging.getLogger("tradestore").propagate = False
     history = HistoryWriter(spec["history_dir"], spec["worker"])
     history.record("start")
     fixed = datetime.fromisoformat(clock_iso)

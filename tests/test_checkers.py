@@ -127,3 +127,18 @@ def test_history_pairs_outcomes_marks_cut_calls_unknown_and_skips_a_torn_line(tm
     assert ops["a"].outcome == "ok" and ops["b"].outcome == "unknown"
     [interval] = lock_intervals(events)
     assert interval.end is not None and interval.end >= interval.start
+
+
+def test_a_killed_holder_holds_the_lock_only_until_its_kill_was_recorded():
+    events = [
+        {"ev": "lock", "w": "a", "pid": 1, "t": 1.0},
+        {"ev": "kill", "w": "nemesis", "pid": 9, "t": 2.0, "target_pid": 1},
+        {"ev": "lock", "w": "a", "pid": 1, "t": 2.1},  # slipped in before the signal landed
+        {"ev": "lock", "w": "b", "pid": 2, "t": 2.5},
+        {"ev": "unlock", "w": "b", "pid": 2, "t": 3.0},
+    ]
+    intervals = lock_intervals(events)
+    assert [(i.pid, i.start, i.end) for i in intervals] == [(1, 1.0, 2.0), (1, 2.1, 2.1), (2, 2.5, 3.0)]
+    assert checkers.check_mutual_exclusion(intervals, events) == []
+    late = events[:2] + [{"ev": "lock", "w": "b", "pid": 2, "t": 1.5}]
+    assert props(checkers.check_mutual_exclusion(lock_intervals(late), late)) == {"mutual-exclusion"}
