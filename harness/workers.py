@@ -104,9 +104,18 @@ def script_worker(spec: dict, ops: list, barrier=None, decided=None) -> None:
     worker of a race has decided before any of them writes (the widened window). A worker
     that finishes without reaching it breaks it, so the others never wait in vain.
     """
-    store, history, _ = _setup(spec)
+    store, history, spy = _setup(spec)
     if decided is not None:
-        waitpoints.arm("decided", lambda n: _wait(decided) if n == 1 else None)
+        def at_decided(n: int) -> None:
+            if n != 1:
+                return
+            if spy.holding:
+                # A store that decides under the lock cannot be raced here: waiting would only
+                # hold the others off until the timeout.
+                decided.abort()
+            else:
+                _wait(decided)
+        waitpoints.arm("decided", at_decided)
     if barrier is not None:
         _wait(barrier)
     try:
