@@ -114,7 +114,12 @@ class FileLock:
             entry.thread_lock.release()
             raise
         entry.depth = 1
-        os.pwrite(entry.fd, f"{os.getpid():<{_PID_FIELD - 1}}\n".encode(), 0)
+        try:
+            os.pwrite(entry.fd, f"{os.getpid():<{_PID_FIELD - 1}}\n".encode(), 0)
+        except OSError:
+            # The pid is only a hint for LockTimeout messages. Raising here would leave this
+            # process holding the flock and the thread lock with no one to release them.
+            pass
 
     def _flock(self, fd: int, deadline: float | None, timeout: float | None) -> None:
         delay = 0.0005
