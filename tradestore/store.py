@@ -4,7 +4,9 @@ Every write is a transaction: lock -> load (parse at most once, not at all if th
 unchanged since this process last saw it) -> Ledger operation (validation and every risk check)
 -> integrity (no new violation) -> atomic write -> verify -> unlock. Because the checks run
 under the same lock as the write, no other process can change what they saw before the write
-lands. A call that raises has written nothing.
+lands. A call that raises a TradeStoreError has written nothing; one that raises an OSError
+from the disk has left a valid log, holding the old version or (if only the final directory
+fsync failed) the new one, never acknowledged.
 """
 
 from __future__ import annotations
