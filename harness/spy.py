@@ -115,3 +115,9 @@ def install(history: HistoryWriter, trade_log: str, lock_file: str, versions_dir
     os.replace = lambda src, dst, *a, **k: spy._renaming(_real["replace"], src, dst, *a, **k)
     os.rename = lambda src, dst, *a, **k: spy._renaming(_real["rename"], src, dst, *a, **k)
     return spy
+
+
+def uninstall() -> None:
+    """Restore the real functions (for a process that installed the spy and lives on)."""
+    fcntl.flock, fcntl.lockf = _real["flock"], _real["lockf"]
+    os.replace, os.rename = _real["replace"], _real["rename"]

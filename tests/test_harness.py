@@ -1,0 +1,65 @@
+"""Harness parts in isolation: the spy sees locks and commits of a real store, the nemesis
+damages files as named, contexts and generators are pure functions of the seed."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from harness import nemesis, spy
+from harness.checkers import parse_log
+from harness.context import ScenarioContext
+from harness.history import HistoryWriter, lock_intervals, read_events
+from tradestore import TradeStore
+
+
+def test_spy_records_lock_intervals_contention_hooks_and_committed_versions(tmp_path):
+    log, lock = tmp_path / "trades.json", tmp_path / "trades.lock"
+    history = HistoryWriter(tmp_path / "history", "w0")
+    installed = spy.install(history, str(log), str(lock), str(tmp_path / "versions"))
+    seen = []
+    installed.on_commit.append(seen.append)
+    try:
+        store = TradeStore(log, lock)
+        store.open_trade("BTC", "LONG", 100, 90, 120, 1)
+        store.open_trade("ETH", "LONG", 100, 90, 120, 1)
+    finally:
+        spy.uninstall()
+    events = read_events(tmp_path / "history")
+    intervals = lock_intervals(events)
+    commits = [e for e in events if e["ev"] == "commit"]
+    assert len(intervals) == 2 and all(i.end is not None for i in intervals)
+    assert len(commits) == 2 and all(c["locked"] for c in commits)
+    assert [c["sha"] for c in commits] == seen
+    versions = sorted((tmp_path / "versions").glob("*.json"))
+    assert len(versions) == 2 and all(parse_log(v.read_bytes())[0] for v in versions)
+    assert log.read_bytes() in {v.read_bytes() for v in versions}
+
+
+@pytest.mark.parametrize("how", nemesis.DERIVED_DAMAGE + nemesis.LOG_DAMAGE)
+def test_damage_does_what_it_says(tmp_path, how):
+    path = tmp_path / "f.json"
+    original = json.dumps({"balance": 1.0, "trades": [{"id": "T001"}] * 20}).encode()
+    path.write_bytes(original)
+    nemesis.damage_file(str(path), how, random.Random(1))
+    if how == "delete":
+        assert not path.exists()
+        return
+    data = path.read_bytes()
+    assert data != original
+    if how == "forged":
+        assert json.loads(data)["balance"] != 1.0  # valid JSON, wrong content
+    else:
+        assert parse_log(data)[0] is None  # unreadable as a log
+
+
+def test_context_random_streams_depend_only_on_seed_and_salt(tmp_path):
+    a = ScenarioContext("tradestore", 5, True, None, 3, tmp_path)
+    b = ScenarioContext("tradestore", 5, True, None, 3, tmp_path)
+    assert [a.rng("x").random() for _ in range(3)] == [b.rng("x").random() for _ in range(3)]
+    assert a.rng("x").random() != a.rng("y").random()
+    assert a.subdir("r1").is_dir()
+    with pytest.raises(FileExistsError):
+        a.subdir("r1")  # a scenario's directories are always fresh
