@@ -98,9 +98,11 @@ def timeline(workdir: pathlib.Path, max_ops: int = 4000) -> dict:
     t0 = min(e["t"] for e in events)
     t1 = max(e["t"] for e in events)
     lanes: dict[int, dict] = {}
+    names = {e["pid"]: e["w"] for e in events if e.get("ev") == "start"}
 
     def lane(pid: int, worker: str) -> dict:
-        return lanes.setdefault(pid, {"pid": pid, "worker": worker, "locks": [], "ops": [], "kills": []})
+        return lanes.setdefault(pid, {"pid": pid, "worker": names.get(pid, worker), "locks": [], "ops": [],
+                                      "kills": [], "first": None})
 
     for interval in lock_intervals(events):
         end = interval.end if interval.end is not None else t1
@@ -110,7 +112,12 @@ def timeline(workdir: pathlib.Path, max_ops: int = 4000) -> dict:
         lane(op.pid, op.worker)["ops"].append([op.invoke_t - t0, end - t0, op.f, op.outcome])
     for e in events:
         if e.get("ev") == "kill":
-            target = e.get("target_pid")
-            worker = next((ln["worker"] for pid, ln in lanes.items() if pid == target), f"pid {target}")
-            lane(target, worker)["kills"].append(e["t"] - t0)
-    return {"lanes": sorted(lanes.values(), key=lambda ln: (ln["worker"], ln["pid"])), "t0": 0.0, "t1": t1 - t0}
+            lane(e.get("target_pid"), f"pid {e.get('target_pid')}")["kills"].append(e["t"] - t0)
+        elif e.get("ev") == "start" and e["pid"] in lanes:
+            lanes[e["pid"]]["first"] = e["t"] - t0
+    for ln in lanes.values():
+        starts = [x[0] for x in ln["locks"] + ln["ops"]] + ln["kills"]
+        ln["first"] = ln["first"] if ln["first"] is not None else min(starts, default=0.0)
+    # One lane per process, grouped by worker name, lives of a worker in the order they began.
+    ordered = sorted(lanes.values(), key=lambda ln: (ln["worker"], ln["first"]))
+    return {"lanes": ordered, "t0": 0.0, "t1": t1 - t0}

@@ -34,11 +34,12 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     deaths = ctx.rng(NAME + ":wait-point")
     # The whole kill plan is drawn up front, so the same seed gives the same plan however
     # many of its slots fit into the duration on this machine.
-    plan = [(round(r.uniform(0.1, 0.5), 4), r.randrange(ctx.writers)) for _ in range(int(duration / 0.1) + 1)]
+    plan = [(round(r.uniform(0.05, 0.3), 4), r.randrange(ctx.writers)) for _ in range(int(duration / 0.05) + 1)]
     mp = workers.context()
     stop = mp.Event()
     nemesis_history = HistoryWriter(workdir / "history", "nemesis")
     lives = [0] * ctx.writers
+    working = [None] * ctx.writers
     trade_log = workdir / "trades.json"
 
     def start(w: int):
@@ -46,7 +47,8 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         suicide = 1 if (w == 0 and lives[w] == 0) else deaths.randint(1, 4)
         spec = workers.make_spec(ctx.target, str(workdir), f"w{w}", limits=limits, seed=ctx.seed,
                                  suicide_at=suicide)
-        return workers.spawn(workers.writer_loop, spec, lives[w], stop)
+        working[w] = mp.Event()
+        return workers.spawn(workers.writer_loop, spec, lives[w], stop, 10_000, working[w])
 
     def after_kill(why: str) -> None:
         result.kills += 1
@@ -57,13 +59,17 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
                 result.violate("log-parses", f"after kill {result.kills} ({why}): the trade log is {broken}")
 
     procs = [start(w) for w in range(ctx.writers)]
-    ctx.progress(f"{ctx.writers} writers for {duration:.0f}s, SIGKILL every 0.1-0.5s")
+    ctx.progress(f"{ctx.writers} writers for {duration:.0f}s, SIGKILL every 0.05-0.3s of work")
+    for event in working:  # the storm's clock starts once every writer is at work
+        event.wait(workers.WAIT)
     deadline = time.monotonic() + duration
     used = 0
     for delay, victim in plan:
         if time.monotonic() >= deadline:
             break
         used += 1
+        # Kill a process that is working, not one still starting its interpreter.
+        working[victim].wait(workers.WAIT)
         # Wake early if a worker died by itself (a control killed at its wait-point).
         wait([p.sentinel for p in procs], timeout=min(delay, max(0.0, deadline - time.monotonic())))
         for w, proc in enumerate(procs):
