@@ -61,7 +61,7 @@ def _list() -> int:
         print(f"  ({module_name}: not available: {why})")
     print("targets:")
     for name, factory in registry().items():
-        doc = (factory.__doc__ or "").strip().splitlines()
+        doc = (factory.__doc__ or "").replace("``", "").strip().splitlines()
         print(f"  {name:26} {doc[0] if doc and name != DEFAULT else 'tradestore.TradeStore (ours)'}")
     print("  module:factory             your own store: factory(trade_log, lock_file, **limits)")
     return 0
