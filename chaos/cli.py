@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import random
 import sys
+import tempfile
 
 from chaos import report, scenarios
 from chaos.campaign import Campaign
@@ -77,6 +79,17 @@ def _select(names: list[str] | None) -> dict:
     return {n: available[n] for n in names}
 
 
+def _preflight(target: str) -> None:
+    """Resolve ``target`` and build one store in a scratch directory: a target that cannot
+    even be constructed is a setup error (exit 2), not a finding."""
+    factory = resolve_target(target)
+    with tempfile.TemporaryDirectory(prefix="chaos-preflight-") as scratch:
+        try:
+            factory(os.path.join(scratch, "trades.json"), os.path.join(scratch, "trades.lock"), max_positions=7)
+        except Exception as exc:  # whatever the user's factory raises, report it as setup
+            raise TargetError(f"target {target!r}: building a store failed: {type(exc).__name__}: {exc}") from None
+
+
 def _campaign(args, chosen: dict, target: str, seed: int, progress=print) -> Campaign:
     keep = args.keep / target.replace(":", "_") if args.keep else None
     campaign = Campaign(chosen, target, seed, quick=args.quick, duration=args.duration,
@@ -106,11 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--duration must be positive")
     try:
         chosen = _select(args.scenario)
-        resolve_target(args.target)
-    except SystemExit as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TargetError as exc:
+        _preflight(args.target)
+    except (SystemExit, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):

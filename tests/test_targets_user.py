@@ -57,3 +57,12 @@ def test_a_correct_user_store_passes_and_a_broken_one_is_caught():
     bad = chaos("--target", "tests.test_targets_user:make_unlocked_store", *args)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "duplicate-open-symbol" in bad.stdout.splitlines()[-1]
+
+
+def make_broken_factory(trade_log, lock_file, **limits):
+    raise RuntimeError("cannot connect")
+
+
+def test_a_target_that_cannot_be_built_is_a_setup_error():
+    out = chaos("--target", "tests.test_targets_user:make_broken_factory", "--scenario", "mutex", "--quick")
+    assert out.returncode == 2 and "cannot connect" in out.stderr
