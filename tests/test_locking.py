@@ -157,3 +157,32 @@ def test_forked_child_neither_holds_nor_releases_the_parents_lock(tmp_path):
         # The child's exit closed its inherited descriptor: the parent must still hold the lock.
         assert probe(path, 0.1)[0] == "timeout"
     assert probe(path, 5)[0] == "locked"
+
+
+def test_a_failed_pid_hint_still_leaves_a_working_lock(tmp_path, monkeypatch):
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", no_space)
+    lock = FileLock(tmp_path / "trades.lock", timeout=1)
+    with lock:
+        assert lock.held_by_current_thread()
+    assert not lock.held_by_current_thread()
+    with lock:  # released properly: the next acquire does not time out
+        pass
+
+
+def test_descriptors_of_deleted_lock_files_are_forgotten(tmp_path):
+    from tradestore import locking
+
+    gone = tmp_path / "gone.lock"
+    with FileLock(gone):
+        pass
+    stat_before = gone.stat()
+    assert (stat_before.st_dev, stat_before.st_ino) in locking._registry
+    gone.unlink()
+    with FileLock(tmp_path / "new.lock"):
+        pass
+    # The deleted file's inode number may be reused by any new file: its entry must be gone.
+    stale = locking._registry.get((stat_before.st_dev, stat_before.st_ino))
+    assert stale is None or os.fstat(stale.fd).st_nlink > 0

@@ -328,3 +328,13 @@ def test_naive_clock_is_taken_as_utc(tmp_path):
 
     store = TradeStore(tmp_path / "t.json", clock=lambda: datetime(2026, 1, 1, 12, 0))
     assert open_btc(store)["entry_time"] == "2026-01-01T12:00:00+00:00"
+
+
+def test_open_symbols_and_recover_of_a_missing_log(store):
+    open_btc(store)
+    open_btc(store, " eth")
+    assert store.get_open_symbols() == ["BTC", "ETH"]
+    os.unlink(store.trade_log)
+    assert "2 trades" not in store.recover()  # the backup holds the version before ETH
+    assert store.get_open_symbols() == ["BTC"]
+    assert not os.path.exists(store.trade_log + ".corrupt")  # nothing unreadable to keep

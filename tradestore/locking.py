@@ -57,16 +57,31 @@ def _open_lock_file(path: str) -> int:
     return os.open(path, flags, 0o644)
 
 
+def _forget_deleted_files() -> None:
+    """Close idle descriptors of lock files that no longer exist.
+
+    The registry is keyed by inode number, which the file system reuses once a file is gone:
+    an entry left for a deleted lock file would otherwise be handed out for a new, unrelated
+    file with the same number, and lock nothing. (Deleted lock files are never ours: only
+    temporary directories, e.g. of tests, remove them.)
+    """
+    for key, entry in list(_registry.items()):
+        if entry.depth == 0 and os.fstat(entry.fd).st_nlink == 0:
+            os.close(entry.fd)
+            del _registry[key]
+
+
 def _descriptor_for(path: str) -> _Descriptor:
     """Return this process's single descriptor for ``path``, opening it on first use."""
     with _registry_lock:
         try:
             st = os.stat(path, follow_symlinks=False)
             entry = _registry.get((st.st_dev, st.st_ino))
-            if entry is not None:
+            if entry is not None and os.fstat(entry.fd).st_nlink:
                 return entry
         except FileNotFoundError:
             pass
+        _forget_deleted_files()
         fd = _open_lock_file(path)
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
