@@ -470,3 +470,44 @@ def test_trailing_a_stop_to_entry_frees_heat_but_not_group_risk():
     with pytest.raises(RiskRejected) as caught:  # the group budget still counts the opening risk
         opened(ledger, "B", entry=100, stop=99, size=1, limits=limits)
     assert caught.value.check == "correlation_limit"
+
+
+def good_closed_record() -> dict:
+    ledger = Ledger()
+    trade = opened(ledger, "SOL")
+    ledger.partial_close(trade["id"], 0.5, 110, now=NOW)
+    ledger.close_trade(trade["id"], 115, now=NOW)
+    return copy.deepcopy(trade)
+
+
+RECORD_DAMAGE = [
+    (lambda t: t.update(id="X1"), "is not of the form T001"),
+    (lambda t: t.update(id="T009"), "is not below next_id"),
+    (lambda t: t.update(original_size="lots"), "original_size 'lots' is not a finite positive number"),
+    (lambda t: t["partial_exits"][0].update(pnl_usd=None), "partial_exits[0].pnl_usd None is not finite"),
+    (lambda t: t.update(exit_price=math.inf), "CLOSED trade has exit_price inf"),
+    (lambda t: t.update(exit_time=""), "CLOSED trade has no exit_time"),
+    (lambda t: t.update(status="PENDING"), "status 'PENDING' is not OPEN or CLOSED"),
+]
+
+
+@pytest.mark.parametrize("damage,message", RECORD_DAMAGE, ids=[m for _, m in RECORD_DAMAGE])
+def test_each_record_invariant_is_checked(damage, message):
+    record = good_closed_record()
+    assert integrity.trade_violations(record, next_id=2) == []
+    damage(record)
+    assert any(message in problem for problem in integrity.trade_violations(record, next_id=2)), message
+
+
+def test_a_write_that_repeats_an_id_is_a_new_violation():
+    ledger = Ledger()
+    opened(ledger, "A")
+    ledger.mark_clean()
+    ledger.next_id = 1  # a bug that would reuse an id
+    opened(ledger, "B")
+    assert any("appears more than once" in p for p in integrity.new_violations([], ledger, ledger.changed))
+
+
+def test_unreadable_times_sort_first():
+    assert Ledger.time_key("yesterday") < Ledger.time_key("2020-01-01T00:00:00")
+    assert Ledger.time_key(None) == Ledger.time_key("")

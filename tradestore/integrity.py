@@ -35,6 +35,9 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
         value = trade.get(field)
         if not _finite(value) or value <= 0:
             problems.append(f"{tid}: {field} {value!r} is not a finite positive number")
+    for field in ("original_stop", "original_size"):  # absent in some seed records
+        if field in trade and (not _finite(trade[field]) or trade[field] <= 0):
+            problems.append(f"{tid}: {field} {trade[field]!r} is not a finite positive number")
     original = trade.get("original_size", trade.get("size"))
     parts = trade.get("partial_exits") or []
     if _finite(original) and _finite(trade.get("size")):

@@ -234,9 +234,7 @@ class Ledger:
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
         self._cache.clear()
-        trade = self._index.get(trade_id)
-        if trade is not None:
-            self._encoded.pop(id(trade), None)
+        self._encoded.pop(id(self._index[trade_id]), None)
 
     # -- queries ------------------------------------------------------------------------
 
