@@ -173,8 +173,9 @@ def _run_controls(args, chosen: dict, seed: int) -> int:
         print(f"-- {name}", flush=True)
         campaign = _campaign(args, chosen, name, seed, progress=lambda line: print("   " + line, flush=True))
         caught = campaign.violated()
+        by_scenario = {r.scenario: sorted({v.property for v in r.violations}) for r in campaign.results if r.violations}
         summary.append({"target": name, "caught": bool(caught), "properties": caught,
-                        "elapsed_s": campaign.elapsed_s})
+                        "by_scenario": by_scenario, "elapsed_s": campaign.elapsed_s})
         if not caught:
             escaped.append(name)
     print()
@@ -182,6 +183,8 @@ def _run_controls(args, chosen: dict, seed: int) -> int:
     for row in summary:
         state = "caught   " if row["caught"] else "ESCAPED  "
         print(f"{row['target']:{width}}  {state}{', '.join(row['properties'])}")
+        if row["by_scenario"]:
+            print(f"{'':{width}}  {'':9}by {', '.join(row['by_scenario'])}")
     print()
     if args.report:
         args.report.mkdir(parents=True, exist_ok=True)
