@@ -56,6 +56,20 @@ def test_our_store_passes_the_scenarios_that_catch_the_controls():
     assert by_name["race-cap"].ok > 0 and by_name["race-cap"].rejected > 0
 
 
+def test_our_store_passes_the_rule_races_and_the_derived_file_scenarios():
+    run = campaign("tradestore", "race-correlation", "race-loss-cap", "corrupt-derived",
+                   "reconcile-under-writes", duration=1.0)
+    assert run.passed, describe(run)
+    by_name = {r.scenario: r for r in run.results}
+    assert by_name["corrupt-derived"].corruptions_injected == by_name["corrupt-derived"].corruptions_healed == 10
+    assert by_name["reconcile-under-writes"].states_checked > 0
+
+
+def test_stale_derived_control_is_caught_by_writers_under_reconcile():
+    run = campaign("unsafe-stale-derived", "corrupt-derived", duration=1.0)
+    assert {"position-cap", "duplicate-open-symbol"} & set(run.violated()), describe(run)
+
+
 def test_writer_schedule_is_a_function_of_the_seed():
     def first(seed, worker="w0", life=0, n=30):
         stream = generator.writer_ops(seed, worker, life)
@@ -114,6 +128,17 @@ def test_command_passes_on_our_store_and_writes_reports(tmp_path):
     assert "<svg" in page and "lock held" in page
 
 
+def test_controls_mode_reports_each_control_and_fails_when_one_escapes(tmp_path):
+    # race-duplicate alone cannot catch a store whose only flaw is durability or corrupt-log
+    # handling, so some controls must escape and the command must say so and exit 1.
+    out = chaos("--controls", "--scenario", "race-duplicate", "--quick", "--seed", "3", "--report", str(tmp_path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "ESCAPED" in out.stdout and "caught" in out.stdout and out.stdout.strip().splitlines()[-1].startswith("FAIL")
+    summary = json.loads((tmp_path / "controls.json").read_text())
+    caught = {c["target"]: c["caught"] for c in summary["controls"]}
+    assert caught["unsafe-no-lock"] and caught["unsafe-stale-derived"] and not caught["unsafe-reset-on-corrupt"]
+
+
 @pytest.mark.slow
 def test_quick_campaign_passes_on_our_store():
     out = chaos("--quick", "--seed", str(SEED), timeout=600)
@@ -124,3 +149,22 @@ def test_quick_campaign_passes_on_our_store():
 def test_default_campaign_catches_every_negative_control():
     out = chaos("--controls", "--quick", "--seed", str(SEED), timeout=1800)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_usage_errors_in_process(tmp_path, capsys):
+    from chaos.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--duration", "0"])
+    assert exc.value.code == 2
+    (tmp_path / "old").write_text("x")
+    assert main(["--keep", str(tmp_path), "--scenario", "mutex"]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_keep_leaves_histories_and_versions_for_inspection(tmp_path):
+    from chaos.cli import main
+
+    assert main(["--scenario", "race-duplicate", "--quick", "--seed", "2", "--keep", str(tmp_path / "k")]) == 0
+    kept = tmp_path / "k" / "tradestore"
+    assert list(kept.rglob("*.history.jsonl")) and list(kept.rglob("versions/*.json"))
