@@ -58,12 +58,6 @@ def writer_ops(seed: int, worker: str, life: int, symbols: tuple[str, ...] = SYM
         n += 1
 
 
-def kill_delays(seed: int, count: int, low: float, high: float) -> list[float]:
-    """Seconds to wait before each of ``count`` kills."""
-    r = rng(seed, "kills")
-    return [round(r.uniform(low, high), 4) for _ in range(count)]
-
-
 def digest(schedule: Any) -> str:
     """A short fingerprint of a JSON-able schedule."""
     text = json.dumps(schedule, sort_keys=True, default=repr)

@@ -142,3 +142,8 @@ def test_a_killed_holder_holds_the_lock_only_until_its_kill_was_recorded():
     assert checkers.check_mutual_exclusion(intervals, events) == []
     late = events[:2] + [{"ev": "lock", "w": "b", "pid": 2, "t": 1.5}]
     assert props(checkers.check_mutual_exclusion(lock_intervals(late), late)) == {"mutual-exclusion"}
+
+
+def test_ids_not_of_the_t_number_form_are_caught():
+    assert props(checkers.check_ids([], {"trades": [trade("X1")]})) == {"ids-unique-increasing"}
+    assert checkers.id_number("T007") == 7 and checkers.id_number(7) is None

@@ -63,3 +63,56 @@ def test_context_random_streams_depend_only_on_seed_and_salt(tmp_path):
     assert a.subdir("r1").is_dir()
     with pytest.raises(FileExistsError):
         a.subdir("r1")  # a scenario's directories are always fresh
+
+
+def test_damage_edge_cases(tmp_path):
+    r = random.Random(2)
+    missing = tmp_path / "missing.json"
+    nemesis.damage_file(str(missing), "delete", r)  # deleting what is gone is fine
+    nemesis.damage_file(str(missing), "truncate", r)
+    assert missing.read_bytes() == b"{"
+    text = tmp_path / "t.json"
+    text.write_bytes(b"not json")
+    nemesis.damage_file(str(text), "forged", r)
+    assert json.loads(text.read_bytes())["balance"] == 1e9
+    with pytest.raises(ValueError):
+        nemesis.damage_file(str(text), "melt", r)
+
+
+def test_kill_of_a_process_that_already_exited_is_recorded(tmp_path):
+    from harness import workers
+
+    proc = workers.spawn(print, "bye")
+    proc.join()
+    history = HistoryWriter(tmp_path, "nemesis")
+    nemesis.kill(proc, history)
+    history.close()
+    [event] = [e for e in read_events(tmp_path) if e["ev"] == "kill"]
+    assert event["target_pid"] == proc.pid
+
+
+def test_spy_ignores_other_files_and_non_descriptors(tmp_path):
+    import fcntl
+    import os
+
+    history = HistoryWriter(tmp_path / "history", "w0")
+    installed = spy.install(history, str(tmp_path / "trades.json"), str(tmp_path / "trades.lock"))
+    try:
+        other = os.open(tmp_path / "other.lock", os.O_CREAT | os.O_RDWR)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+        assert not installed._is_lock_fd(object())
+        (tmp_path / "a").write_text("x")
+        os.replace(tmp_path / "a", tmp_path / "b")
+    finally:
+        spy.uninstall()
+    assert [e["ev"] for e in read_events(tmp_path / "history")] == []
+
+
+def test_registry_reports_a_scenario_module_that_does_not_import(monkeypatch):
+    from chaos import scenarios
+
+    monkeypatch.setattr(scenarios, "MODULES", scenarios.MODULES + ("no_such_scenario_module",))
+    assert "no_such_scenario_module" in scenarios.missing()
+    assert "race-duplicate" in scenarios.available()
