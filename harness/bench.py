@@ -34,6 +34,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -141,6 +142,7 @@ def _writer(impl, path, wid, max_cycles, duration, barrier, out_q):
                    "rss_start_kib": rss_start, "rss_peak_kib": _rss_kib()})
     except BaseException:
         out_q.put({"wid": wid, "error": traceback.format_exc()})
+        barrier.abort()  # release the others and the parent at once instead of at the timeout
         raise
 
 
@@ -152,6 +154,8 @@ def _fmt_spread(values, fmt="{:.1f}"):
 
 
 class Bench:
+    """One benchmark run: pre-built histories, then the write, reconcile and hand-off parts."""
+
     def __init__(self, workdir: str, cfg: dict, log=print):
         self.workdir = workdir
         self.cfg = cfg
@@ -199,7 +203,10 @@ class Bench:
         for p in procs:
             p.start()
         try:
-            barrier.wait(timeout=120)
+            try:
+                barrier.wait(timeout=120)
+            except threading.BrokenBarrierError:
+                pass  # a worker failed before the start; its traceback is in the queue
             results = [out_q.get(timeout=600) for _ in procs]
         finally:
             for p in procs:
