@@ -38,16 +38,23 @@ class Campaign:
 
     def run(self) -> list[ScenarioResult]:
         # The reconciler logs heals and guard aborts; here they are expected and reported in
-        # the verdict table instead of interleaving with the progress lines.
-        logging.getLogger("tradestore").addHandler(logging.NullHandler())
-        logging.getLogger("tradestore").propagate = False
+        # the verdict table instead of interleaving with the progress lines. Restored after,
+        # since a campaign may run inside someone's test session.
+        logger = logging.getLogger("tradestore")
+        quiet, propagate = logging.NullHandler(), logger.propagate
+        logger.addHandler(quiet)
+        logger.propagate = False
         started = time.monotonic()
-        if self.keep is not None:
-            self.keep.mkdir(parents=True, exist_ok=True)
-            self._run_all(self.keep)
-        else:
-            with tempfile.TemporaryDirectory(prefix="chaos-") as base:
-                self._run_all(pathlib.Path(base))
+        try:
+            if self.keep is not None:
+                self.keep.mkdir(parents=True, exist_ok=True)
+                self._run_all(self.keep)
+            else:
+                with tempfile.TemporaryDirectory(prefix="chaos-") as base:
+                    self._run_all(pathlib.Path(base))
+        finally:
+            logger.removeHandler(quiet)
+            logger.propagate = propagate
         self.elapsed_s = time.monotonic() - started
         return self.results
 

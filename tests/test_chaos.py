@@ -168,3 +168,12 @@ def test_keep_leaves_histories_and_versions_for_inspection(tmp_path):
     assert main(["--scenario", "race-duplicate", "--quick", "--seed", "2", "--keep", str(tmp_path / "k")]) == 0
     kept = tmp_path / "k" / "tradestore"
     assert list(kept.rglob("*.history.jsonl")) and list(kept.rglob("versions/*.json"))
+
+
+def test_a_campaign_leaves_the_library_logging_as_it_found_it():
+    import logging
+
+    logger = logging.getLogger("tradestore")
+    before = (list(logger.handlers), logger.propagate)
+    campaign("tradestore", "race-duplicate")
+    assert (list(logger.handlers), logger.propagate) == before
