@@ -174,8 +174,8 @@ def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None
 
     Operations follow the seeded stream of :func:`harness.generator.writer_ops` for this
     worker and life. Its own trades are those whose notes start with ``<worker>-``; after a
-    restart it finds them again in the log. ``started`` (an event) is set after the first
-    operation returned. With ``spec["suicide_at"] = k`` the process kills
+    restart it finds them again in the log. ``started`` (an event) is set as the first
+    operation is invoked. With ``spec["suicide_at"] = k`` the process kills
     itself with SIGKILL at the k-th ``mid-write`` wait-point (only controls have one).
     """
     store, history, _ = _setup(spec)
@@ -219,9 +219,9 @@ def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None
                 moved = float(trade["stop_price"]) * (1 + intent["stop_move"])
                 stop_price = round(min(moved, entry * 0.995) if long else max(moved, entry * 1.005), 2)
                 args = [trade["id"], {"stop_price": stop_price}]
-        outcome, value = run_op(store, history, op_id, f, args)
         if started is not None:
-            started.set()
+            started.set()  # set up and at work (before the call: the call may kill the process)
+        outcome, value = run_op(store, history, op_id, f, args)
         if outcome == "ok" and isinstance(value, dict) and "id" in value:
             if value.get("status") == "CLOSED":
                 mine.pop(value["id"], None)

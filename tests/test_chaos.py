@@ -81,16 +81,18 @@ def test_writer_schedule_is_a_function_of_the_seed():
     assert generator.digest(first(7)) == generator.digest(first(7))
 
 
-def _schedule_note(run):
-    [result] = run.results
-    return next(n for n in result.notes if n.startswith("schedule ")).split(":")[0]
+def test_seed_reproduces_the_kill_storm_schedule(tmp_path):
+    from chaos.scenarios import kill_storm
+    from harness.context import ScenarioContext
 
+    def plan(seed):
+        return kill_storm.kill_plan(ScenarioContext("tradestore", seed, True, 3.0, 3, tmp_path), 3.0)
 
-def test_seed_reproduces_the_kill_storm_schedule():
-    a = campaign("tradestore", "kill-storm", duration=0.6, seed=41)
-    b = campaign("tradestore", "kill-storm", duration=0.6, seed=41)
-    c = campaign("tradestore", "kill-storm", duration=0.6, seed=42)
-    assert _schedule_note(a) == _schedule_note(b) != _schedule_note(c)
+    assert plan(41) == plan(41) != plan(42)
+    run = campaign("tradestore", "kill-storm", duration=0.6, seed=41)
+    [note] = [n for n in run.results[0].notes if n.startswith("schedule ")]
+    expected = kill_storm.kill_plan(ScenarioContext("tradestore", 41, True, 0.6, 3, tmp_path), 0.6)
+    assert note.startswith(f"schedule {generator.digest(expected)}:"), note
 
 
 def chaos(*args, timeout=240):

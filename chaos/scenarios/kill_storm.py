@@ -24,17 +24,24 @@ NAME = "kill-storm"
 DESCRIPTION = "writers SIGKILLed at random moments and restarted; log always parses, acks never lost"
 
 
+def kill_plan(ctx: ScenarioContext, duration: float) -> list[tuple[float, int]]:
+    """``(delay, victim)`` pairs: seconds of work before each kill and which writer dies.
+
+    Drawn up front from the seed alone, so the same seed gives the same plan however many of
+    its slots fit into the duration on this machine.
+    """
+    r = ctx.rng(NAME)
+    return [(round(r.uniform(0.05, 0.3), 4), r.randrange(ctx.writers)) for _ in range(int(duration / 0.05) + 1)]
+
+
 def run(ctx: ScenarioContext) -> ScenarioResult:
     started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     workdir = ctx.workdir
     duration = ctx.duration or (3.0 if ctx.quick else 6.0)
     limits = {"max_positions": 5}
-    r = ctx.rng(NAME)
     deaths = ctx.rng(NAME + ":wait-point")
-    # The whole kill plan is drawn up front, so the same seed gives the same plan however
-    # many of its slots fit into the duration on this machine.
-    plan = [(round(r.uniform(0.05, 0.3), 4), r.randrange(ctx.writers)) for _ in range(int(duration / 0.05) + 1)]
+    plan = kill_plan(ctx, duration)
     mp = workers.context()
     stop = mp.Event()
     nemesis_history = HistoryWriter(workdir / "history", "nemesis")
