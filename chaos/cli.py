@@ -71,6 +71,10 @@ def _list() -> int:
 
 def _select(names: list[str] | None) -> dict:
     available = scenarios.available()
+    broken = scenarios.missing()
+    if broken:  # a campaign that silently skipped a scenario would prove less than it claims
+        raise SystemExit("scenario modules failed to import: "
+                         + "; ".join(f"{m}: {why}" for m, why in broken.items()))
     if not names:
         return available
     unknown = [n for n in names if n not in available]

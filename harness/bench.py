@@ -24,7 +24,6 @@ import cProfile
 import io
 import json
 import logging
-import multiprocessing as mp
 import os
 import platform
 import pstats
@@ -42,6 +41,7 @@ from harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
 from harness.bench_history import (
     CORRELATION_GROUPS, WORKER_SYMBOLS, build_history, write_seed_log, write_tradestore_log,
 )
+from harness.processes import context
 
 RULES = RuleConfig(
     max_positions=7, starting_capital=5000.0, correlation_groups=CORRELATION_GROUPS,
@@ -160,7 +160,7 @@ class Bench:
         self.workdir = workdir
         self.cfg = cfg
         self.log = log
-        self.ctx = mp.get_context("spawn")
+        self.ctx = context()
         self.templates: dict[tuple[str, int], str] = {}
 
     # ------------------------------------------------------------------ histories

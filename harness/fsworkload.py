@@ -311,9 +311,9 @@ def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], 
     import queue as queue_module
     import time
 
-    import multiprocess
+    from harness.processes import context
 
-    mp = multiprocess.get_context("spawn")
+    mp = context()
     queue = mp.Queue()
     proc = mp.Process(target=_worker_main, args=(func, args, queue), daemon=True)
     proc.start()

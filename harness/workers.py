@@ -1,7 +1,7 @@
 """Workers: real OS processes that play scanner, position monitor and reconciler.
 
-Every entry point here runs in a process started with the ``spawn`` method of ``multiprocess``
-(a fresh interpreter: no lock, descriptor or cache inherited from the parent). A worker first
+Every entry point here runs in a process started with the ``spawn`` method (see
+:mod:`harness.processes`; a fresh interpreter: no lock, descriptor or cache inherited from the parent). A worker first
 installs the spy (:mod:`harness.spy`), then resolves its target *by name* and builds its own
 store, so the parent never shares a store object with a child. Workers record every operation
 in their history (:mod:`harness.history`); ``ok`` is written only after the call returned.
@@ -18,18 +18,12 @@ import threading
 from datetime import datetime
 from typing import Any
 
-import multiprocess
-
 from harness import generator, spy as spy_mod, waitpoints
+from harness.processes import context
 from harness.history import HistoryWriter
 from harness.targets import call, resolve_target
 
 WAIT = 10.0  # upper bound on any cross-process wait, so a broken target cannot hang a campaign
-
-
-def context():
-    """The multiprocessing context every scenario uses: spawn (fork would share locks)."""
-    return multiprocess.get_context("spawn")
 
 
 def spawn(fn, *args) -> Any:

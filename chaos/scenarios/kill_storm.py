@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from multiprocess.connection import wait
+from harness.processes import wait
 
 from harness import evaluate, generator, nemesis, workers
 from harness.checkers import parse_log
