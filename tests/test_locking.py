@@ -186,3 +186,7 @@ def test_descriptors_of_deleted_lock_files_are_forgotten(tmp_path):
     # The deleted file's inode number may be reused by any new file: its entry must be gone.
     stale = locking._registry.get((stat_before.st_dev, stat_before.st_ino))
     assert stale is None or os.fstat(stale.fd).st_nlink > 0
+
+
+def test_repr_names_the_file_and_timeout(tmp_path):
+    assert repr(FileLock(tmp_path / "t.lock", timeout=2.5)) == f"FileLock({str(tmp_path / 't.lock')!r}, timeout=2.5)"
