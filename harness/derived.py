@@ -12,7 +12,7 @@ import os
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
+from tradestore.derive import FILES
 
 
 def read_derived(state_dir: str) -> dict[str, Any]:

@@ -235,8 +235,8 @@ def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cyc
     """
     import logging
 
+    from harness.derived import read_derived
     from tradestore import StateReconciler
-    from tradestore.derive import FILES
 
     # Guard aborts are findings the scenario reports; keep them off the campaign's terminal.
     logging.getLogger("tradestore").addHandler(logging.NullHandler())
@@ -251,13 +251,7 @@ def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cyc
     while not stop.is_set() and n < max_cycles:
         history.record("invoke", op=f"{spec['worker']}-{n}", f="reconcile", args=[])
         result = reconciler.reconcile()
-        files = {}
-        for name in FILES:
-            try:
-                with open(os.path.join(state_dir, name), "rb") as handle:
-                    files[name] = json.loads(handle.read())
-            except (OSError, ValueError):
-                files[name] = None
+        files = read_derived(state_dir)
         with open(os.path.join(snapshot_dir, f"{os.getpid()}-{n}.json"), "w") as handle:
             json.dump({"aborted": result.aborted, "files": files}, handle)
         kind = "fail" if result.aborted else "ok"
