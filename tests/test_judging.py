@@ -1,0 +1,423 @@
+"""How io-errors and crash-points judge what they observe: every verdict on a hand-made state.
+
+The scenario tests (test_io_errors.py, test_crash_points.py) show our store passes and two
+controls fail; these tests pin each individual verdict, so a judging branch that stopped firing
+(or fired on a good state) is noticed even when no control happens to reach it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from chaos.scenarios import crash_points, io_errors
+from harness import fsworkload as fw
+from harness.context import ScenarioContext
+from harness.fsfaults import CRASH_EXIT
+from harness.powerloss import sync_dir
+from tradestore import TradeStore
+
+ETH = {"id": "T001", "symbol": "ETH", "status": "CLOSED"}
+LINK = {"id": "T002", "symbol": "LINK", "status": "OPEN"}
+XRP = {"id": "T003", "symbol": "XRP", "status": "OPEN"}
+BEFORE = [ETH, LINK]
+AFTER_OPEN = [ETH, LINK, XRP]
+
+
+def _judge(op, outcome, value=None, failed=(), faulted=False, current=BEFORE, after=BEFORE,
+           states=(BEFORE, AFTER_OPEN), k=0, ids=None) -> dict[str, list[str]]:
+    findings = fw.Findings()
+    io_errors._judge_step(findings, "step", op, outcome, value, set(failed), faulted, list(current),
+                          list(after), list(states), k, ids or {"base": "T002"})
+    return findings.by_prop
+
+
+# -- io-errors: one operation under an injected error ------------------------------------------
+
+
+def test_an_ok_answer_that_is_in_the_log_as_returned_is_accepted():
+    value = dict(XRP, entry_time="2026-11-28T12:00:00+00:00")  # time fields are not compared
+    assert _judge(("open", "XRP"), "ok", value, after=AFTER_OPEN) == {}
+
+
+def test_an_ok_answer_although_a_write_failed_is_fault_surfaced():
+    found = _judge(("open", "XRP"), "ok", XRP, failed={"fsync", "write"}, faulted=True, after=AFTER_OPEN)
+    assert list(found) == ["fault-surfaced"]
+    assert found["fault-surfaced"] == ["step: returned ok although ['fsync', 'write'] failed"]
+
+
+def test_an_acknowledged_trade_missing_from_the_log_is_ack_durable():
+    found = _judge(("open", "XRP"), "ok", XRP, after=BEFORE)
+    assert found == {"ack-durable": ["step: acknowledged T003 XRP is missing"]}
+
+
+def test_an_acknowledged_trade_stored_differently_is_ack_durable():
+    found = _judge(("open", "XRP"), "ok", XRP, after=[ETH, LINK, dict(XRP, status="CLOSED")])
+    assert found == {"ack-durable": ["step: acknowledged T003 XRP is stored differently"]}
+
+
+def test_an_ok_operation_that_lost_another_trade_is_ack_durable():
+    found = _judge(("open", "XRP"), "ok", XRP, after=[ETH, XRP])
+    assert found == {"ack-durable": ["step: other trades changed or lost: T002 LINK OPEN (missing)"]}
+
+
+def test_an_ok_update_may_change_only_its_own_trade():
+    updated = dict(LINK, notes="trailed")
+    assert _judge(("update", "base"), "ok", updated, after=[ETH, updated]) == {}
+    found = _judge(("update", "base"), "ok", updated, after=[dict(ETH, status="OPEN"), updated])
+    assert found == {"ack-durable": ["step: other trades changed or lost: T001 ETH CLOSED (older version)"]}
+
+
+def test_a_plain_rejection_must_leave_the_log_alone():
+    assert _judge(("close", "new"), "fail", "NoTarget: 'new'") == {}
+    found = _judge(("close", "new"), "fail", "NoTarget: 'new'", after=[ETH])
+    assert found == {"state-before-or-after": ["step: a rejected operation changed the log"]}
+
+
+def test_a_failed_operation_on_the_recorded_path_must_give_before_or_after():
+    for after in (BEFORE, AFTER_OPEN):
+        assert _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=after) == {}
+    lost = _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=[ETH])
+    assert lost == {"ack-durable": ["step: neither before nor after; lost T002 LINK OPEN (missing)"]}
+    extra = dict(XRP, id="T004")
+    mixed = _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=[ETH, LINK, XRP, extra])
+    assert mixed == {"state-before-or-after": ["step: neither before nor after"]}
+
+
+def test_off_the_recorded_path_a_failed_open_may_add_one_trade_and_change_nothing_else():
+    # current differs from the recording (an earlier op failed): only the shape can be judged
+    current = [ETH, dict(LINK, notes="trailed")]
+    judge = dict(op=("open", "XRP"), outcome="fail", value="OSError", failed={"write"}, faulted=True,
+                 current=current, states=(BEFORE, AFTER_OPEN, AFTER_OPEN), k=1)
+    assert _judge(after=current, **judge) == {}
+    assert _judge(after=current + [XRP], **judge) == {}
+    two = _judge(after=current + [XRP, dict(XRP, id="T004")], **judge)
+    assert two == {"state-before-or-after": ["step: the failed operation changed other trades: []"]}
+    other = _judge(after=[ETH, LINK, XRP], **judge)
+    assert other == {"state-before-or-after": [
+        "step: the failed operation changed other trades: ['T002 LINK OPEN (older version)']"]}
+
+
+def test_off_the_recorded_path_a_failed_update_may_change_only_its_target():
+    current = [dict(ETH, notes="x"), LINK]
+    judge = dict(op=("update", "base"), outcome="fail", value="OSError", failed={"replace"}, faulted=True,
+                 current=current, states=(BEFORE, BEFORE, BEFORE), k=1)
+    assert _judge(after=[current[0], dict(LINK, notes="trailed")], **judge) == {}
+    found = _judge(after=[ETH, LINK], **judge)
+    assert found == {"state-before-or-after": [
+        "step: the failed operation changed other trades: ['T001 ETH CLOSED (older version)']"]}
+    grew = _judge(after=current + [XRP], **judge)  # an update must not add a trade
+    assert list(grew) == ["state-before-or-after"]
+
+
+def test_a_reconcile_must_not_touch_the_log_nor_hide_a_failure():
+    assert _judge(("reconcile",), "ok") == {}
+    assert _judge(("reconcile",), "fail", "Aborted: x", {"replace"}, True) == {}
+    found = _judge(("reconcile",), "ok", failed={"dirfsync"}, faulted=True, after=[ETH])
+    assert found == {"state-before-or-after": ["step: a reconcile changed the trade log"],
+                     "fault-surfaced": ["step: reported ok although ['dirfsync'] failed"]}
+
+
+def test_only_absorbable_failures_may_be_swallowed():
+    from harness.fsfaults import FsCall
+
+    lock = "/d/trades.json.lock"
+    assert io_errors._must_surface(FsCall(0, "fsync", "/d/trades.json"), lock)
+    assert io_errors._must_surface(FsCall(0, "replace", "/d/x.tmp", dst="/d/trades.json"), lock)
+    assert not io_errors._must_surface(FsCall(0, "pwrite", lock), lock)
+    for kind in ("close", "unlink", "mkdir"):
+        assert not io_errors._must_surface(FsCall(0, kind, "/d/trades.json"), lock)
+
+
+# -- io-errors: one whole fault point, in this process, against misbehaving stores ---------------
+
+
+class GarblingStore(TradeStore):
+    """Control: on a failed commit, "repairs" the log by writing what it has, which is garbage."""
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        try:
+            super()._commit(ledger, open_symbols_before)
+        except OSError:
+            with open(self.trade_log, "wb") as f:  # builtin open: the shim does not see it
+                f.write(b'{"trades": [')
+            raise
+
+
+class StuckStore(TradeStore):
+    """Control: after one I/O error it refuses every later write (a "read-only" fallback)."""
+
+    broken = False
+    raises = False
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        try:
+            super()._commit(ledger, open_symbols_before)
+        except OSError:
+            type(self).broken = True
+            raise
+
+    def open_trade(self, *args, **kwargs):
+        if type(self).broken:
+            if type(self).raises:
+                raise PermissionError("store is read-only after an I/O error")
+            return {"error": "store is read-only after an I/O error"}
+        return super().open_trade(*args, **kwargs)
+
+
+class MeddlingStore(TradeStore):
+    """Control: its first open after an I/O error also closes the open LINK trade."""
+
+    broken = False
+
+    def _commit(self, ledger, open_symbols_before) -> None:
+        try:
+            super()._commit(ledger, open_symbols_before)
+        except OSError:
+            type(self).broken = True
+            raise
+
+    def open_trade(self, *args, **kwargs):
+        record = super().open_trade(*args, **kwargs)
+        if type(self).broken and args[0] == fw.PROBE[0]:
+            type(self).broken = False
+            self.close_trade("T002", 21.0, "meddled")
+        return record
+
+
+def _fault_point(tmp_path, factory, ops, kind="fsync"):
+    """Run io-errors' judgement of one fault point: the first ``kind`` call fails once."""
+    ours = fw.resolve("tradestore")
+    wdir = str(tmp_path / "w")
+    ops, snapshot = fw.prepare(ours, wdir, ops)
+    rec = fw.record(ours, os.path.join(wdir, "rec"), snapshot, ops)
+    index = next(c.index for c in rec["calls"] if c.kind == kind)
+    findings = fw.Findings()
+    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0}
+    io_errors._one_run(factory, os.path.join(wdir, "run"), snapshot, ops, rec, index, errno.EIO, False,
+                       "here", findings, out)
+    return findings.by_prop, out
+
+
+@pytest.fixture
+def reset_controls():
+    for cls in (StuckStore, MeddlingStore):
+        cls.broken = False
+    StuckStore.raises = False
+    yield
+    for cls in (StuckStore, MeddlingStore):
+        cls.broken = False
+    StuckStore.raises = False
+
+
+def test_our_store_passes_a_fault_point_and_it_is_counted(tmp_path):
+    found, out = _fault_point(tmp_path, fw.resolve("tradestore"), [("open", "XRP")])
+    assert found == {}
+    assert out == {"invoked": 1, "ok": 0, "rejected": 1, "crash_points": 1}
+
+
+def test_a_log_left_unparseable_after_a_fault_is_log_parses(tmp_path):
+    found, _ = _fault_point(tmp_path, GarblingStore, [("open", "XRP")])
+    assert list(found) == ["log-parses"]
+    assert found["log-parses"][0].startswith("here, after op 0 ('open', 'XRP'): trades.json (12 bytes) does not parse")
+
+
+def test_a_store_that_stays_broken_after_the_fault_cleared_is_caught(tmp_path, reset_controls):
+    found, _ = _fault_point(tmp_path, StuckStore, [("open", "XRP")])
+    assert found == {"next-call-succeeds": [
+        "here: the open after the fault cleared failed: store is read-only after an I/O error"]}
+
+
+def test_a_store_that_raises_after_the_fault_cleared_is_caught(tmp_path, reset_controls):
+    StuckStore.raises = True
+    found, _ = _fault_point(tmp_path, StuckStore, [("open", "XRP")])
+    assert found == {"next-call-succeeds": [
+        "here: the open after the fault cleared failed: PermissionError: store is read-only after an I/O error"]}
+
+
+def test_a_next_call_that_changes_other_trades_is_caught(tmp_path, reset_controls):
+    found, _ = _fault_point(tmp_path, MeddlingStore, [("open", "XRP")])
+    assert found == {"next-call-succeeds": [
+        "here: the open after the fault cleared also changed ['T002 LINK OPEN (older version)']"]}
+
+
+def test_after_a_failed_reconcile_one_more_reconcile_must_heal(tmp_path, monkeypatch):
+    ops = [("update", "base"), ("reconcile",)]
+    found, _ = _fault_point(tmp_path, fw.resolve("tradestore"), ops, kind="dirfsync")
+    assert found == {}
+    # the same fault point, with derived files that one reconcile does not bring back
+    monkeypatch.setattr(fw, "derived_problems", lambda d: {"portfolio.json": "differs from a rebuild"})
+    found, _ = _fault_point(tmp_path / "again", fw.resolve("tradestore"), ops, kind="dirfsync")
+    assert found == {"derived-heals": [
+        "here: after the fault cleared one reconcile left {'portfolio.json': 'differs from a rebuild'}"]}
+
+
+@pytest.mark.parametrize("module", [io_errors, crash_points])
+def test_the_worker_report_becomes_the_scenario_result(tmp_path, monkeypatch, module):
+    report = {"violations": [("ack-durable", "lost T003"), ("log-parses", "torn")], "notes": ["n1"],
+              "invoked": 7, "ok": 3, "rejected": 4, "unknown": 2, "kills": 5, "crash_points": 6}
+    seen = {}
+
+    def fake_in_worker(func, args, progress):
+        seen["func"], seen["args"] = func, args
+        return report
+
+    monkeypatch.setattr(fw, "in_worker", fake_in_worker)
+    ctx = ScenarioContext(target="tradestore", seed=11, quick=True, duration=None, writers=1, workdir=tmp_path)
+    result = module.run(ctx)
+    assert [(v.property, v.detail) for v in result.violations] == report["violations"]
+    assert (result.invoked, result.ok, result.rejected, result.crash_points) == (7, 3, 4, 6)
+    assert result.notes == ["n1"]
+    assert seen["args"][0] == "tradestore" and seen["args"][1] == str(tmp_path)
+    assert seen["func"] in (io_errors.io_worker, crash_points.crash_worker)
+
+
+# -- crash-points: the verdict on one crashed child ------------------------------------------------
+
+
+class RefusingProbeStore(TradeStore):
+    """Control: after recovery it refuses new trades."""
+
+    def open_trade(self, symbol, *args, **kwargs):
+        if symbol == fw.PROBE[0]:
+            return {"error": "recovery mode"}
+        return super().open_trade(symbol, *args, **kwargs)
+
+
+class MeddlingProbeStore(TradeStore):
+    """Control: its first open after recovery also closes the open LINK trade."""
+
+    def open_trade(self, symbol, *args, **kwargs):
+        record = super().open_trade(symbol, *args, **kwargs)
+        if symbol == fw.PROBE[0]:
+            self.close_trade("T002", 21.0, "meddled")
+        return record
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """A recorded one-open workload, and a directory to put a crashed state in."""
+    ours = fw.resolve("tradestore")
+    wdir = str(tmp_path / "w")
+    ops, snapshot = fw.prepare(ours, wdir, [("open", "XRP")])
+    rec = fw.record(ours, os.path.join(wdir, "rec"), snapshot, ops)
+    return ops, snapshot, rec, os.path.join(wdir, "run")
+
+
+def _verdict(factory, run_dir, ops, rec, index, action, status=CRASH_EXIT, messages=None):
+    out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
+           "kills": 0, "crash_points": 0, "by_point": {}}
+    if messages is None:
+        kind = "return" if action == "return" else rec["calls"][index].kind
+        messages = [{"invoke": 0}, {"crash": kind, "index": index}]
+    crash_points._judge(factory, run_dir, ops, rec, index, action, status, messages, out, 0)
+    return out
+
+
+def test_a_child_that_never_reached_its_crash_point_is_noted_not_counted(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", status=0, messages=[{"invoke": 0}])
+    assert out["crash_points"] == 0 and out["violations"].by_prop == {}
+    assert out["notes"] == [f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): "
+                            "crash point not reached (exit 0); not counted"]
+
+
+def test_a_crash_at_another_kind_of_call_is_noted_but_judged(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)
+    other = "write" if rec["calls"][0].kind != "write" else "open"
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", messages=[{"crash": other, "index": 0}])
+    assert out["notes"] == [f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): "
+                            f"the call there was {other} this time"]
+    assert out["crash_points"] == 1 and out["unknown"] == 1 and out["violations"].by_prop == {}
+    assert out["by_point"] == {f"crash {rec['calls'][0].kind}": 1}
+
+
+def test_a_trade_lost_after_its_operation_returned_is_ack_durable(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)  # the baseline: the open that returned is not there
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "return",
+                   messages=[{"invoke": 0}, {"done": 0, "outcome": "ok"}, {"crash": "return", "index": 0}])
+    assert out["violations"].by_prop == {
+        "ack-durable": [f"workload 0 {ops}, crash after operation 0 returned: lost T003 XRP OPEN (missing)"]}
+    assert (out["invoked"], out["ok"], out["unknown"]) == (1, 1, 0)
+
+
+def test_a_recovered_state_with_an_extra_trade_is_state_before_or_after(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)
+    store = TradeStore(*fw.paths(run_dir)[:2])
+    store.open_trade("XRP", "LONG", 100.0, 95.0, 110.0, 1.0, "Test", "B")
+    store.open_trade("LTC", "LONG", 100.0, 95.0, 110.0, 1.0, "Test", "B")
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "return")
+    assert out["violations"].by_prop == {"state-before-or-after": [
+        f"workload 0 {ops}, crash after operation 0 returned: recovered 4 trades, "
+        "neither the state before nor after the interrupted operation"]}
+
+
+def test_a_store_that_refuses_writes_after_recovery_is_recovers_writable(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)
+    out = _verdict(RefusingProbeStore, run_dir, ops, rec, 0, "crash")
+    assert out["violations"].by_prop == {"recovers-writable": [
+        f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): "
+        "the next open after recovery failed: Rejected: recovery mode"]}
+
+
+def test_a_probe_that_changes_other_trades_is_recovers_writable(recorded):
+    ops, snapshot, rec, run_dir = recorded
+    sync_dir(*snapshot, run_dir)
+    out = _verdict(MeddlingProbeStore, run_dir, ops, rec, 0, "crash")
+    assert list(out["violations"].by_prop) == ["recovers-writable"]
+    assert out["violations"].by_prop["recovers-writable"][0].endswith(
+        "the open after recovery changed other trades")
+
+
+def test_derived_files_one_reconcile_cannot_heal_are_derived_heals(tmp_path, monkeypatch):
+    ours = fw.resolve("tradestore")
+    wdir = str(tmp_path / "w")
+    ops, snapshot = fw.prepare(ours, wdir, [("update", "base"), ("reconcile",)])
+    rec = fw.record(ours, os.path.join(wdir, "rec"), snapshot, ops)
+    run_dir = os.path.join(wdir, "run")
+
+    def updated_but_not_reconciled():  # the update returned; the crash hit the reconcile
+        sync_dir(*snapshot, run_dir)
+        assert fw.run_op(ours(*fw.paths(run_dir)[:2]), run_dir, ops[0], fw.base_ids())[0] == "ok"
+
+    last = len(rec["calls"]) - 1  # a crash inside the reconcile: derived files may be half written
+    updated_but_not_reconciled()
+    assert _verdict(ours, run_dir, ops, rec, last, "crash")["violations"].by_prop == {}
+    monkeypatch.setattr(fw, "derived_problems", lambda d: {"stats.json": "differs"})
+    updated_but_not_reconciled()
+    out = _verdict(ours, run_dir, ops, rec, last, "crash")
+    assert list(out["violations"].by_prop) == ["derived-heals"]
+    assert out["violations"].by_prop["derived-heals"][0].endswith("one reconcile left {'stats.json': 'differs'}")
+    # a crash before the reconcile began leaves the derived files alone: they are not judged
+    sync_dir(*snapshot, run_dir)
+    assert _verdict(ours, run_dir, ops, rec, 0, "crash")["violations"].by_prop == {}
+
+
+def _unreachable_point_worker(root: str, report) -> dict:
+    """In a spawned worker: a crash point past the workload's last call is never reached."""
+    ours = fw.resolve("tradestore")
+    ops, snapshot = fw.prepare(ours, os.path.join(root, "w"), [("open", "XRP")])
+    rec = fw.record(ours, os.path.join(root, "w", "rec"), snapshot, ops)
+    out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
+           "kills": 0, "crash_points": 0, "by_point": {}}
+    rec["calls"].append(rec["calls"][-1])  # describe() of the unreachable index
+    beyond = len(rec["calls"]) - 1
+    crash_points._run_plan(ours, ops, rec, [(beyond, "crash"), (0, "crash")], snapshot,
+                           os.path.join(root, "w"), out, 0)
+    out["violations"] = out["violations"].as_list()
+    return out
+
+
+def test_a_forked_child_that_completes_its_workload_is_not_counted(tmp_path):
+    out = fw.in_worker(_unreachable_point_worker, (str(tmp_path),), lambda _m: None, timeout=60)
+    assert out["violations"] == []
+    assert out["crash_points"] == 1  # only call 0 was crashed at
+    assert len(out["notes"]) == 1 and "crash point not reached (exit 0); not counted" in out["notes"][0]
+    assert sorted(os.listdir(tmp_path / "w")) == ["base", "rec"]  # run directories removed
