@@ -190,3 +190,14 @@ def test_descriptors_of_deleted_lock_files_are_forgotten(tmp_path):
 
 def test_repr_names_the_file_and_timeout(tmp_path):
     assert repr(FileLock(tmp_path / "t.lock", timeout=2.5)) == f"FileLock({str(tmp_path / 't.lock')!r}, timeout=2.5)"
+
+
+def test_release_works_after_the_lock_file_was_removed(tmp_path):
+    path = tmp_path / "trades.lock"
+    lock = FileLock(path, timeout=1)
+    with lock:
+        path.unlink()  # e.g. an operator's "stale lock" cleanup; the lock file is meant to stay
+    assert not lock.held_by_current_thread()
+    with FileLock(path, timeout=1):  # a new file: lockable, and by other processes too
+        pass
+    assert probe(path, 5)[0] == "locked"

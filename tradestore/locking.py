@@ -109,6 +109,15 @@ class FileLock:
     def __init__(self, path: str | os.PathLike[str], timeout: float | None = 30.0) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        # The descriptors this thread acquired through this object, innermost last: release
+        # uses them rather than the path, which may have been removed or replaced meanwhile.
+        self._acquired = threading.local()
+
+    def _stack(self) -> list[_Descriptor]:
+        stack = getattr(self._acquired, "stack", None)
+        if stack is None:
+            stack = self._acquired.stack = []
+        return stack
 
     def acquire(self, timeout: float | None = ...) -> None:  # type: ignore[assignment]
         timeout = self.timeout if timeout is ... else timeout
@@ -122,6 +131,7 @@ class FileLock:
             )
         if entry.depth:
             entry.depth += 1
+            self._stack().append(entry)
             return
         try:
             self._flock(entry.fd, deadline, timeout)
@@ -129,6 +139,7 @@ class FileLock:
             entry.thread_lock.release()
             raise
         entry.depth = 1
+        self._stack().append(entry)
         try:
             os.pwrite(entry.fd, f"{os.getpid():<{_PID_FIELD - 1}}\n".encode(), 0)
         except OSError:
@@ -163,9 +174,10 @@ class FileLock:
 
     def release(self) -> None:
         """Release one acquire of the calling thread. Raises RuntimeError if it holds none."""
-        entry = _descriptor_for(self.path)
-        if not entry.depth or not entry.thread_lock._is_owned():  # type: ignore[attr-defined]
+        stack = self._stack()
+        if not stack:
             raise RuntimeError(f"release of {self.path} by a thread that does not hold it")
+        entry = stack.pop()
         entry.depth -= 1
         if entry.depth == 0:
             fcntl.flock(entry.fd, fcntl.LOCK_UN)
