@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -28,8 +29,40 @@ Identity = tuple[int, int, int, int]
 
 
 def file_identity(st: os.stat_result) -> Identity:
-    """Device, inode, size and mtime: equal identities mean this process has seen this file."""
+    """Device, inode, size and mtime of a file."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Version:
+    """One version of the log as this process parsed or wrote it, with that file kept open.
+
+    Keeping the file open keeps its inode allocated, so no later file can get the same device
+    and inode number: a path whose identity equals ours really is this version (size and
+    mtime catch in-place edits by programs that ignore the protocol). Without the open file, a
+    freed inode reused by a later write of the same size within one mtime tick (coarse
+    timestamps) would pass for this version and a write would start from stale data.
+    """
+
+    def __init__(self, handle, ledger: Ledger) -> None:
+        self.handle = handle
+        self.ledger = ledger
+        self.identity = file_identity(os.fstat(handle.fileno()))
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+_stores: weakref.WeakSet[TradeStore] = weakref.WeakSet()
+
+
+def _reset_stores_after_fork() -> None:
+    # A forked child must not inherit a transaction in progress, a thread lock held by a
+    # parent thread that does not exist here, or the parent's lock bookkeeping.
+    for store in list(_stores):
+        store._start_fresh()
+
+
+os.register_at_fork(after_in_child=_reset_stores_after_fork)
 
 
 def utc_now() -> datetime:
@@ -37,10 +70,7 @@ def utc_now() -> datetime:
 
 
 class Transaction:
-    """Operations inside :meth:`TradeStore.transaction`: all see each other, commit together.
-
-    Returned records are the ledger's own; the store's public methods hand out copies.
-    """
+    """Operations inside :meth:`TradeStore.transaction`: all see each other, commit together."""
 
     def __init__(self, store: TradeStore, ledger: Ledger) -> None:
         self._store = store
@@ -49,22 +79,24 @@ class Transaction:
     def _now(self) -> datetime:
         return self._store.now()
 
+    # Records are handed out as copies: a caller changing one must not change the log.
+
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes="") -> dict:
         s = self._store
-        return self.ledger.open_trade(
+        return copy.deepcopy(self.ledger.open_trade(
             symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
             notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
-        )
+        ))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
-        return self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now())
+        return copy.deepcopy(self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now()))
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
-        return self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now())
+        return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
 
     def update_trade(self, trade_id, updates: Mapping) -> dict:
-        return self.ledger.update_trade(trade_id, updates)
+        return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
 
     def update_trades_batch(self, batch: Iterable) -> int:
         return self.ledger.update_trades_batch(batch)
@@ -103,6 +135,11 @@ class TradeStore:
     ) -> None:
         self.trade_log = os.path.abspath(os.fspath(trade_log))
         self.lock_file = os.path.abspath(os.fspath(lock_file)) if lock_file else self.trade_log + ".lock"
+        if os.path.realpath(self.lock_file) in {
+            os.path.realpath(p) for p in (self.trade_log, atomic.backup_path(self.trade_log))
+        }:
+            # Locking writes a pid hint into the lock file, which would overwrite the log.
+            raise ValueError(f"lock_file {self.lock_file} must not be the trade log or its backup")
         limits = dict(
             max_positions=max_positions,
             starting_capital=starting_capital,
@@ -114,17 +151,33 @@ class TradeStore:
             max_portfolio_heat_pct=max_portfolio_heat_pct,
         )
         if correlation_groups is not None:
-            limits["correlation_groups"] = {k: tuple(v) for k, v in correlation_groups.items()}
+            # Copied, so the caller's lists cannot change the limits later; a bare string is
+            # left as it is for RiskLimits to refuse (tuple("BTC") would be three symbols).
+            limits["correlation_groups"] = {
+                k: v if isinstance(v, str) else tuple(v) for k, v in dict(correlation_groups).items()
+            }
         self.limits = RiskLimits(**limits)
         self.risk_checks = tuple(risk_checks)
         self.fsync = fsync
         self.keep_backup = keep_backup
         self._clock = clock or utc_now
         self._on_integrity_violation = on_integrity_violation
-        self._lock = FileLock(self.lock_file, timeout=lock_timeout)
+        self._lock_timeout = lock_timeout
+        self._cache: _Version | None = None
+        self._start_fresh()
+        _stores.add(self)
+
+    def _start_fresh(self) -> None:
+        """Per-process state: a new store, or the copy of one in a forked child."""
+        self._lock = FileLock(self.lock_file, timeout=self._lock_timeout)
         self._state = threading.RLock()  # guards the cache between threads of this process
-        self._cache: tuple[Identity, Ledger] | None = None
         self._local = threading.local()
+        self._set_cache(None)
+
+    def _set_cache(self, version: _Version | None) -> None:
+        if self._cache is not None and self._cache is not version:
+            self._cache.close()
+        self._cache = version
 
     # -- time ---------------------------------------------------------------------------
 
@@ -145,21 +198,18 @@ class TradeStore:
                     f"{self.trade_log} is missing but its backup exists; run "
                     f"`tradestore recover --log {self.trade_log}` to restore it"
                 ) from None
-            self._cache = None
+            self._set_cache(None)
             return Ledger()
-        if self._cache is not None and self._cache[0] == file_identity(st):
-            return self._cache[1]
-        previous = self._cache[1] if self._cache is not None else None
-        self._cache = None
-        with open(self.trade_log, "rb") as f:
-            data = f.read()
-            seen = file_identity(os.fstat(f.fileno()))
-        ledger = Ledger.from_json(data, source=self.trade_log)
-        if previous is not None:
-            # Another process wrote since we did; its closed history is almost all ours, and
-            # reusing our encodings of it halves the cost of the next write on a long log.
-            ledger.reuse_encodings(previous)
-        self._cache = (seen, ledger)
+        if self._cache is not None and self._cache.identity == file_identity(st):
+            return self._cache.ledger
+        self._set_cache(None)
+        handle = open(self.trade_log, "rb")
+        try:
+            ledger = Ledger.from_json(handle.read(), source=self.trade_log)
+        except BaseException:
+            handle.close()
+            raise
+        self._set_cache(_Version(handle, ledger))
         return ledger
 
     # -- the write path -----------------------------------------------------------------
@@ -182,26 +232,24 @@ class TradeStore:
                 f"this thread already holds the lock of {self.trade_log} through another "
                 "TradeStore or FileLock; do both changes in one transaction of one store"
             )
-        with self._state:
-            self._lock.acquire()
+        # The process lock first, then the cache: readers of this process wait for a write in
+        # progress, never for a writer that is still waiting on another process.
+        with self._lock, self._state:
+            atomic.sweep_stray_temps(self.trade_log)
+            ledger = self._load()
+            ledger.mark_clean()
+            before = integrity.open_symbol_violations(ledger)
+            self._local.transaction = tx = Transaction(self, ledger)
             try:
-                atomic.sweep_stray_temps(self.trade_log)
-                ledger = self._load()
-                ledger.mark_clean()
-                before = integrity.open_symbol_violations(ledger)
-                self._local.transaction = tx = Transaction(self, ledger)
-                try:
-                    yield tx
-                    if ledger.changed:
-                        self._commit(ledger, before)
-                except BaseException:
-                    # The ledger may hold half-applied changes; the next load re-reads the file.
-                    self._cache = None
-                    raise
-                finally:
-                    self._local.transaction = None
+                yield tx
+                if ledger.changed:
+                    self._commit(ledger, before)
+            except BaseException:
+                # The ledger may hold half-applied changes; the next load re-reads the file.
+                self._set_cache(None)
+                raise
             finally:
-                self._lock.release()
+                self._local.transaction = None
 
     def _commit(self, ledger: Ledger, open_symbols_before: list[str]) -> None:
         problems = integrity.new_violations(open_symbols_before, ledger, ledger.changed)
@@ -212,13 +260,15 @@ class TradeStore:
             self.trade_log, ledger.to_json(), fsync=self.fsync, keep_backup=self.keep_backup
         )
         ledger.mark_clean()
-        identity = file_identity(written)
-        if file_identity(os.stat(self.trade_log)) != identity:
+        # Verify: the log at the path is the file just written (and keep it open, see _Version).
+        version = _Version(open(self.trade_log, "rb"), ledger)
+        if version.identity != file_identity(written):
             # Someone replaced the log without holding the lock: do not trust our copy.
-            self._cache = None
+            version.close()
+            self._set_cache(None)
             self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
         else:
-            self._cache = (identity, ledger)
+            self._set_cache(version)
 
     def _report(self, problems: list[str]) -> None:
         if self._on_integrity_violation is not None:
@@ -235,25 +285,25 @@ class TradeStore:
         with self.transaction() as tx:
             trade = tx.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
                                   setup_type, grade, notes)
-        return copy.deepcopy(trade)
+        return trade
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
         """Close an OPEN trade at ``exit_price``; ``pnl_usd`` is the trade's net P&L."""
         with self.transaction() as tx:
             trade = tx.close_trade(trade_id, exit_price, exit_reason, lessons)
-        return copy.deepcopy(trade)
+        return trade
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
         """Close the fraction ``close_pct`` (0 < p < 1) of an OPEN trade's remaining size."""
         with self.transaction() as tx:
             trade = tx.partial_close(trade_id, close_pct, exit_price, reason)
-        return copy.deepcopy(trade)
+        return trade
 
     def update_trade(self, trade_id, updates: Mapping) -> dict:
         """Change updatable fields (stop_price, target_price, notes, grade, setup_type)."""
         with self.transaction() as tx:
             trade = tx.update_trade(trade_id, updates)
-        return copy.deepcopy(trade)
+        return trade
 
     def update_trades_batch(self, batch: Iterable) -> int:
         """Apply ``[(trade_id, updates), ...]`` all or nothing; return how many were applied."""
@@ -340,9 +390,9 @@ class TradeStore:
         kept as ``<log>.corrupt`` for inspection. Returns a one-line summary.
         """
         backup = atomic.backup_path(self.trade_log)
-        with self._state, self._lock:
+        with self._lock, self._state:
             try:
-                self._cache = None
+                self._set_cache(None)
                 current = self._load()
                 if not force:
                     return f"{self.trade_log} is readable ({len(current.trades)} trades); nothing to recover"
@@ -361,5 +411,5 @@ class TradeStore:
                 with open(self.trade_log, "rb") as f:
                     atomic.write_atomic(self.trade_log + ".corrupt", f.read(), fsync=self.fsync)
             atomic.write_atomic(self.trade_log, restored.to_json(), fsync=self.fsync)
-            self._cache = None
+            self._set_cache(None)
             return f"restored {self.trade_log} from {backup}: {len(restored.trades)} trades, next id T{restored.next_id:03d}"
