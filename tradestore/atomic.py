@@ -21,6 +21,7 @@ import os
 import secrets
 
 TEMP_SUFFIX = ".tmp"
+_TOKEN_BYTES = 6  # random part of a temp name: 12 hex digits
 
 
 def temp_prefix(path: str) -> str:
@@ -37,7 +38,7 @@ def _create_temp(path: str, mode: int) -> tuple[str, int]:
     directory = os.path.dirname(path) or "."
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        name = os.path.join(directory, temp_prefix(path) + secrets.token_hex(6) + TEMP_SUFFIX)
+        name = os.path.join(directory, temp_prefix(path) + secrets.token_hex(_TOKEN_BYTES) + TEMP_SUFFIX)
         try:
             fd = os.open(name, flags, mode)
         except FileExistsError:  # pragma: no cover - 48 random bits collided
@@ -93,7 +94,7 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: boo
         finally:
             os.close(fd)
         if keep_backup and exists:
-            backup_temp = os.path.join(directory, temp_prefix(path) + secrets.token_hex(6) + TEMP_SUFFIX)
+            backup_temp = os.path.join(directory, temp_prefix(path) + secrets.token_hex(_TOKEN_BYTES) + TEMP_SUFFIX)
             os.link(path, backup_temp)
             os.replace(backup_temp, backup_path(path))
             # rename(2) does nothing when both names are already one file (a writer died
@@ -123,7 +124,11 @@ def sweep_stray_temps(path: str) -> list[str]:
     removed = []
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+            # Exactly our names: ".trades.json.<12 hex>.tmp" but not ".trades.json.paper.<hex>.tmp",
+            # the temp of another log, which its own writer may be writing right now.
+            token = entry.name[len(prefix):-len(TEMP_SUFFIX)]
+            if (entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX)
+                    and len(token) == 2 * _TOKEN_BYTES and all(c in "0123456789abcdef" for c in token)):
                 _remove_quietly(entry.path)
                 removed.append(entry.name)
     return removed

@@ -89,7 +89,7 @@ def store_from_args(args: argparse.Namespace) -> TradeStore:
     lock_file = args.lock or (os.path.join(base, config["lock_file"]) if "lock_file" in config else None)
     try:
         return TradeStore(trade_log, lock_file, fsync=not args.no_fsync, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(f"bad limit in configuration: {exc}") from None
 
 
@@ -116,7 +116,7 @@ def cmd_status(store: TradeStore, args: argparse.Namespace) -> int:
     groups = {}
     for name, members in limits.correlation_groups.items():
         norm = {m.strip().upper() for m in members}
-        used = sum(ledger.initial_risk(t) for t in open_trades if t["symbol"] in norm)
+        used = sum(ledger.initial_risk(t) for t in open_trades if t["symbol"].strip().upper() in norm)
         groups[name] = {"used_usd": used, "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
     now = store.now()
     capped = []

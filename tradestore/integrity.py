@@ -59,6 +59,9 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
         for field in ("exit_price", "pnl_usd"):
             if not _finite(trade.get(field)):
                 problems.append(f"{tid}: CLOSED trade has {field} {trade.get(field)!r}")
+        for field in ("pnl_pct", "r_multiple"):  # null where undefined
+            if trade.get(field) is not None and not _finite(trade.get(field)):
+                problems.append(f"{tid}: CLOSED trade has {field} {trade.get(field)!r}")
         if not trade.get("exit_time"):
             problems.append(f"{tid}: CLOSED trade has no exit_time")
     else:

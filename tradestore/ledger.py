@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -35,7 +37,7 @@ PROTECTED_FIELDS = frozenset(
     }
 )
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_ID_PATTERN = re.compile(r"^T(\d+)$")
+_ID_PATTERN = re.compile(r"T([0-9]+)")
 _MAX_TEXT = 10_000
 
 
@@ -45,7 +47,7 @@ def format_id(number: int) -> str:
 
 
 def id_number(trade_id: str) -> int | None:
-    match = _ID_PATTERN.match(trade_id) if isinstance(trade_id, str) else None
+    match = _ID_PATTERN.fullmatch(trade_id) if isinstance(trade_id, str) else None
     return int(match.group(1)) if match else None
 
 
@@ -119,6 +121,15 @@ def _check_target_side(direction: str, entry: float, target: float) -> None:
         raise InvalidTrade("target_price", target, f"must be above entry_price {entry:g} for a LONG")
     if direction == "SHORT" and target >= entry:
         raise InvalidTrade("target_price", target, f"must be below entry_price {entry:g} for a SHORT")
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator`` rounded, or None where it is undefined or not finite."""
+    try:
+        value = numerator / denominator
+    except ZeroDivisionError:
+        return None
+    return round(value, RATIO_DECIMALS) if math.isfinite(value) else None
 
 
 def _fill_originals(trade: dict) -> None:
@@ -205,25 +216,6 @@ class Ledger:
             parts.append(text)
         head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
         return head[:-1] + b',"trades":[' + b",".join(parts) + b"]}"
-
-    def reuse_encodings(self, previous: Ledger) -> int:
-        """Adopt ``previous``'s kept encodings of CLOSED records equal (==) to ours; return how many.
-
-        For a process that re-reads a log another process changed: the closed history is
-        usually the same, and comparing records costs a fraction of encoding them. Equal
-        records encode to the same JSON values (spelling may differ, e.g. 1 and 1.0).
-        """
-        adopted = 0
-        kept = previous._encoded
-        for trade in self.trades:
-            if trade.get("status") != CLOSED:
-                continue
-            before = previous._index.get(trade.get("id"))
-            entry = kept.get(id(before)) if before is not None else None
-            if entry is not None and entry[0] is before and before == trade:
-                self._encoded[id(trade)] = (trade, entry[1])
-                adopted += 1
-        return adopted
 
     def copy(self) -> Ledger:
         return Ledger(copy.deepcopy(self.trades), self.next_id, copy.deepcopy(self.extra))
@@ -350,6 +342,10 @@ class Ledger:
         size = _positive("size", size)
         _check_stop_side(direction, entry, stop)
         _check_target_side(direction, entry, target)
+        # Every later ratio (P&L %, R) divides by these; keep them normal finite numbers.
+        for name, value in (("entry_price x size", entry * size), ("risk |entry - stop| x size", abs(entry - stop) * size)):
+            if not (math.isfinite(value) and value >= sys.float_info.min):
+                raise InvalidTrade("size", size, f"gives {name} = {value!r}, outside the range of a finite double")
         return Proposal(symbol, direction, entry, stop, target, size, now, limits)
 
     def open_trade(
@@ -414,8 +410,8 @@ class Ledger:
             exit_time=utc_iso(now),
             exit_reason=exit_reason,
             pnl_usd=round(net, MONEY_DECIMALS),
-            pnl_pct=round(net / basis * 100.0, RATIO_DECIMALS),
-            r_multiple=round(net / initial, RATIO_DECIMALS) if initial > 0 else None,
+            pnl_pct=_ratio(net * 100.0, basis),
+            r_multiple=_ratio(net, initial),
             status=CLOSED,
             lessons=lessons,
         )

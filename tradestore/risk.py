@@ -48,6 +48,33 @@ class RiskLimits:
     max_daily_loss_pct: float | None = None  # halt new trades after this loss since 00:00 UTC
     max_portfolio_heat_pct: float | None = None  # cap on total open risk, % of equity
 
+    def __post_init__(self) -> None:
+        # A NaN or a string here would silently disable a cap or fail every later open, so
+        # limits are checked once, when the store is built, naming the option.
+        def number(name: str, *, optional: bool, integer: bool = False, positive: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            kind = "an integer" if integer else "a finite number"
+            if not is_finite_number(value) or (integer and not isinstance(value, int)):
+                raise ValueError(f"{name}={value!r}: must be {kind}" + (" or None" if optional else ""))
+            if value < 0 or (positive and value == 0):
+                raise ValueError(f"{name}={value!r}: must be {'> 0' if positive else '>= 0'}")
+
+        number("max_positions", optional=False, integer=True, positive=True)
+        number("starting_capital", optional=False, positive=True)
+        number("max_corr_group_risk_pct", optional=False)
+        number("asset_consecutive_loss_cap", optional=True, integer=True)
+        for name in ("loss_cap_cooldown_hours", "max_drawdown_pct", "max_daily_loss_pct", "max_portfolio_heat_pct"):
+            number(name, optional=True)
+        groups = self.correlation_groups
+        if not isinstance(groups, Mapping) or not all(
+            isinstance(name, str) and not isinstance(members, str)
+            and all(isinstance(m, str) for m in members)
+            for name, members in groups.items()
+        ):
+            raise ValueError(f"correlation_groups={groups!r}: must map group names to lists of symbols")
+
     def groups_of(self, symbol: str) -> list[str]:
         """Names of the correlation groups ``symbol`` belongs to (case-insensitive)."""
         return [
@@ -125,7 +152,7 @@ def loss_cap(ledger: Ledger, p: Proposal) -> str | None:
     if not cap:
         return None
     recent = ledger.closed_trades_of(p.symbol)[-cap:]
-    if len(recent) < cap or any(t["pnl_usd"] > 0 for t in recent):
+    if len(recent) < cap or any((t.get("pnl_usd") or 0) > 0 for t in recent):
         return None
     last_exit = recent[-1]["exit_time"]
     cooldown = p.limits.loss_cap_cooldown_hours
