@@ -13,6 +13,7 @@ from tradestore import (
     CorruptTradeLog,
     IntegrityError,
     InvalidTrade,
+    LockTimeout,
     NestedTransactionError,
     RiskRejected,
     TradeStore,
@@ -278,12 +279,16 @@ def test_failed_fsync_fails_the_write_and_leaves_no_temp(store, monkeypatch):
 def test_file_mode_is_kept_and_strays_are_swept(store):
     open_btc(store)
     os.chmod(store.trade_log, 0o600)
-    stray = os.path.join(os.path.dirname(store.trade_log), atomic.temp_prefix(store.trade_log) + "dead.tmp")
-    with open(stray, "w") as f:
-        f.write("half a write")
+    directory = os.path.dirname(store.trade_log)
+    stray = os.path.join(directory, atomic.temp_prefix(store.trade_log) + "0123456789ab.tmp")
+    other_log = os.path.join(directory, atomic.temp_prefix(store.trade_log) + "paper.0123456789ab.tmp")
+    for name in (stray, other_log):
+        with open(name, "w") as f:
+            f.write("half a write")
     open_btc(store, "ETH")
     assert stat.S_IMODE(os.stat(store.trade_log).st_mode) == 0o600
     assert not os.path.exists(stray)
+    assert os.path.exists(other_log)  # the temp of trades.json.paper, another log's writer
 
 
 def test_threads_on_one_store_lose_nothing(tmp_path):
@@ -338,3 +343,132 @@ def test_open_symbols_and_recover_of_a_missing_log(store):
     assert "2 trades" not in store.recover()  # the backup holds the version before ETH
     assert store.get_open_symbols() == ["BTC"]
     assert not os.path.exists(store.trade_log + ".corrupt")  # nothing unreadable to keep
+
+
+def test_cache_is_never_mistaken_for_a_newer_log_with_a_recycled_inode(tmp_path):
+    # Coarse timestamps (pinned here) and equal sizes: only the inode can tell versions apart,
+    # and file systems reuse freed inodes at once. The cached version's file is kept open, so
+    # its inode cannot be recycled while the cache trusts it.
+    log = str(tmp_path / "trades.json")
+    pinned = 1_700_000_000_000_000_000
+
+    def pin():
+        os.utime(log, ns=(pinned, pinned))
+
+    a, b = TradeStore(log, correlation_groups={}), TradeStore(log, correlation_groups={})
+    a.open_trade("BTC", "LONG", 100, 90, 120, 1, notes="n" * 1000)
+    pin()
+    first = os.stat(log)
+    b.open_trade("ETH", "LONG", 100, 90, 120, 1)
+    pin()
+    grow = os.stat(log).st_size - first.st_size
+    for i in range(6):
+        b.update_trade("T001", {"notes": "nm"[i % 2] * (1000 - grow)})
+        pin()
+        assert os.stat(log).st_ino != first.st_ino
+    a.open_trade("SOL", "LONG", 100, 90, 120, 1)
+    assert [t["symbol"] for t in TradeStore(log).get_all_trades()] == ["BTC", "ETH", "SOL"]
+
+
+def test_records_from_a_transaction_are_copies(store):
+    with store.transaction() as tx:
+        trade = tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+    trade["stop_price"] = -5.0
+    store.open_trade("SOL", "LONG", 100, 95, 120, 1)
+    assert TradeStore(store.trade_log).get_trade("T001")["stop_price"] == 95.0
+
+
+def test_a_child_forked_inside_a_transaction_does_not_join_it(store):
+    with store.transaction() as tx:
+        tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no branch - the child reports through the pipe and exits
+            os.close(read_end)
+            verdict = b"?"
+            try:
+                store._lock_timeout = 0.1
+                store._start_fresh()  # what the fork handler did; repeated with a short timeout
+                store.open_trade("ETH", "LONG", 100, 95, 120, 1)
+                verdict = b"J"  # joined the parent's transaction without the lock
+            except LockTimeout:
+                verdict = b"T"
+            except BaseException:
+                verdict = b"E"
+            os.write(write_end, verdict)
+            os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"T"
+        os.close(read_end)
+        os.waitpid(child, 0)
+    assert [t["symbol"] for t in store.get_all_trades()] == ["BTC"]
+
+
+def test_fork_handler_gives_the_child_a_fresh_store(store):
+    with store.transaction():
+        assert store._local.transaction is not None
+        from tradestore.store import _reset_stores_after_fork
+
+        state, lock = store._state, store._lock
+        _reset_stores_after_fork()  # as in a forked child
+        assert store._local.__dict__.get("transaction") is None
+        assert store._state is not state and store._lock is not lock
+        store._state, store._lock = state, lock  # back to the parent's view to leave cleanly
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("max_positions", float("nan")), ("max_positions", "7"), ("max_positions", 0),
+     ("max_corr_group_risk_pct", float("nan")), ("starting_capital", -1), ("max_drawdown_pct", "5"),
+     ("asset_consecutive_loss_cap", 2.5), ("correlation_groups", {"g": "BTC"})],
+)
+def test_bad_limits_are_refused_when_the_store_is_built(tmp_path, option, value):
+    with pytest.raises(ValueError, match=option):
+        TradeStore(tmp_path / "t.json", **{option: value})
+
+
+def test_lock_file_may_not_be_the_log(tmp_path):
+    log = tmp_path / "t.json"
+    for lock in (log, tmp_path / "t.json.bak"):
+        with pytest.raises(ValueError, match="must not be the trade log"):
+            TradeStore(log, lock)
+
+
+@pytest.mark.parametrize("entry,size", [(1e-200, 1e-200), (1e300, 1e300)])
+def test_sizes_whose_products_leave_the_double_range_are_refused(store, entry, size):
+    with pytest.raises(InvalidTrade, match="size"):
+        store.open_trade("BTC", "LONG", entry, entry / 2, entry * 2, size)
+
+
+def test_seed_closed_trade_without_pnl_does_not_break_the_loss_cap(tmp_path):
+    doc = json.loads(seed_log())
+    doc["trades"][0]["pnl_usd"] = None  # an old record: closed, P&L never filled in
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(doc))
+    store = TradeStore(path, asset_consecutive_loss_cap=1)
+    with pytest.raises(RiskRejected, match="loss_cap"):
+        store.open_trade("BTC", "LONG", 100, 95, 120, 1)  # null counts as "not a win"
+
+
+def test_reads_do_not_wait_for_a_writer_queued_behind_another_process(tmp_path):
+    from .workers import SPAWN, hold_lock
+
+    store = TradeStore(tmp_path / "t.json", lock_timeout=30)
+    store.open_trade("BTC", "LONG", 100, 95, 120, 1)
+    acquired, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_lock, args=(store.lock_file, acquired, release))
+    holder.start()
+    assert acquired.wait(60)
+    writer = threading.Thread(target=store.open_trade, args=("ETH", "LONG", 100, 95, 120, 1))
+    try:
+        writer.start()
+        # The writer thread now waits for the other process. A read must not: it would block
+        # on the store's own thread lock if the writer took that before the process lock.
+        reader_done = threading.Event()
+        threading.Thread(target=lambda: (store.get_all_trades(), reader_done.set())).start()
+        assert reader_done.wait(10)
+    finally:
+        release.set()
+        holder.join(60)
+        writer.join(60)
+    assert [t["symbol"] for t in store.get_all_trades()] == ["BTC", "ETH"]

@@ -80,12 +80,14 @@ class DeriveConfig:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _money(x: float) -> float:
-    return round(x, 8) + 0.0  # + 0.0 turns -0.0 into 0.0 so equal values serialise equally
+def _money(x: float) -> float | None:
+    # + 0.0 turns -0.0 into 0.0 so equal values serialise equally; an overflow (a log with
+    # absurd but finite numbers) becomes null rather than an Infinity no JSON reader accepts.
+    return round(x, 8) + 0.0 if math.isfinite(x) else None
 
 
 def _ratio(x: float | None) -> float | None:
-    return None if x is None else round(x, 4) + 0.0
+    return None if x is None or not math.isfinite(x) else round(x, 4) + 0.0
 
 
 def _num(value: Any, default: float = 0.0) -> float:

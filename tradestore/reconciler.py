@@ -477,7 +477,7 @@ def run_every(reconciler: StateReconciler, seconds: float, stop: Any, *, as_json
         cycles += 1
         try:
             run_once(reconciler, as_json=as_json, emit=emit)
-        except OSError as exc:
+        except Exception as exc:  # one bad cycle must not end the loop a supervisor relies on
             log.error("reconcile cycle failed: %s", exc)
             emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
         stop.wait(seconds)  # returns at once when a signal sets the event
