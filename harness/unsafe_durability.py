@@ -65,7 +65,7 @@ class _SkippingStore(TradeStore):
         write_skipping(self.trade_log, ledger.to_json(), file_fsync=self.FILE_FSYNC,
                        dir_fsync=self.DIR_FSYNC, keep_backup=self.keep_backup)
         ledger.mark_clean()
-        self._cache = None  # re-read next time: simpler than tracking the file identity
+        self._set_cache(None)  # re-read next time: simpler than tracking the file identity
 
 
 class NoFsyncStore(_SkippingStore):

@@ -23,7 +23,7 @@ class InPlaceStore(TradeStore):
         finally:
             os.close(fd)
         ledger.mark_clean()
-        self._cache = None
+        self._set_cache(None)
 
 
 def in_place(trade_log, lock_file=None, **limits):
