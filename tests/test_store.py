@@ -22,6 +22,7 @@ from tradestore import atomic
 from tradestore.ledger import Ledger
 
 from .test_ledger import seed_log
+from .workers import in_forked_child
 
 
 def open_btc(store, symbol="BTC"):
@@ -378,29 +379,14 @@ def test_records_from_a_transaction_are_copies(store):
     assert TradeStore(store.trade_log).get_trade("T001")["stop_price"] == 95.0
 
 
-def test_a_child_forked_inside_a_transaction_does_not_join_it(store):
+def test_a_child_forked_inside_a_transaction_does_not_join_it(tmp_path):
+    store = TradeStore(tmp_path / "t.json", lock_timeout=0.1)
     with store.transaction() as tx:
         tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
-        read_end, write_end = os.pipe()
-        child = os.fork()
-        if child == 0:  # pragma: no branch - the child reports through the pipe and exits
-            os.close(read_end)
-            verdict = b"?"
-            try:
-                store._lock_timeout = 0.1
-                store._start_fresh()  # what the fork handler did; repeated with a short timeout
-                store.open_trade("ETH", "LONG", 100, 95, 120, 1)
-                verdict = b"J"  # joined the parent's transaction without the lock
-            except LockTimeout:
-                verdict = b"T"
-            except BaseException:
-                verdict = b"E"
-            os.write(write_end, verdict)
-            os._exit(0)
-        os.close(write_end)
-        assert os.read(read_end, 1) == b"T"
-        os.close(read_end)
-        os.waitpid(child, 0)
+        # Without the fork handler the child would join the inherited transaction, with no
+        # lock and no commit, and "succeed"; with it the child must wait for the parent's lock.
+        child_open = lambda: store.open_trade("ETH", "LONG", 100, 95, 120, 1)  # noqa: E731
+        assert in_forked_child(child_open) == "LockTimeout"
     assert [t["symbol"] for t in store.get_all_trades()] == ["BTC"]
 
 

@@ -105,3 +105,27 @@ def try_lock(path, timeout, results):
 
 def pid() -> int:
     return os.getpid()
+
+
+def in_forked_child(attempt) -> str:
+    """Fork; in the child run ``attempt()`` and report how it ended; return that report.
+
+    "returned" if it returned, else the name of the exception it raised. The child ends with
+    ``os._exit`` (no parent cleanup runs twice) after writing the report to a pipe.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no branch - the child reports through the pipe and exits
+        os.close(read_end)
+        try:
+            attempt()
+            outcome = "returned"
+        except BaseException as exc:
+            outcome = type(exc).__name__
+        os.write(write_end, outcome.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reports:
+        outcome = reports.read().decode()
+    os.waitpid(child, 0)
+    return outcome
