@@ -434,7 +434,7 @@ def render(report: dict) -> str:
 
 
 def check_targets(report: dict) -> list[dict]:
-    """The issue's targets, judged on this run's figures (only the cells this run measured)."""
+    """The performance targets, judged on this run's figures (only the cells this run measured)."""
     targets = []
     cells = {(r["impl"], r["history"], r["writers"]): r for r in report.get("writes", [])}
     for n in (1000, 10000):
