@@ -16,21 +16,22 @@ rest (lock, checks, integrity, temp naming, backup) is the library's own.
 from __future__ import annotations
 
 import os
-import secrets
 
-from tradestore import IntegrityError, TradeStore, atomic, integrity
+from tradestore import TradeStore, atomic
 
 
-def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool, keep_backup: bool) -> None:
-    """The protocol of :func:`tradestore.atomic.write_atomic` with fsync steps optionally skipped."""
+def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool, keep_backup: bool) -> os.stat_result:
+    """The protocol of :func:`tradestore.atomic.write_atomic` with fsync steps optionally skipped.
+
+    A copy on purpose: the library offers no switch to skip one fsync, and should not.
+    """
     directory = os.path.dirname(path) or "."
     try:
         mode = os.stat(path).st_mode & 0o7777
         exists = True
     except FileNotFoundError:
         mode, exists = 0o644, False
-    prefix = os.path.join(directory, atomic.temp_prefix(path))
-    temp = prefix + secrets.token_hex(6) + atomic.TEMP_SUFFIX
+    temp = atomic.temp_name(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
@@ -38,10 +39,11 @@ def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool,
             view = view[os.write(fd, view):]
         if file_fsync:
             os.fsync(fd)
+        written = os.fstat(fd)
     finally:
         os.close(fd)
     if keep_backup and exists:
-        backup_temp = prefix + secrets.token_hex(6) + atomic.TEMP_SUFFIX
+        backup_temp = atomic.temp_name(path)
         os.link(path, backup_temp)
         os.replace(backup_temp, atomic.backup_path(path))
         if os.path.lexists(backup_temp):  # the rename was a no-op: both names were one file
@@ -49,23 +51,18 @@ def write_skipping(path: str, data: bytes, *, file_fsync: bool, dir_fsync: bool,
     os.replace(temp, path)
     if dir_fsync:
         atomic.fsync_directory(directory)
+    return written
 
 
 class _SkippingStore(TradeStore):
-    """TradeStore whose commit writes with :func:`write_skipping` (one fsync step removed)."""
+    """TradeStore whose log writes go through :func:`write_skipping` (one fsync step removed)."""
 
     FILE_FSYNC = True
     DIR_FSYNC = True
 
-    def _commit(self, ledger, open_symbols_before) -> None:
-        problems = integrity.new_violations(open_symbols_before, ledger, ledger.changed)
-        if problems:
-            self._report(problems)
-            raise IntegrityError(problems)
-        write_skipping(self.trade_log, ledger.to_json(), file_fsync=self.FILE_FSYNC,
-                       dir_fsync=self.DIR_FSYNC, keep_backup=self.keep_backup)
-        ledger.mark_clean()
-        self._set_cache(None)  # re-read next time: simpler than tracking the file identity
+    def _write_log(self, data: bytes) -> os.stat_result:
+        return write_skipping(self.trade_log, data, file_fsync=self.FILE_FSYNC,
+                              dir_fsync=self.DIR_FSYNC, keep_backup=self.keep_backup)
 
 
 class NoFsyncStore(_SkippingStore):

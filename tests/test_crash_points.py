@@ -15,15 +15,14 @@ class InPlaceStore(TradeStore):
     """Negative control: truncates the log and rewrites it in place (through ``os``, so the
     shim sees it). A crash between the truncate and the write leaves an empty or torn log."""
 
-    def _commit(self, ledger, open_symbols_before) -> None:
+    def _write_log(self, data: bytes) -> os.stat_result:
         fd = os.open(self.trade_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, ledger.to_json())
+            os.write(fd, data)
             os.fsync(fd)
+            return os.fstat(fd)
         finally:
             os.close(fd)
-        ledger.mark_clean()
-        self._set_cache(None)
 
 
 def in_place(trade_log, lock_file=None, **limits):

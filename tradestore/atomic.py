@@ -29,16 +29,21 @@ def temp_prefix(path: str) -> str:
     return "." + os.path.basename(path) + "."
 
 
+def temp_name(path: str) -> str:
+    """A fresh temp file name for ``path``: ``.<name>.<12 random hex digits>.tmp`` beside it."""
+    directory = os.path.dirname(path) or "."
+    return os.path.join(directory, temp_prefix(path) + secrets.token_hex(_TOKEN_BYTES) + TEMP_SUFFIX)
+
+
 def backup_path(path: str) -> str:
     """Where :func:`write_atomic` keeps the previous version of ``path``."""
     return path + ".bak"
 
 
 def _create_temp(path: str, mode: int) -> tuple[str, int]:
-    directory = os.path.dirname(path) or "."
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        name = os.path.join(directory, temp_prefix(path) + secrets.token_hex(_TOKEN_BYTES) + TEMP_SUFFIX)
+        name = temp_name(path)
         try:
             fd = os.open(name, flags, mode)
         except FileExistsError:  # pragma: no cover - 48 random bits collided
@@ -94,7 +99,7 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: boo
         finally:
             os.close(fd)
         if keep_backup and exists:
-            backup_temp = os.path.join(directory, temp_prefix(path) + secrets.token_hex(_TOKEN_BYTES) + TEMP_SUFFIX)
+            backup_temp = temp_name(path)
             os.link(path, backup_temp)
             os.replace(backup_temp, backup_path(path))
             # rename(2) does nothing when both names are already one file (a writer died

@@ -256,9 +256,7 @@ class TradeStore:
         if problems:
             self._report(problems)
             raise IntegrityError(problems)
-        written = atomic.write_atomic(
-            self.trade_log, ledger.to_json(), fsync=self.fsync, keep_backup=self.keep_backup
-        )
+        written = self._write_log(ledger.to_json())
         ledger.mark_clean()
         # Verify: the log at the path is the file just written (and keep it open, see _Version).
         version = _Version(open(self.trade_log, "rb"), ledger)
@@ -269,6 +267,13 @@ class TradeStore:
             self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
         else:
             self._set_cache(version)
+
+    def _write_log(self, data: bytes) -> os.stat_result:
+        """Replace the log with ``data``, atomically (and durably with ``fsync``).
+
+        Returns the stat of the file written, which the commit verifies is the log afterwards.
+        """
+        return atomic.write_atomic(self.trade_log, data, fsync=self.fsync, keep_backup=self.keep_backup)
 
     def _report(self, problems: list[str]) -> None:
         if self._on_integrity_violation is not None:
