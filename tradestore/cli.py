@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from . import integrity, risk
 from .errors import TradeStoreError
+from .ledger import Ledger
 from .risk import Proposal
 from .store import TradeStore
 
@@ -107,17 +108,14 @@ def _print_trade(trade: dict, as_json: bool) -> None:
 
 def cmd_status(store: TradeStore, args: argparse.Namespace) -> int:
     trades = store.get_all_trades()
-    from .ledger import Ledger
-
     ledger = Ledger(trades)
     limits = store.limits
     equity = ledger.equity(limits.starting_capital)
     open_trades = ledger.open_trades()
     groups = {}
-    for name, members in limits.correlation_groups.items():
-        norm = {m.strip().upper() for m in members}
-        used = sum(ledger.initial_risk(t) for t in open_trades if t["symbol"].strip().upper() in norm)
-        groups[name] = {"used_usd": used, "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
+    for name in limits.correlation_groups:
+        groups[name] = {"used_usd": risk.group_risk(ledger, limits, name),
+                        "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
     now = store.now()
     capped = []
     for symbol in sorted({t["symbol"] for t in ledger.closed_trades()}):

@@ -8,16 +8,12 @@ ledger-wide rules; ``verify`` checks everything.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from .ledger import CLOSED, DIRECTIONS, OPEN, Ledger, id_number
+from .risk import is_finite_number as _finite
 
 _SIZE_TOLERANCE = 1e-9
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def trade_violations(trade: dict, next_id: int) -> list[str]:

@@ -142,15 +142,20 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def loads_strict(data: bytes | str) -> Any:
+    """``json.loads`` that refuses NaN and Infinity (ValueError), as every tradestore file must."""
+    return json.loads(data, parse_constant=_reject_constant)
+
+
 def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, Any]:
     """Parse strict JSON (NaN and Infinity refused) and check the log's shape.
 
     Raises :class:`CorruptTradeLog` naming ``source`` and what is wrong.
     """
-    if not data or not (data.strip() if isinstance(data, str) else data.strip()):
+    if not data.strip():
         raise CorruptTradeLog(f"{source} is empty")
     try:
-        doc = json.loads(data, parse_constant=_reject_constant)
+        doc = loads_strict(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptTradeLog(f"{source} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):

@@ -41,7 +41,7 @@ from . import derive
 from .atomic import TEMP_SUFFIX, temp_prefix, write_atomic
 from .errors import CorruptTradeLog
 from .integrity import ledger_violations
-from .ledger import Ledger
+from .ledger import Ledger, loads_strict
 
 log = logging.getLogger("tradestore.reconciler")
 
@@ -128,10 +128,6 @@ def read_log(path: str) -> tuple[bytes, Ledger]:
             gc.enable()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} is not strict JSON")
-
-
 def _version(data: bytes, ledger: Ledger) -> LogVersion:
     return LogVersion(hashlib.sha256(data).hexdigest(), len(ledger.trades), ledger.next_id)
 
@@ -146,7 +142,7 @@ def _read_json(path: str) -> tuple[str, Any]:
     except OSError:
         return "unreadable", None
     try:
-        return "ok", json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        return "ok", loads_strict(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return "unreadable", None
 

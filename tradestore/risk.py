@@ -126,15 +126,18 @@ def duplicate_symbol(ledger: Ledger, p: Proposal) -> str | None:
     return None
 
 
+def group_risk(ledger: Ledger, limits: RiskLimits, group: str) -> float:
+    """Opening risk of the OPEN trades in correlation ``group`` (symbols compared normalised)."""
+    members = {m.strip().upper() for m in limits.correlation_groups[group]}
+    return sum(ledger.initial_risk(t) for t in ledger.open_trades() if t["symbol"].strip().upper() in members)
+
+
 def correlation_limit(ledger: Ledger, p: Proposal) -> str | None:
     """Rule 3: open risk per correlation group, new trade included, within the % of equity."""
     equity = ledger.equity(p.limits.starting_capital)
     budget = p.limits.max_corr_group_risk_pct / 100.0 * equity
     for group in p.limits.groups_of(p.symbol):
-        members = {m.strip().upper() for m in p.limits.correlation_groups[group]}
-        used = sum(
-            ledger.initial_risk(t) for t in ledger.open_trades() if t["symbol"].strip().upper() in members
-        )
+        used = group_risk(ledger, p.limits, group)
         if _exceeds(used + p.risk, budget):
             return (
                 f"group {group}: open risk {used:.2f} + new {p.risk:.2f} = {used + p.risk:.2f} USD "
