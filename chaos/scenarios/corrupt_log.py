@@ -9,7 +9,6 @@ a reconcile must abort without touching the derived files.
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import prepare
 from harness import checkers, evaluate, nemesis, workers
@@ -84,11 +83,9 @@ def _round(ctx: ScenarioContext, result: ScenarioResult, how: str, r) -> None:
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     for how in nemesis.LOG_DAMAGE if not ctx.quick else ("torn", "emptied"):
         ctx.progress(f"{how} log: {ctx.writers} writers try every operation")
         _round(ctx, result, how, r)
-    result.elapsed_s = time.monotonic() - started
     return result

@@ -20,7 +20,6 @@ import json
 import os
 import select
 import shutil
-import time
 
 from harness import fsworkload as fw
 from harness.context import ScenarioContext
@@ -31,7 +30,6 @@ DESCRIPTION = "os._exit at every file-system call of 1-3 operations; recovery is
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.perf_counter()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     # quick: a one-op workload and a three-op one ending in a reconcile (about 100 points)
     sizes = (1, 3) if ctx.quick else (1, 2, 3, 3, 3, 2, 3, 1)
@@ -42,7 +40,6 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     for key in ("invoked", "ok", "rejected", "unknown", "kills", "crash_points"):
         setattr(result, key, report[key])
     result.notes.extend(report["notes"])
-    result.elapsed_s = time.perf_counter() - started
     return result
 
 

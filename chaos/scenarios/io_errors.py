@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import time
 
 from harness import fsworkload as fw
 from harness.context import ScenarioContext
@@ -46,7 +45,6 @@ def _must_surface(call, lock_path: str) -> bool:
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.perf_counter()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     sizes = (1, 3) if ctx.quick else (1, 2, 3, 3, 3, 2)
     # A reconcile step is 45 calls of five atomic writes; the quick size leaves it to full runs
@@ -58,7 +56,6 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     for key in ("invoked", "ok", "rejected", "crash_points"):
         setattr(result, key, report[key])
     result.notes.extend(report["notes"])
-    result.elapsed_s = time.perf_counter() - started
     return result
 
 

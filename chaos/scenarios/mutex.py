@@ -9,7 +9,6 @@ trade log must happen while its writer holds the lock.
 
 from __future__ import annotations
 
-import time
 
 from harness import evaluate, workers
 from harness.context import ScenarioContext
@@ -21,7 +20,6 @@ DESCRIPTION = "writers hold an O_EXCL sentinel inside the critical section; inte
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     workdir = ctx.workdir
     ops_each = 25 if ctx.quick else 60
@@ -47,5 +45,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
                         f"{commits} commits of the log")
     if commits and not intervals:
         result.violate("mutual-exclusion", f"{commits} commits of the trade log and not one lock acquisition")
-    result.elapsed_s = time.monotonic() - started
     return result

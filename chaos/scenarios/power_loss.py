@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 
 from harness import fsworkload as fw
 from harness.context import ScenarioContext
@@ -39,7 +38,6 @@ DESCRIPTION = "every disk state a power cut could leave loads with all acknowled
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.perf_counter()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     sizes = (1, 2, 3) if ctx.quick else (1, 2, 3, 3, 3, 2, 3, 1)
     cap = 12 if ctx.quick else 64
@@ -53,7 +51,6 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result.ok = report["ok"]
     result.rejected = report["rejected"]
     result.notes.extend(report["notes"])
-    result.elapsed_s = time.perf_counter() - started
     return result
 
 

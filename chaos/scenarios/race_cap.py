@@ -3,7 +3,6 @@ slots may be filled."""
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import run_race
 from harness.context import ScenarioContext
@@ -15,7 +14,6 @@ DESCRIPTION = "processes released together exceed the position cap; exactly the 
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     racers = max(3, ctx.writers + 1)
@@ -29,5 +27,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         contenders = [[["open", open_args(r, s, f"racer{i}-0")]] for i, s in enumerate(symbols[held:])]
         run_race(ctx, result, limits={"max_positions": cap}, setup_ops=setup, contenders=contenders,
                  allowed=min(free, racers), prop="position-cap", label=f"round{n + 1}")
-    result.elapsed_s = time.monotonic() - started
     return result

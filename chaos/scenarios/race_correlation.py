@@ -3,7 +3,6 @@ exactly two of them."""
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import run_race
 from harness.context import ScenarioContext
@@ -16,7 +15,6 @@ GROUP = ("BTC", "ETH", "SOL", "AVAX", "DOT", "ATOM")
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     racers = max(3, ctx.writers + 1)
@@ -33,5 +31,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
             contenders.append([["open", args]])
         run_race(ctx, result, limits=limits, setup_ops=[], contenders=contenders, allowed=2,
                  prop="correlation-limit", label=f"round{n + 1}")
-    result.elapsed_s = time.monotonic() - started
     return result

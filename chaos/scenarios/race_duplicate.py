@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import run_race
 from harness.context import ScenarioContext
@@ -14,7 +13,6 @@ DESCRIPTION = "processes released together open one symbol; exactly one succeeds
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     racers = max(2, ctx.writers)
@@ -24,5 +22,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         contenders = [[["open", open_args(r, symbol, f"racer{i}-0")]] for i in range(racers)]
         run_race(ctx, result, limits={"max_positions": 7}, setup_ops=[], contenders=contenders,
                  allowed=1, prop="duplicate-open-symbol", label=f"round{n + 1}")
-    result.elapsed_s = time.monotonic() - started
     return result

@@ -3,7 +3,6 @@ while other processes try to open it; no open may succeed, before or after the c
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import run_race
 from harness.context import ScenarioContext
@@ -15,7 +14,6 @@ DESCRIPTION = "opens race the loss that reaches a symbol's consecutive-loss cap;
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     racers = max(3, ctx.writers + 1)
@@ -34,5 +32,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         contenders += [[["open", trade + [f"racer{i}-0"]]] for i in range(1, racers)]
         run_race(ctx, result, limits=limits, setup_ops=setup, contenders=contenders, allowed=0,
                  prop="loss-cap", label=f"round{n + 1}")
-    result.elapsed_s = time.monotonic() - started
     return result

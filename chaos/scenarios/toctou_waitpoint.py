@@ -13,7 +13,6 @@ the symbols from the seed.
 
 from __future__ import annotations
 
-import time
 
 from chaos.scenarios._race import prepare
 from harness import evaluate, workers
@@ -73,7 +72,6 @@ def _round(ctx: ScenarioContext, result: ScenarioResult, label: str, mode: str, 
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
-    started = time.monotonic()
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     plan = [("duplicate", 1), ("cap", 1)]
@@ -85,5 +83,4 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         ctx.progress(f"round {n}/{len(plan)} ({kind}): {mode}, holder + {contenders} waiting")
         exercised += _round(ctx, result, f"round{n}", mode, contenders, r)
     result.notes.append(f"race exercised (every B blocked behind A's uncommitted check) in {exercised}/{len(plan)} rounds")
-    result.elapsed_s = time.monotonic() - started
     return result
