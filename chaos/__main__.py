@@ -1,5 +1,5 @@
 import sys
 
-from chaos.cli import main
+from tradestore_chaos.cli import main
 
 sys.exit(main())

@@ -15,9 +15,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.context import ScenarioContext
-from harness.history import lock_intervals, operations, read_events
-from harness.result import ScenarioResult
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import lock_intervals, operations, read_events
+from tradestore_harness.result import ScenarioResult
 
 
 @dataclass

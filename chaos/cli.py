@@ -14,9 +14,9 @@ import random
 import sys
 import tempfile
 
-from chaos import report, scenarios
-from chaos.campaign import Campaign
-from harness.targets import DEFAULT, TargetError, controls, registry, resolve_target
+from tradestore_chaos import report, scenarios
+from tradestore_chaos.campaign import Campaign
+from tradestore_harness.targets import DEFAULT, TargetError, controls, registry, resolve_target
 
 EPILOG = """\
 examples:

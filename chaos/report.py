@@ -13,7 +13,7 @@ import json
 import pathlib
 from typing import Iterable
 
-from harness.result import ScenarioResult
+from tradestore_harness.result import ScenarioResult
 
 COLUMNS = ("scenario", "invoked", "ok", "rejected", "unknown", "kills", "crash pts",
            "corrupt inj/healed", "states", "violations", "time")

@@ -1,6 +1,6 @@
 """Benchmark: write and reconcile cost as the trade log grows, against SQLite and the seed's pattern.
 
-Run ``python -m harness.bench --help``. One run measures, on this machine:
+Run ``python -m tradestore_harness.bench --help``. One run measures, on this machine:
 
 - writes: open + close cycles (each is two writes: an open and a close transaction) by 1, 2 and 4
   competing writer processes (spawned, released together on a barrier) against a history of
@@ -37,11 +37,11 @@ import threading
 import time
 import traceback
 
-from harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
-from harness.bench_history import (
+from tradestore_harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
+from tradestore_harness.bench_history import (
     CORRELATION_GROUPS, WORKER_SYMBOLS, build_history, write_seed_log, write_tradestore_log,
 )
-from harness.processes import context
+from tradestore_harness.processes import context
 
 RULES = RuleConfig(
     max_positions=7, starting_capital=5000.0, correlation_groups=CORRELATION_GROUPS,
@@ -478,7 +478,7 @@ def profile_writes(workdir: str, n: int, cycles: int, fsync: bool, top: int, log
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m harness.bench",
+        prog="python -m tradestore_harness.bench",
         description="Measure tradestore's write and reconcile cost against the seed's pattern and "
                     "SQLite as the trade log grows, and print one table. Exits 1 if a run fails or "
                     "a target is missed (--no-targets to only report; --quick never judges targets).")

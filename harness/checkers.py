@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
-from harness.history import Interval, Op
+from tradestore_harness.history import Interval, Op
 
 Finding = tuple[str, str]
 _ID = re.compile(r"^T(\d+)$")

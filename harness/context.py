@@ -22,7 +22,7 @@ def _silent(_message: str) -> None:
 class ScenarioContext:
     """Inputs of one scenario run.
 
-    ``target`` is a registered target name (see :mod:`harness.targets`) or ``"module:factory"``;
+    ``target`` is a registered target name (see :mod:`tradestore_harness.targets`) or ``"module:factory"``;
     workers run in spawned processes, so they receive this *name* and resolve it themselves.
     ``duration`` (seconds) bounds time-driven scenarios when given; ``None`` means the
     scenario's own default for ``quick`` or full size. ``writers`` is the number of competing

@@ -1,7 +1,7 @@
 """Evaluate a finished run: read its histories and files, run the checkers, fill the result.
 
 The glue between a scenario's working directory (``history/``, ``versions/``, ``trades.json``)
-and the pure checkers of :mod:`harness.checkers`.
+and the pure checkers of :mod:`tradestore_harness.checkers`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import os
 import pathlib
 from typing import Iterable
 
-from harness import checkers
-from harness.history import Op, count_outcomes, lock_intervals, operations, read_events
-from harness.result import ScenarioResult
+from tradestore_harness import checkers
+from tradestore_harness.history import Op, count_outcomes, lock_intervals, operations, read_events
+from tradestore_harness.result import ScenarioResult
 
 
 def read_versions(workdir: str | os.PathLike[str]) -> dict[str, bytes]:

@@ -34,7 +34,7 @@ class LogUnreadable(Exception):
 
 def resolve(target: str) -> Callable[..., Any]:
     """The factory of a target name (ours, a negative control, or ``module:factory``)."""
-    from harness.targets import resolve_target  # knows harness.unsafe_durability's controls too
+    from tradestore_harness.targets import resolve_target  # knows tradestore_harness.unsafe_durability's controls too
 
     return resolve_target(target)
 
@@ -123,7 +123,7 @@ def setup_baseline(factory: Callable[..., Any], directory: str, with_reconcile: 
 
 def prepare(factory: Callable[..., Any], wdir: str, workload: list[Op]) -> tuple[list[Op], tuple]:
     """Build ``workload``'s baseline in ``wdir/base``: (its operations, snapshot of the baseline)."""
-    from harness.powerloss import snapshot_dir
+    from tradestore_harness.powerloss import snapshot_dir
 
     base = os.path.join(wdir, "base")
     if workload and workload[0] == FRESH:
@@ -269,8 +269,8 @@ def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list
     Returns ``calls`` (FsCall list), ``spans`` (per op: [first call, end) indices), ``outcomes``
     and ``states`` (normalised trades before the first op and after each op).
     """
-    from harness.fsfaults import FsShim
-    from harness.powerloss import materialise
+    from tradestore_harness.fsfaults import FsShim
+    from tradestore_harness.powerloss import materialise
 
     materialise(*snapshot, run_dir)
     shim = FsShim(run_dir)
@@ -311,7 +311,7 @@ def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], 
     import queue as queue_module
     import time
 
-    from harness.processes import context
+    from tradestore_harness.processes import context
 
     mp = context()
     queue = mp.Queue()

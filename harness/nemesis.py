@@ -13,7 +13,7 @@ import os
 import random
 import signal
 
-from harness.history import HistoryWriter
+from tradestore_harness.history import HistoryWriter
 
 DERIVED_DAMAGE = ("delete", "truncate", "garbage", "empty", "forged")
 LOG_DAMAGE = ("torn", "emptied", "garbage")

@@ -2,7 +2,7 @@
 
 A process kill keeps the operating system's page cache, so every completed ``write`` and
 ``rename`` survives it. A power cut keeps only what was made durable. :class:`DiskModel`
-replays the file-system calls recorded by :class:`harness.fsfaults.FsShim` and tracks, after
+replays the file-system calls recorded by :class:`tradestore_harness.fsfaults.FsShim` and tracks, after
 each call, two views of every file and directory:
 
 - *data*: bytes written to a file are durable once that file (the inode, whatever its name is

@@ -3,7 +3,7 @@
 Installed with the package as the ``pytest11`` entry point ``tradestore``, so the fixtures are
 available in every test session of an environment where tradestore is installed (disable with
 ``-p no:tradestore``). Without the installed entry point, enable it with
-``pytest_plugins = ["harness.pytest_plugin"]`` in the top-level ``conftest.py``.
+``pytest_plugins = ["tradestore_harness.pytest_plugin"]`` in the top-level ``conftest.py``.
 
 Fixtures:
 
@@ -46,7 +46,7 @@ class ChaosFailure(AssertionError):
 class ChaosOutcome:
     """What a campaign run by ``chaos_runner`` found.
 
-    ``results`` are the :class:`harness.result.ScenarioResult` of every scenario that ran;
+    ``results`` are the :class:`tradestore_harness.result.ScenarioResult` of every scenario that ran;
     ``violated`` the violated property names, each once; ``report`` the ``report.json`` written
     beside the kept working files (histories, logs) under the test's ``tmp_path``.
     """
@@ -107,13 +107,13 @@ def run_chaos(target: str | Callable[..., Any], scenarios: list[str] | tuple[str
               progress: Callable[[str], None] = print) -> ChaosOutcome:
     """Run ``scenarios`` (default: every available one) against ``target``; see the module doc.
 
-    Raises ``ValueError`` for an unknown scenario, ``harness.targets.TargetError`` for a target
+    Raises ``ValueError`` for an unknown scenario, ``tradestore_harness.targets.TargetError`` for a target
     that does not resolve, and with ``check`` :class:`ChaosFailure` if any property failed.
     """
-    from chaos import report
-    from chaos import scenarios as registry
-    from chaos.campaign import Campaign
-    from harness.targets import resolve_target
+    from tradestore_chaos import report
+    from tradestore_chaos import scenarios as registry
+    from tradestore_chaos.campaign import Campaign
+    from tradestore_harness.targets import resolve_target
 
     name = target_name(target)
     resolve_target(name)  # a typo fails here, in the test process, with the known names

@@ -22,7 +22,7 @@ import hashlib
 import os
 from typing import Callable
 
-from harness.history import HistoryWriter
+from tradestore_harness.history import HistoryWriter
 
 _real = {"flock": fcntl.flock, "lockf": fcntl.lockf, "replace": os.replace, "rename": os.rename}
 

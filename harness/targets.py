@@ -7,8 +7,8 @@ with ``open_trade``, ``close_trade`` and ``get_all_trades`` (optionally ``partia
 ``max_corr_group_risk_pct``, ``asset_consecutive_loss_cap``, ``fsync``, ...). A store rejects a
 call by raising any exception or by returning a dict with an ``"error"`` key (the seed's style).
 
-Names: ``tradestore`` (ours, the default), the negative controls of :mod:`harness.unsafe` and,
-when present, :mod:`harness.unsafe_durability`, or ``"package.module:factory"`` for any store
+Names: ``tradestore`` (ours, the default), the negative controls of :mod:`tradestore_harness.unsafe` and,
+when present, :mod:`tradestore_harness.unsafe_durability`, or ``"package.module:factory"`` for any store
 importable in the worker processes.
 """
 
@@ -33,11 +33,11 @@ def _tradestore(trade_log, lock_file, **limits):
 
 def registry() -> dict[str, Factory]:
     """Every named target: ours first, then the negative controls."""
-    from harness import unsafe
+    from tradestore_harness import unsafe
 
     targets: dict[str, Factory] = {DEFAULT: _tradestore, **unsafe.TARGETS}
     try:
-        from harness import unsafe_durability
+        from tradestore_harness import unsafe_durability
     except ImportError:
         pass  # the durability controls are optional
     else:

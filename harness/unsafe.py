@@ -11,7 +11,7 @@ differs from a correct store in one respect, named by its target name:
 - ``unsafe-reset-on-corrupt``: treats an unreadable log as empty (history lost);
 - ``unsafe-stale-derived``: decides risk from the derived ``state/portfolio.json`` (stale data).
 
-The flaw's window is marked with a wait-point (:mod:`harness.waitpoints`): ``decided`` after
+The flaw's window is marked with a wait-point (:mod:`tradestore_harness.waitpoints`): ``decided`` after
 the store decided to accept and before it writes, ``mid-write`` halfway through an in-place
 write. Scenarios arm these to make the catch deterministic; they cost nothing when unarmed.
 """
@@ -24,7 +24,7 @@ import json
 import os
 from datetime import datetime, timezone
 
-from harness import waitpoints
+from tradestore_harness import waitpoints
 from tradestore import CorruptTradeLog, FileLock, Ledger, RiskLimits, risk
 from tradestore.atomic import write_atomic
 from tradestore.ledger import format_id

@@ -1,6 +1,6 @@
 """Named wait-points: where the negative controls announce their flaw's window.
 
-A deliberately broken store (``harness.unsafe``) calls :func:`hit` at the moment its flaw can
+A deliberately broken store (``tradestore_harness.unsafe``) calls :func:`hit` at the moment its flaw can
 bite (e.g. after deciding to accept a trade but before writing it). A scenario running in the
 same worker process may :func:`arm` that point with an action (wait on a barrier shared with
 the other workers, or kill the process), which turns a race that would be caught by luck into

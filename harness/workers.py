@@ -1,10 +1,10 @@
 """Workers: real OS processes that play scanner, position monitor and reconciler.
 
 Every entry point here runs in a process started with the ``spawn`` method (see
-:mod:`harness.processes`; a fresh interpreter: no lock, descriptor or cache inherited from the parent). A worker first
-installs the spy (:mod:`harness.spy`), then resolves its target *by name* and builds its own
+:mod:`tradestore_harness.processes`; a fresh interpreter: no lock, descriptor or cache inherited from the parent). A worker first
+installs the spy (:mod:`tradestore_harness.spy`), then resolves its target *by name* and builds its own
 store, so the parent never shares a store object with a child. Workers record every operation
-in their history (:mod:`harness.history`); ``ok`` is written only after the call returned.
+in their history (:mod:`tradestore_harness.history`); ``ok`` is written only after the call returned.
 
 Ordering between processes uses barriers and events, never sleeps.
 """
@@ -18,10 +18,10 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from harness import generator, spy as spy_mod, waitpoints
-from harness.processes import context
-from harness.history import HistoryWriter
-from harness.targets import call, resolve_target
+from tradestore_harness import generator, spy as spy_mod, waitpoints
+from tradestore_harness.processes import context
+from tradestore_harness.history import HistoryWriter
+from tradestore_harness.targets import call, resolve_target
 
 WAIT = 10.0  # upper bound on any cross-process wait, so a broken target cannot hang a campaign
 
@@ -166,7 +166,7 @@ def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list) -> No
 def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None) -> None:
     """A scanner/monitor: open, partially close, trail the stop of, and close its own trades.
 
-    Operations follow the seeded stream of :func:`harness.generator.writer_ops` for this
+    Operations follow the seeded stream of :func:`tradestore_harness.generator.writer_ops` for this
     worker and life. Its own trades are those whose notes start with ``<worker>-``; after a
     restart it finds them again in the log. ``started`` (an event) is set as the first
     operation is invoked. With ``spec["suicide_at"] = k`` the process kills
@@ -235,7 +235,7 @@ def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cyc
     """
     import logging
 
-    from harness.derived import read_derived
+    from tradestore_harness.derived import read_derived
     from tradestore import StateReconciler
 
     # Guard aborts are findings the scenario reports; keep them off the campaign's terminal.

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from chaos import scenarios
-from chaos.campaign import Campaign
-from harness import generator
+from tradestore_chaos import scenarios
+from tradestore_chaos.campaign import Campaign
+from tradestore_harness import generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = int(os.environ.get("CHAOS_TEST_SEED", "20261128"))
@@ -82,8 +82,8 @@ def test_writer_schedule_is_a_function_of_the_seed():
 
 
 def test_seed_reproduces_the_kill_storm_schedule(tmp_path):
-    from chaos.scenarios import kill_storm
-    from harness.context import ScenarioContext
+    from tradestore_chaos.scenarios import kill_storm
+    from tradestore_harness.context import ScenarioContext
 
     def plan(seed):
         return kill_storm.kill_plan(ScenarioContext("tradestore", seed, True, 3.0, 3, tmp_path), 3.0)
@@ -154,7 +154,7 @@ def test_default_campaign_catches_every_negative_control():
 
 
 def test_usage_errors_in_process(tmp_path, capsys):
-    from chaos.cli import main
+    from tradestore_chaos.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--duration", "0"])
@@ -165,7 +165,7 @@ def test_usage_errors_in_process(tmp_path, capsys):
 
 
 def test_keep_leaves_histories_and_versions_for_inspection(tmp_path):
-    from chaos.cli import main
+    from tradestore_chaos.cli import main
 
     assert main(["--scenario", "race-duplicate", "--quick", "--seed", "2", "--keep", str(tmp_path / "k")]) == 0
     kept = tmp_path / "k" / "tradestore"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from harness import checkers
-from harness.history import HistoryWriter, Interval, Op, lock_intervals, operations, read_events
+from tradestore_harness import checkers
+from tradestore_harness.history import HistoryWriter, Interval, Op, lock_intervals, operations, read_events
 
 
 def op(id, f, args, outcome="ok", value=None, t0=0.0, t1=1.0, worker="w0", pid=1, error=None):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from chaos.scenarios import crash_points
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.fsfaults import FsCall
+from tradestore_chaos.scenarios import crash_points
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.fsfaults import FsCall
 from tradestore import TradeStore
 
 

@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from harness import fsworkload as fw
-from harness.fsfaults import CRASH_EXIT, Fault, FsCall, FsShim
-from harness.powerloss import DiskModel, ModelError, snapshot_dir
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsCall, FsShim
+from tradestore_harness.powerloss import DiskModel, ModelError, snapshot_dir
 from tests.test_fsfaults import _run_child
 from tradestore import TradeStore
 

@@ -8,7 +8,7 @@ import os
 import multiprocess
 import pytest
 
-from harness.fsfaults import CRASH_EXIT, Fault, FsShim
+from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsShim
 from tradestore import atomic
 
 

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from harness import nemesis, spy
-from harness.checkers import parse_log
-from harness.context import ScenarioContext
-from harness.history import HistoryWriter, lock_intervals, read_events
+from tradestore_harness import nemesis, spy
+from tradestore_harness.checkers import parse_log
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import HistoryWriter, lock_intervals, read_events
 from tradestore import TradeStore
 
 
@@ -80,7 +80,7 @@ def test_damage_edge_cases(tmp_path):
 
 
 def test_kill_of_a_process_that_already_exited_is_recorded(tmp_path):
-    from harness import workers
+    from tradestore_harness import workers
 
     proc = workers.spawn(print, "bye")
     proc.join()
@@ -111,7 +111,7 @@ def test_spy_ignores_other_files_and_non_descriptors(tmp_path):
 
 
 def test_registry_reports_a_scenario_module_that_does_not_import(monkeypatch):
-    from chaos import scenarios
+    from tradestore_chaos import scenarios
 
     monkeypatch.setattr(scenarios, "MODULES", scenarios.MODULES + ("no_such_scenario_module",))
     assert "no_such_scenario_module" in scenarios.missing()

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chaos.scenarios import _race, corrupt_derived
-from harness import derived
-from harness.context import ScenarioContext
-from harness.generator import open_args
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios import _race, corrupt_derived
+from tradestore_harness import derived
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.generator import open_args
+from tradestore_harness.result import ScenarioResult
 from tradestore import TradeStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chaos.scenarios import io_errors
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
+from tradestore_chaos.scenarios import io_errors
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
 from tradestore import TradeStore
 
 
@@ -73,7 +73,7 @@ def test_an_error_writing_the_lock_pid_hint_does_not_leave_the_lock_held(tmp_pat
     # then held the lock with nobody to release it, so every later write failed.
     import errno
 
-    from harness.fsfaults import Fault, FsShim
+    from tradestore_harness.fsfaults import Fault, FsShim
     from tradestore import FileLock
 
     lock = FileLock(str(tmp_path / "x.lock"), timeout=1.0)

@@ -12,11 +12,11 @@ import os
 
 import pytest
 
-from chaos.scenarios import crash_points, io_errors
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.fsfaults import CRASH_EXIT
-from harness.powerloss import sync_dir
+from tradestore_chaos.scenarios import crash_points, io_errors
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.fsfaults import CRASH_EXIT
+from tradestore_harness.powerloss import sync_dir
 from tradestore import TradeStore
 
 ETH = {"id": "T001", "symbol": "ETH", "status": "CLOSED"}
@@ -121,7 +121,7 @@ def test_a_reconcile_must_not_touch_the_log_nor_hide_a_failure():
 
 
 def test_only_absorbable_failures_may_be_swallowed():
-    from harness.fsfaults import FsCall
+    from tradestore_harness.fsfaults import FsCall
 
     lock = "/d/trades.json.lock"
     assert io_errors._must_surface(FsCall(0, "fsync", "/d/trades.json"), lock)

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.fsfaults import FsShim
-from harness.powerloss import BLOCK, DiskModel, materialise, snapshot_dir
-from harness.unsafe_durability import write_skipping
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.fsfaults import FsShim
+from tradestore_harness.powerloss import BLOCK, DiskModel, materialise, snapshot_dir
+from tradestore_harness.unsafe_durability import write_skipping
 from tradestore import atomic
 
 OLD = b'{"v":"old"}' + b" " * 600  # two sectors, so torn states exist
@@ -97,7 +97,7 @@ def test_materialise_round_trips_a_snapshot(tmp_path):
 
 
 def _run(tmp_path, target: str, seed: int = 7):
-    from chaos.scenarios import power_loss
+    from tradestore_chaos.scenarios import power_loss
 
     ctx = ScenarioContext(target=target, seed=seed, quick=True, duration=None, writers=1, workdir=tmp_path)
     return power_loss.run(ctx)
@@ -138,7 +138,7 @@ def test_workloads_always_start_with_a_log_write():
 
 
 def test_sync_dir_makes_a_directory_hold_exactly_the_state(tmp_path):
-    from harness.powerloss import sync_dir
+    from tradestore_harness.powerloss import sync_dir
 
     sync_dir({"a": b"1", "state/b": b"2"}, ("", "state"), str(tmp_path))
     (tmp_path / "stray.tmp").write_bytes(b"x")
@@ -179,7 +179,7 @@ def test_a_rename_between_two_links_of_one_file_changes_nothing(tmp_path):
         os.link(str(tmp_path / "log"), str(tmp_path / "t"))
         os.replace(str(tmp_path / "t"), str(tmp_path / "bak"))  # a no-op for the kernel too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bak", "log", "t"]
-    from harness.powerloss import hard_links
+    from tradestore_harness.powerloss import hard_links
 
     model = DiskModel(str(tmp_path), *snapshot, links=(("bak", "log"),))
     assert hard_links(str(tmp_path)) == (("bak", "log", "t"),)
@@ -205,7 +205,7 @@ class BuiltinOpenStore:
 
 
 def test_a_store_writing_around_the_os_module_is_reported_not_misjudged(tmp_path):
-    from chaos.scenarios import power_loss
+    from tradestore_chaos.scenarios import power_loss
 
     report = fw.in_worker(power_loss.power_worker,
                           ("tests.test_power_loss:BuiltinOpenStore", str(tmp_path), [[("open", "XRP")]], 1, 12),

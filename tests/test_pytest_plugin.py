@@ -3,7 +3,7 @@
 Each test writes a small user project (a store factory module and a test file) into a pytester
 directory and runs pytest on it. The chaos fixture must pass against a correct store and must
 fail, naming the violated property, against a broken one (a negative control of
-``harness.unsafe`` behind a user's ``module:factory``).
+``tradestore_harness.unsafe`` behind a user's ``module:factory``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from harness import pytest_plugin
+from tradestore_harness import pytest_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -25,8 +25,8 @@ def _plugin_args() -> list[str]:
     """Load the plugin explicitly unless the installed entry point already loads it (loading a
     module under two plugin names is an error in pytest)."""
     installed = [ep for ep in importlib.metadata.entry_points(group="pytest11")
-                 if ep.value == "harness.pytest_plugin"]
-    return [] if installed else ["-p", "harness.pytest_plugin"]
+                 if ep.value == "tradestore_harness.pytest_plugin"]
+    return [] if installed else ["-p", "tradestore_harness.pytest_plugin"]
 
 
 def _run_fresh(pytester, monkeypatch):
@@ -38,7 +38,7 @@ def _run_fresh(pytester, monkeypatch):
 
 def test_pyproject_declares_the_pytest11_entry_point():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["entry-points"]["pytest11"] == {"tradestore": "harness.pytest_plugin"}
+    assert project["project"]["entry-points"]["pytest11"] == {"tradestore": "tradestore_harness.pytest_plugin"}
 
 
 def test_store_fixtures_give_fresh_isolated_stores(pytester):
@@ -102,7 +102,7 @@ def test_chaos_runner_passes_against_a_correct_user_store(pytester, monkeypatch)
 def test_chaos_runner_fails_the_test_for_a_broken_store(pytester, monkeypatch):
     pytester.makepyfile(
         brokenstore="""
-            from harness.unsafe import NoLockStore
+            from tradestore_harness.unsafe import NoLockStore
 
             def make_store(trade_log, lock_file=None, **limits):
                 return NoLockStore(trade_log, lock_file, **limits)
@@ -130,7 +130,7 @@ def test_chaos_runner_fails_the_test_for_a_broken_store(pytester, monkeypatch):
 def test_chaos_runner_refuses_unknown_scenarios_and_targets(pytester):
     pytester.makepyfile(test_usage="""
         import pytest
-        from harness.targets import TargetError
+        from tradestore_harness.targets import TargetError
 
         def test_unknown_scenario(chaos_runner):
             with pytest.raises(ValueError, match="no-such-scenario.*available: race-duplicate"):
@@ -145,10 +145,10 @@ def test_chaos_runner_refuses_unknown_scenarios_and_targets(pytester):
 
 
 def test_target_name_accepts_module_level_factories_only():
-    from harness.unsafe import NoLockStore
+    from tradestore_harness.unsafe import NoLockStore
 
     assert pytest_plugin.target_name("pkg.mod:make") == "pkg.mod:make"
-    assert pytest_plugin.target_name(NoLockStore) == "harness.unsafe:NoLockStore"
+    assert pytest_plugin.target_name(NoLockStore) == "tradestore_harness.unsafe:NoLockStore"
     with pytest.raises(ValueError, match="module level"):
         pytest_plugin.target_name(lambda log, lock=None, **kw: None)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import targets, waitpoints
-from harness.targets import TargetError, call, resolve_target
+from tradestore_harness import targets, waitpoints
+from tradestore_harness.targets import TargetError, call, resolve_target
 
 CONTROLS = ["unsafe-no-lock", "unsafe-check-outside-lock", "unsafe-in-place-write",
             "unsafe-reset-on-corrupt", "unsafe-stale-derived"]
@@ -19,10 +19,10 @@ def test_registry_has_ours_and_every_control():
 
 
 def test_module_factory_resolves_and_bad_names_are_usage_errors():
-    from harness.unsafe import NoLockStore
+    from tradestore_harness.unsafe import NoLockStore
 
-    assert resolve_target("harness.unsafe:NoLockStore") is NoLockStore
-    for bad in ("no-such-store", "no_such_module_xyz:make", "harness.unsafe:Nope", "harness.unsafe:STATE_DIR"):
+    assert resolve_target("tradestore_harness.unsafe:NoLockStore") is NoLockStore
+    for bad in ("no-such-store", "no_such_module_xyz:make", "tradestore_harness.unsafe:Nope", "tradestore_harness.unsafe:STATE_DIR"):
         with pytest.raises(TargetError):
             resolve_target(bad)
 
@@ -57,7 +57,7 @@ def test_each_target_behaves_like_a_store_when_used_alone(tmp_path, name):
 
 
 def test_controls_announce_their_window_at_a_wait_point(tmp_path):
-    from harness.unsafe import InPlaceWriteStore, NoLockStore
+    from tradestore_harness.unsafe import InPlaceWriteStore, NoLockStore
 
     seen = []
     waitpoints.reset()

@@ -40,7 +40,7 @@ def make_store(trade_log, lock_file, **limits):
 
 
 def make_unlocked_store(trade_log, lock_file, **limits):
-    from harness.unsafe import NoLockStore
+    from tradestore_harness.unsafe import NoLockStore
 
     return SeedStyleStore(NoLockStore(trade_log, lock_file, **limits))
 

@@ -1,7 +1,7 @@
 """The registry of chaos scenarios, in the order the default campaign runs them.
 
 A scenario is a module here defining ``NAME`` (kebab-case), ``DESCRIPTION`` (one line) and
-``run(ctx: harness.context.ScenarioContext) -> harness.result.ScenarioResult``. To add one,
+``run(ctx: tradestore_harness.context.ScenarioContext) -> tradestore_harness.result.ScenarioResult``. To add one,
 write the module and add its name to :data:`MODULES`. Modules that are not present (or fail
 to import) are skipped by :func:`available` and reported by :func:`missing`.
 """

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 
-from harness import evaluate, workers
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
-from harness.spy import store_version
-from harness.targets import call, resolve_target
+from tradestore_harness import evaluate, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
+from tradestore_harness.spy import store_version
+from tradestore_harness.targets import call, resolve_target
 
 
 def prepare(ctx: ScenarioContext, workdir, limits: dict, setup_ops: list) -> None:
@@ -33,7 +33,7 @@ def prepare(ctx: ScenarioContext, workdir, limits: dict, setup_ops: list) -> Non
 
 
 def reconcile_once(trade_log: str, limits: dict) -> None:
-    from harness.unsafe import state_dir_for
+    from tradestore_harness.unsafe import state_dir_for
     from tradestore import StateReconciler
 
     StateReconciler(trade_log, state_dir_for(trade_log),

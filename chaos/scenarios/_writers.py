@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from chaos.scenarios._race import prepare
-from harness import generator, workers
-from harness.context import ScenarioContext
+from tradestore_chaos.scenarios._race import prepare
+from tradestore_harness import generator, workers
+from tradestore_harness.context import ScenarioContext
 
 LIMITS = {"max_positions": 5}
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 
-from chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
-from harness import checkers, derived, evaluate, nemesis, workers
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
-from harness.unsafe import state_dir_for
+from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_harness import checkers, derived, evaluate, nemesis, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
+from tradestore_harness.unsafe import state_dir_for
 
 NAME = "corrupt-derived"
 DESCRIPTION = "derived files deleted/truncated/garbled/emptied/forged under writers; one reconcile heals"

@@ -10,14 +10,14 @@ a reconcile must abort without touching the derived files.
 from __future__ import annotations
 
 
-from chaos.scenarios._race import prepare
-from harness import checkers, evaluate, nemesis, workers
-from harness.context import ScenarioContext
-from harness.derived import FILES
-from harness.generator import SYMBOLS, open_args
-from harness.history import lock_intervals, operations, read_events
-from harness.result import ScenarioResult
-from harness.unsafe import state_dir_for
+from tradestore_chaos.scenarios._race import prepare
+from tradestore_harness import checkers, evaluate, nemesis, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.derived import FILES
+from tradestore_harness.generator import SYMBOLS, open_args
+from tradestore_harness.history import lock_intervals, operations, read_events
+from tradestore_harness.result import ScenarioResult
+from tradestore_harness.unsafe import state_dir_for
 
 NAME = "corrupt-log"
 DESCRIPTION = "a torn/emptied/garbled log is refused by every writer, left intact; the guard aborts"

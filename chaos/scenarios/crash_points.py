@@ -1,7 +1,7 @@
 """crash-points: crash at every file-system call of a workload; recovery gives before or after.
 
 The approach of SQLite's crash tests. A workload of one to three operations runs once with
-every file-system call recorded (:mod:`harness.fsfaults`); then it runs again once per call
+every file-system call recorded (:mod:`tradestore_harness.fsfaults`); then it runs again once per call
 index, crashing with ``os._exit`` just before that call (and, for a ``write``, halfway through
 it; and just after each operation returned). After each crash a fresh store opens the same
 files and must find exactly the state before or after the interrupted operation, with every
@@ -21,9 +21,9 @@ import os
 import select
 import shutil
 
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
 
 NAME = "crash-points"
 DESCRIPTION = "os._exit at every file-system call of 1-3 operations; recovery is exactly before or after"
@@ -83,7 +83,7 @@ PARALLEL = 2  # crash children in flight: each waits mostly on fsync, so two ove
 def _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w) -> None:
     """Run every crash point of ``plan``, up to :data:`PARALLEL` at once, each in its own
     directory reset to the baseline, and judge each as soon as its child has exited."""
-    from harness.powerloss import sync_dir
+    from tradestore_harness.powerloss import sync_dir
 
     free = [os.path.join(wdir, f"run{j}") for j in range(PARALLEL)]
     todo = list(plan)
@@ -115,7 +115,7 @@ def _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w) -> None:
 
 def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> tuple[int, int]:
     """Fork a child that runs ``ops`` under a fault at ``index``; return (pid, read end of its reports)."""
-    from harness.fsfaults import CRASH_EXIT, Fault, FsShim
+    from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsShim
 
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -148,7 +148,7 @@ def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> t
 
 
 def _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w) -> None:
-    from harness.fsfaults import CRASH_EXIT
+    from tradestore_harness.fsfaults import CRASH_EXIT
 
     if action == "return":
         where = f"workload {w} {ops}, crash after operation {index} returned"

@@ -26,9 +26,9 @@ import errno
 import os
 import shutil
 
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
 
 NAME = "io-errors"
 DESCRIPTION = "ENOSPC/EIO at every file-system call, once and persistently: raises, loses nothing, recovers"
@@ -93,8 +93,8 @@ def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> d
 
 
 def _one_run(factory, run_dir, snapshot, ops, rec, index, code, persistent, where, findings, out) -> None:
-    from harness.fsfaults import Fault, FsShim
-    from harness.powerloss import sync_dir
+    from tradestore_harness.fsfaults import Fault, FsShim
+    from tradestore_harness.powerloss import sync_dir
 
     sync_dir(*snapshot, run_dir)
     shim = FsShim(run_dir, fault=Fault(index, "error", code, persistent))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 
-from harness.processes import wait
+from tradestore_harness.processes import wait
 
-from harness import evaluate, generator, nemesis, workers
-from harness.checkers import parse_log
-from harness.context import ScenarioContext
-from harness.history import HistoryWriter
-from harness.result import ScenarioResult
+from tradestore_harness import evaluate, generator, nemesis, workers
+from tradestore_harness.checkers import parse_log
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import HistoryWriter
+from tradestore_harness.result import ScenarioResult
 
 NAME = "kill-storm"
 DESCRIPTION = "writers SIGKILLed at random moments and restarted; log always parses, acks never lost"

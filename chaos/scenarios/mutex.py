@@ -10,10 +10,10 @@ trade log must happen while its writer holds the lock.
 from __future__ import annotations
 
 
-from harness import evaluate, workers
-from harness.context import ScenarioContext
-from harness.history import lock_intervals, read_events
-from harness.result import ScenarioResult
+from tradestore_harness import evaluate, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import lock_intervals, read_events
+from tradestore_harness.result import ScenarioResult
 
 NAME = "mutex"
 DESCRIPTION = "writers hold an O_EXCL sentinel inside the critical section; intervals never overlap"

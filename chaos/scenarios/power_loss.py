@@ -2,7 +2,7 @@
 
 A kill keeps the page cache, so it cannot catch a missing fsync; this scenario can. Each
 workload (one to three operations, some reconciling) runs once with every file-system call
-recorded; :class:`harness.powerloss.DiskModel` then replays the calls and, before and after
+recorded; :class:`tradestore_harness.powerloss.DiskModel` then replays the calls and, before and after
 every call, lists the disks a power cut could leave (unsynced data dropped, torn at a sector or
 kept; unsynced name changes undone or kept, in order). Each distinct disk is materialised in a
 directory and opened with a fresh store, which must find:
@@ -29,9 +29,9 @@ import os
 import random
 import shutil
 
-from harness import fsworkload as fw
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
 
 NAME = "power-loss"
 DESCRIPTION = "every disk state a power cut could leave loads with all acknowledged trades"
@@ -56,7 +56,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
 
 def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, report) -> dict:
     """In a spawned worker: record each workload, then check every power-cut state of it."""
-    from harness.powerloss import DiskModel
+    from tradestore_harness.powerloss import DiskModel
 
     factory = fw.resolve(target)
     rng = random.Random(f"{seed}:power-loss")
@@ -111,7 +111,7 @@ def _unseen_changes(model, calls: list, rec_dir: str) -> list[str]:
 
     The model is only as good as the calls it sees; this is its check against the real disk.
     """
-    from harness.powerloss import snapshot_dir
+    from tradestore_harness.powerloss import snapshot_dir
 
     for call in calls:
         model.apply(call)
@@ -121,7 +121,7 @@ def _unseen_changes(model, calls: list, rec_dir: str) -> list[str]:
 
 def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> tuple:
     """Materialise one disk and open it fresh: (trades or None, load error, derived problem)."""
-    from harness.powerloss import sync_dir
+    from tradestore_harness.powerloss import sync_dir
 
     sync_dir(state.files, dirs, scratch)
     try:

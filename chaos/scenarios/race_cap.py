@@ -4,10 +4,10 @@ slots may be filled."""
 from __future__ import annotations
 
 
-from chaos.scenarios._race import run_race
-from harness.context import ScenarioContext
-from harness.generator import SYMBOLS, open_args
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios._race import run_race
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.generator import SYMBOLS, open_args
+from tradestore_harness.result import ScenarioResult
 
 NAME = "race-cap"
 DESCRIPTION = "processes released together exceed the position cap; exactly the cap succeeds"

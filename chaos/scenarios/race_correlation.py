@@ -4,9 +4,9 @@ exactly two of them."""
 from __future__ import annotations
 
 
-from chaos.scenarios._race import run_race
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios._race import run_race
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
 
 NAME = "race-correlation"
 DESCRIPTION = "processes released together exceed a correlation group's risk budget; exactly two succeed"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 
-from chaos.scenarios._race import run_race
-from harness.context import ScenarioContext
-from harness.generator import SYMBOLS, open_args
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios._race import run_race
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.generator import SYMBOLS, open_args
+from tradestore_harness.result import ScenarioResult
 
 NAME = "race-duplicate"
 DESCRIPTION = "processes released together open one symbol; exactly one succeeds"

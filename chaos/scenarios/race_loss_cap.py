@@ -4,10 +4,10 @@ while other processes try to open it; no open may succeed, before or after the c
 from __future__ import annotations
 
 
-from chaos.scenarios._race import run_race
-from harness.context import ScenarioContext
-from harness.generator import SYMBOLS
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios._race import run_race
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.generator import SYMBOLS
+from tradestore_harness.result import ScenarioResult
 
 NAME = "race-loss-cap"
 DESCRIPTION = "opens race the loss that reaches a symbol's consecutive-loss cap; none succeeds"

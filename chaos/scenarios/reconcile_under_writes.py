@@ -9,11 +9,11 @@ each other (they name the same log version and equal its rebuild).
 from __future__ import annotations
 
 
-from chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
-from harness import checkers, derived, evaluate, workers
-from harness.context import ScenarioContext
-from harness.result import ScenarioResult
-from harness.unsafe import state_dir_for
+from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_harness import checkers, derived, evaluate, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.result import ScenarioResult
+from tradestore_harness.unsafe import state_dir_for
 
 NAME = "reconcile-under-writes"
 DESCRIPTION = "a reconciler loops while writers write; every derived set matches one committed log version"

@@ -14,12 +14,12 @@ the symbols from the seed.
 from __future__ import annotations
 
 
-from chaos.scenarios._race import prepare
-from harness import evaluate, workers
-from harness.context import ScenarioContext
-from harness.generator import SYMBOLS, open_args
-from harness.history import read_events
-from harness.result import ScenarioResult
+from tradestore_chaos.scenarios._race import prepare
+from tradestore_harness import evaluate, workers
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.generator import SYMBOLS, open_args
+from tradestore_harness.history import read_events
+from tradestore_harness.result import ScenarioResult
 
 NAME = "toctou-waitpoint"
 DESCRIPTION = "A holds the lock after its checks, B waits, A commits, B must be rejected; then fuzzed"
