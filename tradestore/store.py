@@ -1,8 +1,9 @@
 """TradeStore: the one gateway through which processes change the trade log.
 
-Every write is a transaction: lock -> load (parse at most once, not at all if the file is
-unchanged since this process last saw it) -> Ledger operation (validation and every risk check)
--> integrity (no new violation) -> atomic write -> verify -> unlock. Because the checks run
+Every write is a transaction of the shared core (:mod:`tradestore.core`): lock -> load (parse
+at most once, not at all if the file is unchanged since this process last saw it) -> Ledger
+operation (validation and every risk check) -> integrity (no new violation) -> atomic write ->
+verify -> unlock. This module is the file backend: the lock, the load and the write. Because the checks run
 under the same lock as the write, no other process can change what they saw before the write
 lands. A call that raises a TradeStoreError has written nothing; one that raises an OSError
 from the disk has left a valid log, holding the old version or (if only the final directory
@@ -11,19 +12,20 @@ fsync failed) the new one, never acknowledged.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 
 from . import atomic, integrity, risk
+from .core import LedgerStore, Transaction, utc_now
 from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError
-from .ledger import Ledger, format_id, normalize_symbol
+from .ledger import Ledger
 from .locking import FileLock
-from .risk import Proposal, RiskLimits
+
+__all__ = ["TradeStore", "Transaction", "file_identity", "utc_now"]
 
 Identity = tuple[int, int, int, int]
 
@@ -65,49 +67,13 @@ def _reset_stores_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_stores_after_fork)
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class Transaction:
-    """Operations inside :meth:`TradeStore.transaction`: all see each other, commit together."""
-
-    def __init__(self, store: TradeStore, ledger: Ledger) -> None:
-        self._store = store
-        self.ledger = ledger
-
-    def _now(self) -> datetime:
-        return self._store.now()
-
-    # Records are handed out as copies: a caller changing one must not change the log.
-
-    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
-                   setup_type="", grade="", notes="") -> dict:
-        s = self._store
-        return copy.deepcopy(self.ledger.open_trade(
-            symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
-            notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
-        ))
-
-    def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
-        return copy.deepcopy(self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now()))
-
-    def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
-        return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
-
-    def update_trade(self, trade_id, updates: Mapping) -> dict:
-        return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
-
-    def update_trades_batch(self, batch: Iterable) -> int:
-        return self.ledger.update_trades_batch(batch)
-
-
-class TradeStore:
+class TradeStore(LedgerStore):
     """A trade log on disk, safe to share between processes and threads.
 
     Limits are keyword options (see :class:`tradestore.risk.RiskLimits`); ``risk_checks`` are
     extra checks ``fn(ledger, proposal) -> reason | None`` run under the lock after the
-    built-in ones. ``clock`` returns the current time as an aware datetime (default: UTC now).
+    built-in ones. The transaction, the writes and the reads are the shared core's
+    (:class:`tradestore.core.LedgerStore`); this class is how they reach a file. ``clock`` returns the current time as an aware datetime (default: UTC now).
     ``on_integrity_violation(violations)`` is called when a write is refused for integrity or
     when the post-write verification finds the log is not the file just written.
     """
@@ -140,28 +106,22 @@ class TradeStore:
         }:
             # Locking writes a pid hint into the lock file, which would overwrite the log.
             raise ValueError(f"lock_file {self.lock_file} must not be the trade log or its backup")
-        limits = dict(
+        super().__init__(
             max_positions=max_positions,
             starting_capital=starting_capital,
+            correlation_groups=correlation_groups,
             max_corr_group_risk_pct=max_corr_group_risk_pct,
             asset_consecutive_loss_cap=asset_consecutive_loss_cap,
             loss_cap_cooldown_hours=loss_cap_cooldown_hours,
             max_drawdown_pct=max_drawdown_pct,
             max_daily_loss_pct=max_daily_loss_pct,
             max_portfolio_heat_pct=max_portfolio_heat_pct,
+            risk_checks=risk_checks,
+            clock=clock,
+            on_integrity_violation=on_integrity_violation,
         )
-        if correlation_groups is not None:
-            # Copied, so the caller's lists cannot change the limits later; a bare string is
-            # left as it is for RiskLimits to refuse (tuple("BTC") would be three symbols).
-            limits["correlation_groups"] = {
-                k: v if isinstance(v, str) else tuple(v) for k, v in dict(correlation_groups).items()
-            }
-        self.limits = RiskLimits(**limits)
-        self.risk_checks = tuple(risk_checks)
         self.fsync = fsync
         self.keep_backup = keep_backup
-        self._clock = clock or utc_now
-        self._on_integrity_violation = on_integrity_violation
         self._lock_timeout = lock_timeout
         self._cache: _Version | None = None
         self._start_fresh()
@@ -178,13 +138,6 @@ class TradeStore:
         if self._cache is not None and self._cache is not version:
             self._cache.close()
         self._cache = version
-
-    # -- time ---------------------------------------------------------------------------
-
-    def now(self) -> datetime:
-        moment = self._clock()
-        # Naive times are taken as UTC; aware ones are converted, so "today" is a UTC day.
-        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
     # -- loading ------------------------------------------------------------------------
 
@@ -214,19 +167,11 @@ class TradeStore:
 
     # -- the write path -----------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """Hold the lock across several operations and commit them with one atomic write.
+    # -- the file backend of the core's transaction -----------------------------------
 
-        If the block raises, nothing is written. Nested use of the same store in the same
-        thread joins the outer transaction. Opening a transaction while this thread holds the
-        lock through another store raises :class:`NestedTransactionError` at once, because the
-        outer commit would overwrite the inner one's write.
-        """
-        active = getattr(self._local, "transaction", None)
-        if active is not None:
-            yield active
-            return
+    @contextmanager
+    def _begin(self) -> Iterator[Ledger]:
+        """Take the lock, sweep stray temps and load; forget the cache if the block raises."""
         if self._lock.held_by_current_thread():
             raise NestedTransactionError(
                 f"this thread already holds the lock of {self.trade_log} through another "
@@ -237,25 +182,15 @@ class TradeStore:
         with self._lock, self._state:
             atomic.sweep_stray_temps(self.trade_log)
             ledger = self._load()
-            ledger.mark_clean()
-            before = integrity.open_symbol_violations(ledger)
-            self._local.transaction = tx = Transaction(self, ledger)
             try:
-                yield tx
-                if ledger.changed:
-                    self._commit(ledger, before)
+                yield ledger
             except BaseException:
                 # The ledger may hold half-applied changes; the next load re-reads the file.
                 self._set_cache(None)
                 raise
-            finally:
-                self._local.transaction = None
 
-    def _commit(self, ledger: Ledger, open_symbols_before: list[str]) -> None:
-        problems = integrity.new_violations(open_symbols_before, ledger, ledger.changed)
-        if problems:
-            self._report(problems)
-            raise IntegrityError(problems)
+    def _persist(self, ledger: Ledger) -> None:
+        """Write the whole log atomically, then verify the path holds the file just written."""
         written = self._write_log(ledger.to_json())
         ledger.mark_clean()
         # Verify: the log at the path is the file just written (and keep it open, see _Version).
@@ -275,116 +210,11 @@ class TradeStore:
         """
         return atomic.write_atomic(self.trade_log, data, fsync=self.fsync, keep_backup=self.keep_backup)
 
-    def _report(self, problems: list[str]) -> None:
-        if self._on_integrity_violation is not None:
-            self._on_integrity_violation(list(problems))
-
-    # -- public writes: each is a one-operation transaction -----------------------------
-
-    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
-                   setup_type="", grade="", notes="") -> dict:
-        """Open a trade if input is valid and every risk check passes; return the stored record.
-
-        Raises InvalidTrade, RiskRejected (``.check``, ``.reason``), CorruptTradeLog, LockTimeout.
-        """
-        with self.transaction() as tx:
-            trade = tx.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
-                                  setup_type, grade, notes)
-        return trade
-
-    def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
-        """Close an OPEN trade at ``exit_price``; ``pnl_usd`` is the trade's net P&L."""
-        with self.transaction() as tx:
-            trade = tx.close_trade(trade_id, exit_price, exit_reason, lessons)
-        return trade
-
-    def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
-        """Close the fraction ``close_pct`` (0 < p < 1) of an OPEN trade's remaining size."""
-        with self.transaction() as tx:
-            trade = tx.partial_close(trade_id, close_pct, exit_price, reason)
-        return trade
-
-    def update_trade(self, trade_id, updates: Mapping) -> dict:
-        """Change updatable fields (stop_price, target_price, notes, grade, setup_type)."""
-        with self.transaction() as tx:
-            trade = tx.update_trade(trade_id, updates)
-        return trade
-
-    def update_trades_batch(self, batch: Iterable) -> int:
-        """Apply ``[(trade_id, updates), ...]`` all or nothing; return how many were applied."""
-        with self.transaction() as tx:
-            return tx.update_trades_batch(batch)
-
-    # -- reads (no lock: os.replace makes every read see one complete version) ----------
-
     @contextmanager
-    def _reading(self) -> Iterator[Ledger]:
-        active = getattr(self._local, "transaction", None)
-        if active is not None:
-            yield active.ledger
-            return
+    def _snapshot(self) -> Iterator[Ledger]:
+        # No lock: os.replace makes every read see one complete version.
         with self._state:
             yield self._load()
-
-    def get_all_trades(self) -> list[dict]:
-        with self._reading() as ledger:
-            return copy.deepcopy(ledger.trades)
-
-    def get_open_trades(self) -> list[dict]:
-        with self._reading() as ledger:
-            return copy.deepcopy(ledger.open_trades())
-
-    def get_closed_trades(self) -> list[dict]:
-        with self._reading() as ledger:
-            return copy.deepcopy(ledger.closed_trades())
-
-    def get_trade(self, trade_id: str) -> dict:
-        """The trade with ``trade_id``; raises TradeNotFound."""
-        with self._reading() as ledger:
-            return copy.deepcopy(ledger.get(trade_id))
-
-    def get_open_symbols(self) -> list[str]:
-        with self._reading() as ledger:
-            return ledger.open_symbols()
-
-    def position_count(self) -> int:
-        with self._reading() as ledger:
-            return len(ledger.open_trades())
-
-    def get_next_id(self) -> str:
-        """The id the next opened trade will get (advisory: another process may take it)."""
-        with self._reading() as ledger:
-            return format_id(ledger.next_id)
-
-    def equity(self) -> float:
-        """Starting capital plus realized P&L, from the log."""
-        with self._reading() as ledger:
-            return ledger.equity(self.limits.starting_capital)
-
-    def can_open_position(self, symbol, direction="LONG", entry_price=None, stop_price=None,
-                          size=None) -> tuple[bool, str]:
-        """Advisory only: would a trade pass the checks right now? ``(ok, reason)``.
-
-        Without prices the trade's own risk counts as 0. The answer can be stale the moment it
-        is returned; ``open_trade`` repeats every check under the lock.
-        """
-        with self._reading() as ledger:
-            if None in (entry_price, stop_price, size):
-                proposal = Proposal(normalize_symbol(symbol), str(direction).upper(), 1.0, 1.0, 1.0,
-                                    0.0, self.now(), self.limits)
-            else:
-                target = entry_price * (2 if stop_price < entry_price else 0.5)
-                proposal = ledger.propose(symbol, direction, entry_price, stop_price, target, size,
-                                          now=self.now(), limits=self.limits)
-            refusal = risk.first_rejection(ledger, proposal, self.risk_checks)
-        if refusal is None:
-            return True, "ok"
-        return False, f"{refusal[0]}: {refusal[1]}"
-
-    def verify_integrity(self) -> list[str]:
-        """Every integrity violation in the log as it is on disk now (empty list: all good)."""
-        with self._reading() as ledger:
-            return integrity.ledger_violations(ledger)
 
     # -- recovery -----------------------------------------------------------------------
 

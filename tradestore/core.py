@@ -1,0 +1,253 @@
+"""The transaction core every backend shares: one write sequence, one set of rules.
+
+A write is one transaction: the backend's exclusive hold and load (``_begin``) -> Ledger
+operation (validation and every risk check) -> integrity (no new violation) -> the backend's
+commit of the changed records (``_persist``). The rules (Ledger, risk, integrity) run here, in
+the same place for every backend, so a file store and a database store cannot disagree on
+what is allowed; a backend only decides how it holds the account exclusively, how it loads
+the ledger and how it writes what changed.
+
+A backend subclasses :class:`LedgerStore` and provides:
+
+- ``_local``: a ``threading.local`` (the transaction of the current thread);
+- ``_begin()``: a context manager that holds the account exclusively (so no other writer
+  can change what the checks see before the write lands), yields its current Ledger, and
+  drops any cached state if the block raises;
+- ``_persist(ledger)``: write the records in ``ledger.changed`` (and ``next_id``) durably,
+  or raise, having written nothing that is acknowledged;
+- ``_snapshot()``: a context manager yielding one complete, committed version for reads.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from . import integrity, risk
+from .errors import IntegrityError
+from .ledger import Ledger, format_id, normalize_symbol
+from .risk import Proposal, RiskLimits
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Transaction:
+    """Operations inside :meth:`LedgerStore.transaction`: all see each other, commit together."""
+
+    def __init__(self, store: LedgerStore, ledger: Ledger) -> None:
+        self._store = store
+        self.ledger = ledger
+
+    def _now(self) -> datetime:
+        return self._store.now()
+
+    # Records are handed out as copies: a caller changing one must not change the log.
+
+    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
+                   setup_type="", grade="", notes="") -> dict:
+        s = self._store
+        return copy.deepcopy(self.ledger.open_trade(
+            symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
+            notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
+        ))
+
+    def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
+        return copy.deepcopy(self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now()))
+
+    def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
+        return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
+
+    def update_trade(self, trade_id, updates: Mapping) -> dict:
+        return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
+
+    def update_trades_batch(self, batch: Iterable) -> int:
+        return self.ledger.update_trades_batch(batch)
+
+
+class LedgerStore:
+    """What every store shares: limits, clock, the transaction sequence, writes and reads.
+
+    Limits are keyword options (see :class:`tradestore.risk.RiskLimits`); ``risk_checks`` are
+    extra checks ``fn(ledger, proposal) -> reason | None`` run inside the transaction after
+    the built-in ones. ``clock`` returns the current time as an aware datetime (default: UTC
+    now). ``on_integrity_violation(violations)`` is called when a write is refused for
+    integrity (and by a backend that finds its write was not what it reads back).
+    """
+
+    _local: object  # threading.local, set by the backend (per process)
+
+    def __init__(
+        self,
+        *,
+        correlation_groups: Mapping[str, Iterable[str]] | None = None,
+        risk_checks: Iterable[risk.Check] = (),
+        clock: Callable[[], datetime] | None = None,
+        on_integrity_violation: Callable[[list[str]], object] | None = None,
+        **limits,
+    ) -> None:
+        if correlation_groups is not None:
+            # Copied, so the caller's lists cannot change the limits later; a bare string is
+            # left as it is for RiskLimits to refuse (tuple("BTC") would be three symbols).
+            limits["correlation_groups"] = {
+                k: v if isinstance(v, str) else tuple(v) for k, v in dict(correlation_groups).items()
+            }
+        self.limits = RiskLimits(**limits)
+        self.risk_checks = tuple(risk_checks)
+        self._clock = clock or utc_now
+        self._on_integrity_violation = on_integrity_violation
+
+    # -- time ---------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        moment = self._clock()
+        # Naive times are taken as UTC; aware ones are converted, so "today" is a UTC day.
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    # -- the write path -----------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the account across several operations and commit them together.
+
+        If the block raises, nothing is written. Nested use of the same store in the same
+        thread joins the outer transaction. Opening a transaction while this thread holds the
+        account through another store raises :class:`NestedTransactionError` at once, because
+        the outer commit would overwrite the inner one's write (or wait for it forever).
+        """
+        active = getattr(self._local, "transaction", None)
+        if active is not None:
+            yield active
+            return
+        with self._begin() as ledger:
+            ledger.mark_clean()
+            before = integrity.open_symbol_violations(ledger)
+            self._local.transaction = tx = Transaction(self, ledger)
+            try:
+                yield tx
+                if ledger.changed:
+                    self._commit(ledger, before)
+            finally:
+                self._local.transaction = None
+
+    def _commit(self, ledger: Ledger, open_symbols_before: list[str]) -> None:
+        """Refuse a write that adds an integrity violation; else the backend persists it."""
+        problems = integrity.new_violations(open_symbols_before, ledger, ledger.changed)
+        if problems:
+            self._report(problems)
+            raise IntegrityError(problems)
+        self._persist(ledger)
+
+    def _report(self, problems: list[str]) -> None:
+        if self._on_integrity_violation is not None:
+            self._on_integrity_violation(list(problems))
+
+    # -- public writes: each is a one-operation transaction -----------------------------
+
+    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
+                   setup_type="", grade="", notes="") -> dict:
+        """Open a trade if input is valid and every risk check passes; return the stored record.
+
+        Raises InvalidTrade, RiskRejected (``.check``, ``.reason``), CorruptTradeLog, LockTimeout.
+        """
+        with self.transaction() as tx:
+            trade = tx.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
+                                  setup_type, grade, notes)
+        return trade
+
+    def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
+        """Close an OPEN trade at ``exit_price``; ``pnl_usd`` is the trade's net P&L."""
+        with self.transaction() as tx:
+            trade = tx.close_trade(trade_id, exit_price, exit_reason, lessons)
+        return trade
+
+    def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
+        """Close the fraction ``close_pct`` (0 < p < 1) of an OPEN trade's remaining size."""
+        with self.transaction() as tx:
+            trade = tx.partial_close(trade_id, close_pct, exit_price, reason)
+        return trade
+
+    def update_trade(self, trade_id, updates: Mapping) -> dict:
+        """Change updatable fields (stop_price, target_price, notes, grade, setup_type)."""
+        with self.transaction() as tx:
+            trade = tx.update_trade(trade_id, updates)
+        return trade
+
+    def update_trades_batch(self, batch: Iterable) -> int:
+        """Apply ``[(trade_id, updates), ...]`` all or nothing; return how many were applied."""
+        with self.transaction() as tx:
+            return tx.update_trades_batch(batch)
+
+    # -- reads: one complete committed version (or this thread's transaction) -----------
+
+    @contextmanager
+    def _reading(self) -> Iterator[Ledger]:
+        active = getattr(self._local, "transaction", None)
+        if active is not None:
+            yield active.ledger
+            return
+        with self._snapshot() as ledger:
+            yield ledger
+
+    def get_all_trades(self) -> list[dict]:
+        with self._reading() as ledger:
+            return copy.deepcopy(ledger.trades)
+
+    def get_open_trades(self) -> list[dict]:
+        with self._reading() as ledger:
+            return copy.deepcopy(ledger.open_trades())
+
+    def get_closed_trades(self) -> list[dict]:
+        with self._reading() as ledger:
+            return copy.deepcopy(ledger.closed_trades())
+
+    def get_trade(self, trade_id: str) -> dict:
+        """The trade with ``trade_id``; raises TradeNotFound."""
+        with self._reading() as ledger:
+            return copy.deepcopy(ledger.get(trade_id))
+
+    def get_open_symbols(self) -> list[str]:
+        with self._reading() as ledger:
+            return ledger.open_symbols()
+
+    def position_count(self) -> int:
+        with self._reading() as ledger:
+            return len(ledger.open_trades())
+
+    def get_next_id(self) -> str:
+        """The id the next opened trade will get (advisory: another process may take it)."""
+        with self._reading() as ledger:
+            return format_id(ledger.next_id)
+
+    def equity(self) -> float:
+        """Starting capital plus realized P&L, from the log."""
+        with self._reading() as ledger:
+            return ledger.equity(self.limits.starting_capital)
+
+    def can_open_position(self, symbol, direction="LONG", entry_price=None, stop_price=None,
+                          size=None) -> tuple[bool, str]:
+        """Advisory only: would a trade pass the checks right now? ``(ok, reason)``.
+
+        Without prices the trade's own risk counts as 0. The answer can be stale the moment it
+        is returned; ``open_trade`` repeats every check inside its transaction.
+        """
+        with self._reading() as ledger:
+            if None in (entry_price, stop_price, size):
+                proposal = Proposal(normalize_symbol(symbol), str(direction).upper(), 1.0, 1.0, 1.0,
+                                    0.0, self.now(), self.limits)
+            else:
+                target = entry_price * (2 if stop_price < entry_price else 0.5)
+                proposal = ledger.propose(symbol, direction, entry_price, stop_price, target, size,
+                                          now=self.now(), limits=self.limits)
+            refusal = risk.first_rejection(ledger, proposal, self.risk_checks)
+        if refusal is None:
+            return True, "ok"
+        return False, f"{refusal[0]}: {refusal[1]}"
+
+    def verify_integrity(self) -> list[str]:
+        """Every integrity violation in the log as it is now (empty list: all good)."""
+        with self._reading() as ledger:
+            return integrity.ledger_violations(ledger)
