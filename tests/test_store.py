@@ -422,7 +422,7 @@ def test_lock_file_may_not_be_the_log(tmp_path):
 
 @pytest.mark.parametrize("entry,size", [(1e-200, 1e-200), (1e300, 1e300)])
 def test_sizes_whose_products_leave_the_double_range_are_refused(store, entry, size):
-    with pytest.raises(InvalidTrade, match="size"):
+    with pytest.raises(InvalidTrade, match="size|entry_price"):
         store.open_trade("BTC", "LONG", entry, entry / 2, entry * 2, size)
 
 

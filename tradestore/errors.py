@@ -6,6 +6,21 @@ A call that raises any of these has written nothing.
 from __future__ import annotations
 
 
+def describe(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, shortened to ``limit`` characters; never raises.
+
+    A value's own ``__repr__`` may fail (or an int may be too long to print): the message
+    then names the type instead, so a refusal is never replaced by a crash.
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class TradeStoreError(Exception):
     """Base class of every error raised by tradestore."""
 
@@ -16,7 +31,8 @@ class InvalidTrade(TradeStoreError, ValueError):
     def __init__(self, field: str, value: object, expected: str) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field}={value!r}: {expected}")
+        name = field if isinstance(field, str) else describe(field)
+        super().__init__(f"{name}={describe(value)}: {expected}")
 
 
 class RiskRejected(TradeStoreError):
@@ -33,7 +49,7 @@ class TradeNotFound(TradeStoreError, LookupError):
 
     def __init__(self, trade_id: object) -> None:
         self.trade_id = trade_id
-        super().__init__(f"trade {trade_id!r} not found")
+        super().__init__(f"trade {describe(trade_id)} not found")
 
     def __str__(self) -> str:  # LookupError would otherwise quote the message
         return self.args[0]

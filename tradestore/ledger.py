@@ -10,21 +10,30 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from . import risk
-from .errors import CorruptTradeLog, InvalidTrade, TradeNotFound, TradeNotOpen
+from .document import CLOSED, OPEN, SCHEMA, loads_strict, parse_document  # noqa: F401 (re-exported)
+from .errors import IntegrityError, InvalidTrade, TradeNotFound, TradeNotOpen
 from .risk import Proposal, RiskLimits
+from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for older imports)
+    MAX_ID_NUMBER,
+    MONEY_DECIMALS,
+    RATIO_DECIMALS,
+    format_id,
+    id_number,
+    normalize_symbol,
+    time_key,
+    trade_number,
+    trade_text,
+    utc_iso,
+)
+from .values import ratio as _ratio
 
-SCHEMA = 1
 DIRECTIONS = ("LONG", "SHORT")
-OPEN, CLOSED = "OPEN", "CLOSED"
-MONEY_DECIMALS = 8
-RATIO_DECIMALS = 4
 
 # Fields update_trade may change. Everything else that the format defines is protected:
 # identity, status, entry, exits and P&L only change through open/close/partial_close.
@@ -37,66 +46,6 @@ PROTECTED_FIELDS = frozenset(
     }
 )
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_ID_PATTERN = re.compile(r"T([0-9]+)")
-_MAX_TEXT = 10_000
-
-
-def format_id(number: int) -> str:
-    """``T001`` ... ``T999``, ``T1000``: the seed's ids, never reused."""
-    return f"T{number:03d}"
-
-
-def id_number(trade_id: str) -> int | None:
-    match = _ID_PATTERN.fullmatch(trade_id) if isinstance(trade_id, str) else None
-    return int(match.group(1)) if match else None
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat()
-
-
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def time_key(text: object) -> datetime:
-    """A timestamp as an aware UTC datetime for ordering; missing or unreadable sorts first.
-
-    Parsed rather than compared as text, so logs written by other tools ("Z" suffix, other
-    offsets) order the same way here as in the reconciler.
-    """
-    try:
-        moment = datetime.fromisoformat(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return _EPOCH
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def normalize_symbol(symbol: object) -> str:
-    """Strip surrounding whitespace and upper-case; the key for the duplicate-symbol rule."""
-    if not isinstance(symbol, str):
-        raise InvalidTrade("symbol", symbol, "must be a string such as 'BTC'")
-    norm = symbol.strip().upper()
-    if not norm:
-        raise InvalidTrade("symbol", symbol, "must not be empty")
-    if len(norm) > 32 or not norm.isprintable() or any(c.isspace() for c in norm):
-        raise InvalidTrade("symbol", symbol, "must be at most 32 printable characters without spaces")
-    return norm
-
-
-def _positive(field: str, value: object) -> float:
-    if not risk.is_finite_number(value):
-        raise InvalidTrade(field, value, "must be a finite number (int or float, not bool, str, NaN or Infinity)")
-    if value <= 0:
-        raise InvalidTrade(field, value, "must be greater than 0")
-    return float(value)
-
-
-def _text(field: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidTrade(field, value, "must be a string")
-    if len(value) > _MAX_TEXT:
-        raise InvalidTrade(field, value[:20] + "...", f"must be at most {_MAX_TEXT} characters")
-    return value
 
 
 def _direction(value: object) -> str:
@@ -123,55 +72,10 @@ def _check_target_side(direction: str, entry: float, target: float) -> None:
         raise InvalidTrade("target_price", target, f"must be below entry_price {entry:g} for a SHORT")
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    """``numerator / denominator`` rounded, or None where it is undefined or not finite."""
-    try:
-        value = numerator / denominator
-    except ZeroDivisionError:
-        return None
-    return round(value, RATIO_DECIMALS) if math.isfinite(value) else None
-
-
 def _fill_originals(trade: dict) -> None:
     """Give a trade from an older log its opening stop and size before anything changes them."""
     trade.setdefault("original_stop", trade["stop_price"])
     trade.setdefault("original_size", trade["size"])
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def loads_strict(data: bytes | str) -> Any:
-    """``json.loads`` that refuses NaN and Infinity (ValueError), as every tradestore file must."""
-    return json.loads(data, parse_constant=_reject_constant)
-
-
-def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, Any]:
-    """Parse strict JSON (NaN and Infinity refused) and check the log's shape.
-
-    Raises :class:`CorruptTradeLog` naming ``source`` and what is wrong.
-    """
-    if not data.strip():
-        raise CorruptTradeLog(f"{source} is empty")
-    try:
-        doc = loads_strict(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptTradeLog(f"{source} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
-        raise CorruptTradeLog(f"{source} has the wrong shape: expected an object with a 'trades' list")
-    schema = doc.get("schema", SCHEMA)
-    if schema != SCHEMA:
-        raise CorruptTradeLog(f"{source} has schema {schema!r}; this version reads schema {SCHEMA}")
-    for position, trade in enumerate(doc["trades"]):
-        if not isinstance(trade, dict) or id_number(trade.get("id")) is None:
-            raise CorruptTradeLog(f"{source}: trade #{position} is not a record with an id like 'T001'")
-        if trade.get("status") not in (OPEN, CLOSED) or not isinstance(trade.get("symbol"), str):
-            raise CorruptTradeLog(f"{source}: trade {trade['id']} has no valid status or symbol")
-    next_id = doc.get("next_id")
-    if next_id is not None and (not isinstance(next_id, int) or isinstance(next_id, bool) or next_id < 1):
-        raise CorruptTradeLog(f"{source}: next_id {next_id!r} is not a positive integer")
-    return doc
 
 
 class Ledger:
@@ -341,10 +245,10 @@ class Ledger:
         """Validate opening input; the normalised :class:`Proposal` the risk checks judge."""
         symbol = normalize_symbol(symbol)
         direction = _direction(direction)
-        entry = _positive("entry_price", entry_price)
-        stop = _positive("stop_price", stop_price)
-        target = _positive("target_price", target_price)
-        size = _positive("size", size)
+        entry = trade_number("entry_price", entry_price)
+        stop = trade_number("stop_price", stop_price)
+        target = trade_number("target_price", target_price)
+        size = trade_number("size", size)
         _check_stop_side(direction, entry, stop)
         _check_target_side(direction, entry, target)
         # Every later ratio (P&L %, R) divides by these; keep them normal finite numbers.
@@ -360,8 +264,10 @@ class Ledger:
     ) -> dict:
         """Validate, run every risk check, then append the new OPEN trade and return it."""
         proposal = self.propose(symbol, direction, entry_price, stop_price, target_price, size, now=now, limits=limits)
-        setup_type, grade, notes = _text("setup_type", setup_type), _text("grade", grade), _text("notes", notes)
+        setup_type, grade, notes = trade_text("setup_type", setup_type), trade_text("grade", grade), trade_text("notes", notes)
         risk.enforce(self, proposal, checks)
+        if self.next_id > MAX_ID_NUMBER:  # the id would be one the reader refuses
+            raise IntegrityError([f"every trade id up to {format_id(MAX_ID_NUMBER)} is used; no trade can be opened"])
         trade = {
             "id": format_id(self.next_id),
             "symbol": proposal.symbol,
@@ -403,8 +309,8 @@ class Ledger:
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="", *, now: datetime) -> dict:
         """Close the remaining size at ``exit_price``; ``pnl_usd`` becomes the trade's net P&L."""
         trade = self._open(trade_id)
-        exit_price = _positive("exit_price", exit_price)
-        exit_reason, lessons = _text("exit_reason", exit_reason), _text("lessons", lessons)
+        exit_price = trade_number("exit_price", exit_price)
+        exit_reason, lessons = trade_text("exit_reason", exit_reason), trade_text("lessons", lessons)
         _fill_originals(trade)
         remaining = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * trade["size"]
         net = remaining + sum(p.get("pnl_usd") or 0.0 for p in trade.get("partial_exits") or ())
@@ -426,10 +332,9 @@ class Ledger:
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP", *, now: datetime) -> dict:
         """Close the fraction ``close_pct`` (0 < p < 1) of the remaining size at ``exit_price``."""
         trade = self._open(trade_id)
-        if not risk.is_finite_number(close_pct) or not 0 < close_pct < 1:
-            raise InvalidTrade("close_pct", close_pct, "must be a fraction between 0 and 1, exclusive (0.5 = half)")
-        exit_price = _positive("exit_price", exit_price)
-        reason = _text("reason", reason)
+        close_pct = trade_number("close_pct", close_pct, positive=False, above=0.0, below=1.0, at_most=None)
+        exit_price = trade_number("exit_price", exit_price)
+        reason = trade_text("reason", reason)
         _fill_originals(trade)
         closed = trade["size"] * close_pct
         pnl = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * closed
@@ -458,9 +363,9 @@ class Ledger:
             if field not in UPDATABLE_FIELDS:
                 raise InvalidTrade(field, value, f"is not updatable; allowed: {', '.join(sorted(UPDATABLE_FIELDS))}")
             if field in ("stop_price", "target_price"):
-                clean[field] = _positive(field, value)
+                clean[field] = trade_number(field, value)
             else:
-                clean[field] = _text(field, value)
+                clean[field] = trade_text(field, value)
         if "target_price" in clean:
             _check_target_side(trade["direction"], trade["entry_price"], clean["target_price"])
         # A trailing stop may move past entry, but never past the target.

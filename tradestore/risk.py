@@ -9,13 +9,13 @@ is its ``check_name`` attribute or, failing that, its ``__name__``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from .errors import RiskRejected
+from .values import is_finite_number  # noqa: F401 (re-exported for older imports)
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -237,6 +237,3 @@ def first_rejection(ledger: Ledger, proposal: Proposal, extra_checks: Iterable[C
         return exc.check, exc.reason
     return None
 
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
