@@ -2,22 +2,31 @@
 
 A campaign never stops at the first violation: every selected scenario runs, so the verdict
 names every property that failed. A scenario that raises is reported as the violation
-``harness-error`` (with the exception) rather than hiding the others.
+``harness-error`` (with the exception) rather than hiding the others. A scenario that cannot
+observe the target (see :func:`tradestore_harness.hooks.not_applicable`) is not run and is
+reported NOT APPLICABLE with the reason.
+
+The campaign's verdict (:attr:`Campaign.status`): ``FAIL`` if any scenario failed, else
+``NOT PROVEN`` if any scenario did not exercise its fault (or none was applicable), else
+``PASS``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
+import sys
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tradestore_harness import hooks
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.history import lock_intervals, operations, read_events
-from tradestore_harness.result import ScenarioResult
+from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS, ScenarioResult
 
 
 @dataclass
@@ -70,8 +79,15 @@ class Campaign:
 
             ctx = ScenarioContext(self.target, self.seed, self.quick, self.duration, self.writers,
                                   workdir, progress)
-            progress("start")
             started = time.monotonic()
+            reason = hooks.not_applicable(module, self.target)
+            if reason is not None:
+                result = ScenarioResult(name, self.target, self.seed, not_applicable=reason)
+                self.results.append(result)
+                self.timelines[name] = timeline(workdir)
+                progress(f"not applicable: {reason}")
+                continue
+            progress("start")
             try:
                 result = module.run(ctx)
             except Exception as exc:  # one broken scenario must not hide the others' verdicts
@@ -81,12 +97,31 @@ class Campaign:
             result.elapsed_s = time.monotonic() - started  # the one clock for every scenario
             self.results.append(result)
             self.timelines[name] = timeline(workdir)
-            verdict = "ok" if result.passed else "VIOLATED " + ", ".join(sorted({v.property for v in result.violations}))
+            if result.verdict == FAIL:
+                verdict = "VIOLATED " + ", ".join(sorted({v.property for v in result.violations}))
+            elif result.verdict == NOT_PROVEN:
+                verdict = "NOT PROVEN: " + "; ".join(result.unproven)
+            else:
+                verdict = "ok"
             progress(f"done in {result.elapsed_s:.1f}s: {result.invoked} ops, {verdict}")
 
     @property
+    def status(self) -> str:
+        """``FAIL``, ``NOT PROVEN`` or ``PASS`` for the whole campaign (see the module doc)."""
+        verdicts = [r.verdict for r in self.results]
+        if FAIL in verdicts:
+            return FAIL
+        if NOT_PROVEN in verdicts or all(v == NOT_APPLICABLE for v in verdicts):
+            return NOT_PROVEN
+        return PASS
+
+    @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        return self.status == PASS
+
+    def unproven(self) -> list[ScenarioResult]:
+        """The scenarios whose fault was not exercised."""
+        return [r for r in self.results if r.verdict == NOT_PROVEN]
 
     def violated(self) -> list[str]:
         """The violated property names, each once, in first-seen order."""
@@ -95,6 +130,48 @@ class Campaign:
             for violation in result.violations:
                 seen.setdefault(violation.property, None)
         return list(seen)
+
+
+def import_root(target: str) -> str | None:
+    """Where a ``module:factory`` target was imported from, when that is not an installed
+    location: ``.`` for the current directory, or the ``PYTHONPATH`` entry that holds it. None
+    for installed modules (and registered names), which need nothing."""
+    if ":" not in target:
+        return None
+    origin = getattr(sys.modules.get(target.partition(":")[0]), "__file__", None)
+    if origin is None:
+        return None
+    origin, cwd = os.path.realpath(origin), os.path.realpath(os.getcwd())
+    pythonpath = {os.path.realpath(p): p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    for entry in sys.path:  # the first entry holding the module is the one it came from
+        root = os.path.realpath(entry or cwd)
+        if origin.startswith(root + os.sep):
+            if root == cwd:
+                return "."
+            return pythonpath.get(root)
+    return None
+
+
+def reproduce_command(target: str, seed: int, scenarios: list[str], *, quick: bool = False,
+                      writers: int = 3, duration: float | None = None) -> str:
+    """The shell command that reruns these scenarios with this seed and size, including the
+    ``PYTHONPATH`` a target outside any installed package needs."""
+    from tradestore_harness.targets import DEFAULT
+
+    root = import_root(target)
+    parts = [f"PYTHONPATH={root}"] if root is not None else []
+    parts.append("python -m chaos")
+    if target != DEFAULT:
+        parts.append(f"--target {target}")
+    parts.append(f"--seed {seed}")
+    parts += [f"--scenario {n}" for n in scenarios]
+    if quick:
+        parts.append("--quick")
+    if writers != 3:
+        parts.append(f"--writers {writers}")
+    if duration is not None:
+        parts.append(f"--duration {duration:g}")
+    return " ".join(parts)
 
 
 def timeline(workdir: pathlib.Path, max_ops: int = 4000) -> dict:

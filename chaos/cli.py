@@ -1,7 +1,8 @@
 """``python -m chaos``: run the chaos campaign and print a verdict.
 
-Exit status: 0 every check held, 1 a property was violated (or, with ``--controls``, a
-negative control escaped), 2 usage or setup error.
+Exit status: 0 every applicable scenario passed, 1 a property was violated (or, with
+``--controls``, a negative control escaped), 2 usage or setup error, 3 nothing was violated
+but at least one scenario is NOT PROVEN (its race or fault did not happen).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 import tempfile
 
 from tradestore_chaos import report, scenarios
-from tradestore_chaos.campaign import Campaign
+from tradestore_chaos.campaign import Campaign, reproduce_command
+from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS
 from tradestore_harness.targets import DEFAULT, TargetError, controls, registry, resolve_target
 
 EPILOG = """\
@@ -25,7 +27,18 @@ examples:
   python -m chaos --target unsafe-no-lock  watch a broken store get caught
   python -m chaos --target mybot.store:make_store --report out/
   python -m chaos --controls --quick       prove the prover: every negative control is caught
+  python -m chaos --skip power-loss        everything but one scenario
+
+verdicts: each scenario is PASS (its fault happened and every property held), FAIL (a
+property was violated), NOT PROVEN (its race or fault was not exercised: no rival seen
+waiting, no crash point hit, too few kills cut a write) or NOT APPLICABLE (it cannot observe
+this target; the reason is printed). NOT PROVEN is not a pass: the last line then reads
+"NOT PROVEN" and the exit status is 3.
+
+exit status: 0 every applicable scenario passed; 1 a property was violated (--controls: a
+control escaped); 2 usage or setup error; 3 no violation, but a scenario is NOT PROVEN.
 """
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_PROVEN = 0, 1, 2, 3
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list scenarios and targets, then exit")
     p.add_argument("--scenario", action="append", metavar="NAME",
                    help="run only this scenario (repeatable; default: all)")
+    p.add_argument("--skip", action="append", metavar="NAME",
+                   help="leave this scenario out (repeatable)")
     p.add_argument("--target", default=DEFAULT, metavar="NAME",
                    help=f"store to test: a target name (see --list) or module:factory (default {DEFAULT})")
     p.add_argument("--seed", type=int, help="seed of every random choice (default: a fresh one, printed)")
@@ -69,18 +84,19 @@ def _list() -> int:
     return 0
 
 
-def _select(names: list[str] | None) -> dict:
+def _select(names: list[str] | None, skip: list[str] | None = None) -> dict:
     available = scenarios.available()
     broken = scenarios.missing()
     if broken:  # a campaign that silently skipped a scenario would prove less than it claims
         raise SystemExit("scenario modules failed to import: "
                          + "; ".join(f"{m}: {why}" for m, why in broken.items()))
-    if not names:
-        return available
-    unknown = [n for n in names if n not in available]
+    unknown = [n for n in (names or []) + (skip or []) if n not in available]
     if unknown:
         raise SystemExit(f"unknown scenario {', '.join(unknown)}; known: {', '.join(available)}")
-    return {n: available[n] for n in names}
+    chosen = {n: available[n] for n in (names or available) if n not in (skip or [])}
+    if not chosen:
+        raise SystemExit("--skip left no scenario to run")
+    return chosen
 
 
 def _preflight(target: str) -> None:
@@ -102,14 +118,29 @@ def _campaign(args, chosen: dict, target: str, seed: int, progress=print) -> Cam
     return campaign
 
 
-def _reproduce(target: str, seed: int, quick: bool, names: list[str]) -> str:
-    parts = ["python -m chaos", f"--seed {seed}"]
-    if target != DEFAULT:
-        parts.append(f"--target {target}")
-    parts += [f"--scenario {n}" for n in names]
-    if quick:
-        parts.append("--quick")
-    return " ".join(parts)
+def _reproduce(args, target: str, seed: int, names: list[str]) -> str:
+    return reproduce_command(target, seed, names, quick=args.quick, writers=args.writers, duration=args.duration)
+
+
+def verdict_line(campaign: Campaign, args, seed: int) -> str:
+    """The last line: PASS, FAIL or NOT PROVEN, with what to do next."""
+    counts = {v: sum(r.verdict == v for r in campaign.results) for v in (PASS, NOT_PROVEN, NOT_APPLICABLE)}
+    tally = f"{counts[PASS]} passed"
+    if counts[NOT_PROVEN]:
+        tally += f", {counts[NOT_PROVEN]} not proven"
+    if counts[NOT_APPLICABLE]:
+        tally += f", {counts[NOT_APPLICABLE]} not applicable"
+    status = campaign.status
+    if status == PASS:
+        return f"PASS: every property held ({tally}; {campaign.elapsed_s:.1f} s, seed {seed})"
+    if status == FAIL:
+        failing = [r.scenario for r in campaign.results if r.verdict == FAIL]
+        return (f"FAIL: {', '.join(campaign.violated())} violated ({tally}; seed {seed}); reproduce with: "
+                f"{_reproduce(args, args.target, seed, failing)}")
+    unproven = [r.scenario for r in campaign.unproven()]
+    return (f"NOT PROVEN: no property violated, but {', '.join(unproven) or 'no scenario'} did not exercise "
+            f"{'its' if len(unproven) == 1 else 'their'} fault ({tally}; seed {seed}); rerun with: "
+            f"{_reproduce(args, args.target, seed, unproven)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration is not None and args.duration <= 0:
         p.error("--duration must be positive")
     try:
-        chosen = _select(args.scenario)
+        chosen = _select(args.scenario, args.skip)
         _preflight(args.target)
     except (SystemExit, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
         print(f"error: --keep {args.keep} is not empty; give a new or empty directory", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     progress = lambda line: print(line, flush=True)  # noqa: E731
     if args.controls:
@@ -139,30 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     campaign = _campaign(args, chosen, args.target, seed, progress)
     print()
     print(report.table(campaign.results))
+    print(report.LEGEND)
     print()
-    violated = campaign.violated()
-    if campaign.passed:
-        verdict = f"PASS: every property held ({len(campaign.results)} scenarios, {campaign.elapsed_s:.1f} s, seed {seed})"
-    else:
-        failing = [r.scenario for r in campaign.results if not r.passed]
-        verdict = (f"FAIL: {', '.join(violated)} violated (seed {seed}); reproduce with: "
-                   f"{_reproduce(args.target, seed, args.quick, failing)}")
-        for r in campaign.results:
-            for v in r.violations[:3]:
-                print(f"  {r.scenario}: {v.property}: {v.detail}")
-            if len(r.violations) > 3:
-                print(f"  {r.scenario}: ... and {len(r.violations) - 3} more")
+    details = report.findings(campaign.results)
+    if details:
+        print(details)
         print()
+    verdict = verdict_line(campaign, args, seed)
     print(verdict, flush=True)
     if args.report:
         _write_report(args.report, campaign, seed, verdict)
-    return 0 if campaign.passed else 1
+    return {PASS: EXIT_PASS, FAIL: EXIT_FAIL, NOT_PROVEN: EXIT_NOT_PROVEN}[campaign.status]
 
 
 def _write_report(directory: pathlib.Path, campaign: Campaign, seed: int, verdict: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     summary = {"target": campaign.target, "seed": seed, "quick": campaign.quick, "verdict": verdict,
-               "passed": campaign.passed, "violated": campaign.violated(), "elapsed_s": campaign.elapsed_s}
+               "status": campaign.status, "passed": campaign.passed, "violated": campaign.violated(),
+               "elapsed_s": campaign.elapsed_s}
     report.write_json(directory / "report.json", summary, campaign.results, campaign.timelines)
     report.write_html(directory / "report.html", summary, campaign.results, campaign.timelines)
     print(f"report: {directory / 'report.json'}, {directory / 'report.html'}")

@@ -11,19 +11,61 @@ from __future__ import annotations
 import html
 import json
 import pathlib
+import textwrap
 from typing import Iterable
 
-from tradestore_harness.result import ScenarioResult
+from tradestore_harness.result import NOT_APPLICABLE, ScenarioResult
 
-COLUMNS = ("scenario", "invoked", "ok", "rejected", "unknown", "kills", "crash pts",
+COLUMNS = ("scenario", "verdict", "invoked", "ok", "rejected", "unknown", "kills", "crash pts",
            "corrupt inj/healed", "states", "violations", "time")
+TEXT_COLUMNS = (0, 1, 10)  # left-aligned
+
+LEGEND = textwrap.fill("columns: operations invoked = ok (acknowledged) + rejected (refused or raised) + unknown "
+          "(cut off by a kill: may or may not be in the log); kills = SIGKILLs; crash pts = file-system "
+          "calls crashed at or faulted; corrupt inj/healed = files damaged / healed by one reconcile; "
+          "states = log versions or derived sets checked; violations = properties that failed", 110)
 
 
 def _row(r: ScenarioResult) -> list[str]:
     violations = ", ".join(sorted({v.property for v in r.violations})) or "-"
-    return [r.scenario, str(r.invoked), str(r.ok), str(r.rejected), str(r.unknown), str(r.kills),
+    return [r.scenario, "n/a" if r.verdict == NOT_APPLICABLE else r.verdict, str(r.invoked), str(r.ok), str(r.rejected), str(r.unknown), str(r.kills),
             str(r.crash_points), f"{r.corruptions_injected}/{r.corruptions_healed}",
             str(r.states_checked), violations, f"{r.elapsed_s:.1f}s"]
+
+
+def by_property(results: Iterable[ScenarioResult]) -> dict[str, dict[str, int]]:
+    """Violated property -> {scenario -> number of violations}, in first-seen order."""
+    summary: dict[str, dict[str, int]] = {}
+    for r in results:
+        for v in r.violations:
+            per = summary.setdefault(v.property, {})
+            per[r.scenario] = per.get(r.scenario, 0) + 1
+    return summary
+
+
+def findings(results: Iterable[ScenarioResult], per_scenario: int = 3) -> str:
+    """What the user acts on: a per-property summary, the first violations of each scenario,
+    why each NOT PROVEN scenario is not proven, and why a scenario did not apply."""
+    results = list(results)
+    lines = []
+    summary = by_property(results)
+    if summary:
+        lines.append("violated properties:")
+        for prop, per in summary.items():
+            where = ", ".join(f"{name} ({n})" for name, n in per.items())
+            lines.append(f"  {prop}: {sum(per.values())} in {where}")
+        lines.append("first violations:")
+    for r in results:
+        for v in r.violations[:per_scenario]:
+            lines.append(f"  {r.scenario}: {v.property}: {v.detail}")
+        if len(r.violations) > per_scenario:
+            lines.append(f"  {r.scenario}: ... and {len(r.violations) - per_scenario} more")
+    for r in results:
+        if r.verdict == "NOT PROVEN":
+            lines.append(f"  {r.scenario}: NOT PROVEN: {'; '.join(r.unproven)}")
+        elif r.not_applicable is not None:
+            lines.append(f"  {r.scenario}: not applicable: {r.not_applicable}")
+    return "\n".join(lines)
 
 
 def table(results: Iterable[ScenarioResult]) -> str:
@@ -32,7 +74,7 @@ def table(results: Iterable[ScenarioResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [cell.ljust(w) if i in (0, 9) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [cell.ljust(w) if i in TEXT_COLUMNS else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -10,9 +10,10 @@ import os
 import pathlib
 from typing import Iterable
 
-from tradestore_harness import checkers
+from tradestore_harness import checkers, hooks
 from tradestore_harness.history import Op, count_outcomes, lock_intervals, operations, read_events
 from tradestore_harness.result import ScenarioResult
+from tradestore_harness.targets import DEFAULT
 
 
 def read_versions(workdir: str | os.PathLike[str]) -> dict[str, bytes]:
@@ -23,9 +24,11 @@ def read_versions(workdir: str | os.PathLike[str]) -> dict[str, bytes]:
     return {p.stem: p.read_bytes() for p in sorted(directory.glob("*.json"))}
 
 
-def read_log(workdir: str | os.PathLike[str]) -> bytes | None:
-    path = pathlib.Path(workdir) / "trades.json"
-    return path.read_bytes() if path.exists() else None
+def read_log(workdir: str | os.PathLike[str], target: str = DEFAULT) -> bytes | None:
+    """The final state of ``target``'s store run in ``workdir`` (the trade log's bytes, or the
+    export hook's document for a store that is not one file; see :mod:`tradestore_harness.hooks`)."""
+    workdir = pathlib.Path(workdir)
+    return hooks.read_state(target, str(workdir / "trades.json"), str(workdir / "trades.lock"))
 
 
 def tally(result: ScenarioResult, ops: Iterable[Op]) -> None:
@@ -54,7 +57,7 @@ def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_pos
     ops = operations(events)
     tally(result, ops)
     versions = read_versions(workdir)
-    final = read_log(workdir)
+    final = read_log(workdir, result.target)
     observed = dict(versions)
     if final is not None:
         observed["final log"] = final

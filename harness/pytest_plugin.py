@@ -15,8 +15,8 @@ Fixtures:
 - ``chaos_runner(target, scenarios=None, *, quick=True, seed=None, writers=3, duration=None,
   check=True) -> ChaosOutcome``: runs chaos scenarios against a store factory given as
   ``"package.module:factory"`` (or a module-level function, or a registered target name) and,
-  with ``check``, fails the test with :class:`ChaosFailure` naming every violated property and
-  the command that reproduces it.
+  with ``check``, fails the test with :class:`ChaosFailure` naming every violated property (or
+  NOT PROVEN scenario) and the command that reproduces it.
 
 Importing this module imports neither the library nor the chaos harness: the plugin is loaded
 into every test session of the environment, and most of them never use it.
@@ -58,24 +58,37 @@ class ChaosOutcome:
     results: list[Any] = field(default_factory=list)
     violated: list[str] = field(default_factory=list)
     report: pathlib.Path | None = None
+    writers: int = 3
+    duration: float | None = None
+
+    @property
+    def unproven(self) -> list[str]:
+        """Scenarios whose race or fault was not exercised (NOT PROVEN): not a pass."""
+        return [r.scenario for r in self.results if r.verdict == "NOT PROVEN"]
 
     @property
     def passed(self) -> bool:
-        return not self.violated
+        return not self.violated and not self.unproven
 
     def reproduce(self) -> str:
         """The ``python -m chaos`` command that reruns exactly this campaign."""
-        parts = ["python -m chaos", f"--target {self.target}", f"--seed {self.seed}"]
-        parts += [f"--scenario {name}" for name in self.scenarios]
-        if self.quick:
-            parts.append("--quick")
-        return " ".join(parts)
+        from tradestore_chaos.campaign import reproduce_command
+
+        return reproduce_command(self.target, self.seed, self.scenarios, quick=self.quick,
+                                 writers=self.writers, duration=self.duration)
 
     def describe(self) -> str:
         """One line per violation (at most three per scenario) and the reproducing command."""
         if self.passed:
             return f"chaos: every property held against {self.target} ({', '.join(self.scenarios)})"
-        lines = [f"chaos: {', '.join(self.violated)} violated by {self.target} (seed {self.seed})"]
+        if self.violated:
+            lines = [f"chaos: {', '.join(self.violated)} violated by {self.target} (seed {self.seed})"]
+        else:
+            lines = [f"chaos: NOT PROVEN against {self.target} (seed {self.seed}): no property violated, "
+                     "but a scenario's race or fault did not happen"]
+        for result in self.results:
+            if result.verdict == "NOT PROVEN":
+                lines.append(f"  {result.scenario}: NOT PROVEN: {'; '.join(result.unproven)}")
         for result in self.results:
             for violation in result.violations[:3]:
                 lines.append(f"  {result.scenario}: {violation.property}: {violation.detail}")
@@ -108,7 +121,8 @@ def run_chaos(target: str | Callable[..., Any], scenarios: list[str] | tuple[str
     """Run ``scenarios`` (default: every available one) against ``target``; see the module doc.
 
     Raises ``ValueError`` for an unknown scenario, ``tradestore_harness.targets.TargetError`` for a target
-    that does not resolve, and with ``check`` :class:`ChaosFailure` if any property failed.
+    that does not resolve, and with ``check`` :class:`ChaosFailure` if any property failed or any
+    scenario is NOT PROVEN (its race or fault did not happen).
     """
     from tradestore_chaos import report
     from tradestore_chaos import scenarios as registry
@@ -130,7 +144,7 @@ def run_chaos(target: str | Callable[..., Any], scenarios: list[str] | tuple[str
                         writers=writers, progress=progress, keep=keep / "work")
     results = campaign.run()
     outcome = ChaosOutcome(name, seed, quick, chosen, list(results), campaign.violated(),
-                           keep / "report.json")
+                           keep / "report.json", writers, duration)
     summary = {"target": name, "seed": seed, "quick": quick, "verdict": outcome.describe(),
                "passed": outcome.passed, "violated": outcome.violated, "elapsed_s": campaign.elapsed_s}
     report.write_json(outcome.report, summary, campaign.results, campaign.timelines)

@@ -2,11 +2,23 @@
 
 Every scenario, whatever machinery it uses, reports through :class:`ScenarioResult`, so the
 ``python -m chaos`` command can print one table and one verdict for all of them.
+
+A scenario has one of four verdicts (:attr:`ScenarioResult.verdict`):
+
+- ``FAIL``: a property was violated (:meth:`ScenarioResult.violate`);
+- ``NOT PROVEN``: nothing was violated, but the race or fault the scenario exists for did not
+  actually happen (:meth:`ScenarioResult.not_proven`: no rival was seen waiting, no crash point
+  was hit, too few kills cut a write...). It is never a pass;
+- ``NOT APPLICABLE``: the scenario cannot observe this target (the reason is kept); it neither
+  passes nor fails the target;
+- ``PASS``: the fault happened and every property held.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+PASS, FAIL, NOT_PROVEN, NOT_APPLICABLE = "PASS", "FAIL", "NOT PROVEN", "NOT APPLICABLE"
 
 
 @dataclass(frozen=True)
@@ -36,16 +48,36 @@ class ScenarioResult:
     states_checked: int = 0  # e.g. power-loss states materialised and checked
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unproven: list[str] = field(default_factory=list)  # why the fault was not exercised
+    not_applicable: str | None = None  # why the scenario cannot observe this target
     elapsed_s: float = 0.0
 
     @property
+    def verdict(self) -> str:
+        """``FAIL``, ``NOT APPLICABLE``, ``NOT PROVEN`` or ``PASS``, in that precedence."""
+        if self.violations:
+            return FAIL
+        if self.not_applicable is not None:
+            return NOT_APPLICABLE
+        return NOT_PROVEN if self.unproven else PASS
+
+    @property
     def passed(self) -> bool:
-        return not self.violations
+        """True unless the scenario stands in the way of a green run: PASS or not applicable.
+
+        A NOT PROVEN scenario has not passed: a proof that did not happen is not a proof.
+        """
+        return self.verdict in (PASS, NOT_APPLICABLE)
 
     def violate(self, prop: str, detail: str) -> None:
         self.violations.append(Violation(prop, detail, self.seed))
 
+    def not_proven(self, why: str) -> None:
+        """Record that the scenario's race or fault was not exercised (``why`` says which)."""
+        self.unproven.append(why)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["passed"] = self.passed
+        data["verdict"] = self.verdict
         return data

@@ -18,7 +18,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from tradestore_harness import generator, spy as spy_mod, waitpoints
+from tradestore_harness import generator, hooks, spy as spy_mod, waitpoints
 from tradestore_harness.processes import context
 from tradestore_harness.history import HistoryWriter
 from tradestore_harness.targets import call, resolve_target
@@ -55,6 +55,7 @@ def _setup(spec: dict):
     if spec.get("sentinel"):
         _arm_sentinel(spy, history, spec["sentinel"])
     store = resolve_target(spec["target"])(spec["trade_log"], spec["lock_file"], **spec["limits"])
+    hooks.observe(spec["target"], store, spy)
     return store, history, spy
 
 

@@ -116,3 +116,12 @@ def test_registry_reports_a_scenario_module_that_does_not_import(monkeypatch):
     monkeypatch.setattr(scenarios, "MODULES", scenarios.MODULES + ("no_such_scenario_module",))
     assert "no_such_scenario_module" in scenarios.missing()
     assert "race-duplicate" in scenarios.available()
+
+
+def test_a_changed_registry_leaves_no_trace_once_restored(monkeypatch):
+    from tradestore_chaos import scenarios
+
+    with monkeypatch.context() as patch:
+        patch.setattr(scenarios, "MODULES", scenarios.MODULES + ("no_such_scenario_module",))
+        assert scenarios.missing()
+    assert scenarios.missing() == {}  # a later campaign is not refused for a module it never had

@@ -122,7 +122,7 @@ def test_chaos_runner_fails_the_test_for_a_broken_store(pytester, monkeypatch):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*ChaosFailure*duplicate-open-symbol*violated by brokenstore:make_store (seed 3)*",
-        "*reproduce with: python -m chaos --target brokenstore:make_store --seed 3 "
+        "*reproduce with: PYTHONPATH=. python -m chaos --target brokenstore:make_store --seed 3 "
         "--scenario race-duplicate --quick*",
     ])
 

@@ -27,23 +27,29 @@ MODULES = (
     "reconcile_under_writes",
 )
 
-_missing: dict[str, str] = {}
+def _scan() -> tuple[dict[str, ModuleType], dict[str, str]]:
+    """Import every module of :data:`MODULES` now: (name -> module, module -> why it failed).
 
-
-def available() -> dict[str, ModuleType]:
-    """Scenario name -> module, for every module of :data:`MODULES` that imports."""
+    Nothing is remembered between calls, so a test that changes :data:`MODULES` leaves no
+    trace for the next caller.
+    """
     found: dict[str, ModuleType] = {}
+    failed: dict[str, str] = {}
     for module_name in MODULES:
         try:
             module = importlib.import_module(f"{__name__}.{module_name}")
         except ImportError as exc:
-            _missing[module_name] = str(exc)
+            failed[module_name] = str(exc)
             continue
         found[module.NAME] = module
-    return found
+    return found, failed
+
+
+def available() -> dict[str, ModuleType]:
+    """Scenario name -> module, for every module of :data:`MODULES` that imports."""
+    return _scan()[0]
 
 
 def missing() -> dict[str, str]:
     """Modules of :data:`MODULES` that could not be imported, with the reason."""
-    available()
-    return dict(_missing)
+    return _scan()[1]

@@ -9,9 +9,7 @@ decides before any of them writes. Exactly ``allowed`` contenders may succeed.
 
 from __future__ import annotations
 
-import os
-
-from tradestore_harness import evaluate, workers
+from tradestore_harness import evaluate, hooks, workers
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
 from tradestore_harness.spy import store_version
@@ -26,10 +24,11 @@ def prepare(ctx: ScenarioContext, workdir, limits: dict, setup_ops: list) -> Non
         outcome, value = call(store, f, args)
         if outcome != "ok":
             raise RuntimeError(f"setup {f}{tuple(args)} was refused by the target: {value}")
-    if os.path.exists(spec["trade_log"]):
-        with open(spec["trade_log"], "rb") as handle:
-            store_version(spec["versions_dir"], handle.read())
-    reconcile_once(spec["trade_log"], limits)
+    data = hooks.read_state(ctx.target, spec["trade_log"], spec["lock_file"])
+    if data is not None:
+        store_version(spec["versions_dir"], data)
+    if hooks.hooks_of(ctx.target).file_backed:  # derived files are built from the log file
+        reconcile_once(spec["trade_log"], limits)
 
 
 def reconcile_once(trade_log: str, limits: dict) -> None:

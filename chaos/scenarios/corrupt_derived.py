@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import checkers, derived, evaluate, nemesis, workers
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
@@ -18,6 +19,7 @@ from tradestore_harness.unsafe import state_dir_for
 
 NAME = "corrupt-derived"
 DESCRIPTION = "derived files deleted/truncated/garbled/emptied/forged under writers; one reconcile heals"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 TARGETS = (*derived.FILES, "reconcile_guard.json")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 from tradestore_chaos.scenarios._race import prepare
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import checkers, evaluate, nemesis, workers
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.derived import FILES
@@ -21,6 +22,7 @@ from tradestore_harness.unsafe import state_dir_for
 
 NAME = "corrupt-log"
 DESCRIPTION = "a torn/emptied/garbled log is refused by every writer, left intact; the guard aborts"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 
 def _snapshot(state: str) -> dict[str, bytes | None]:

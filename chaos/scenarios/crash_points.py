@@ -21,12 +21,14 @@ import os
 import select
 import shutil
 
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
 
 NAME = "crash-points"
 DESCRIPTION = "os._exit at every file-system call of 1-3 operations; recovery is exactly before or after"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:

@@ -26,12 +26,14 @@ import errno
 import os
 import shutil
 
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
 
 NAME = "io-errors"
 DESCRIPTION = "ENOSPC/EIO at every file-system call, once and persistently: raises, loses nothing, recovers"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 ERRNOS = (errno.ENOSPC, errno.EIO)
 # Failures a store may swallow without losing data: closing or removing a temp file, and

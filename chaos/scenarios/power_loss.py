@@ -29,12 +29,14 @@ import os
 import random
 import shutil
 
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
 
 NAME = "power-loss"
 DESCRIPTION = "every disk state a power cut could leave loads with all acknowledged trades"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import checkers, derived, evaluate, workers
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.result import ScenarioResult
@@ -17,6 +18,7 @@ from tradestore_harness.unsafe import state_dir_for
 
 NAME = "reconcile-under-writes"
 DESCRIPTION = "a reconciler loops while writers write; every derived set matches one committed log version"
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
