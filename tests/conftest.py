@@ -47,3 +47,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# PostgreSQL: one real server per session (or CI's), fixtures in tests/pg_fixture.py.
+from tests.pg_fixture import pg_account, pg_dsn  # noqa: E402,F401

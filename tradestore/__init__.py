@@ -30,6 +30,7 @@ __all__ = [
     "Ledger",
     "LockTimeout",
     "NestedTransactionError",
+    "PgTradeStore",
     "Proposal",
     "RiskLimits",
     "RiskRejected",
@@ -49,4 +50,8 @@ def __getattr__(name: str):
         from .reconciler import StateReconciler
 
         return StateReconciler
+    if name == "PgTradeStore":  # the PostgreSQL store; psycopg is imported on its first use
+        from .pgstore import PgTradeStore
+
+        return PgTradeStore
     raise AttributeError(f"module 'tradestore' has no attribute {name!r}")

@@ -241,6 +241,45 @@ def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pg_init(_store: None, args: argparse.Namespace) -> int:
+    from .pgstore import init_schema  # psycopg only for the PostgreSQL commands
+
+    print(init_schema(_pg_dsn(args)))
+    return 0
+
+
+def cmd_pg_export(_store: None, args: argparse.Namespace) -> int:
+    from .pgstore import PgTradeStore
+
+    count = PgTradeStore(args.account, _pg_dsn(args)).export(args.out)
+    print(f"wrote {args.out}: {count} trades of account {args.account!r}")
+    return 0
+
+
+def _pg_dsn(args: argparse.Namespace) -> str:
+    from .pgstore import resolve_dsn
+
+    try:
+        return resolve_dsn(args.dsn)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _add_pg_commands(sub) -> None:
+    """The PostgreSQL commands: no trade log file, so none of the common options."""
+    dsn_help = "libpq connection string or postgresql:// URL (default: $TRADESTORE_PG_DSN)"
+    text = "create the tradestore tables in a PostgreSQL database (idempotent; needs tradestore[postgres])"
+    p = sub.add_parser("pg-init", help=text, description=text)
+    p.add_argument("--dsn", help=dsn_help)
+    p.set_defaults(func=cmd_pg_init, no_store=True)
+    text = "write a PostgreSQL account as a trade log file (for reconcile, verify and other readers)"
+    p = sub.add_parser("pg-export", help=text, description=text)
+    p.add_argument("--dsn", help=dsn_help)
+    p.add_argument("--account", required=True, help="the account name")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
+    p.set_defaults(func=cmd_pg_export, no_store=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help=f"TOML config (default: ./{DEFAULT_CONFIG} if present)")
@@ -299,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="restore even if the log is readable")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
     p.add_argument("--force", action="store_true")
+    _add_pg_commands(sub)
     return parser
 
 
@@ -306,12 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        store = store_from_args(args)
+        store = None if getattr(args, "no_store", False) else store_from_args(args)
         return args.func(store, args)
     except UsageError as exc:
         print(f"tradestore: {exc}", file=sys.stderr)
         return 2
-    except (TradeStoreError, OSError) as exc:
+    except (TradeStoreError, OSError, ImportError) as exc:
         print(f"tradestore {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

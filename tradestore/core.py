@@ -24,6 +24,7 @@ import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 from . import integrity, risk
 from .errors import IntegrityError
@@ -147,39 +148,35 @@ class LedgerStore:
 
     # -- public writes: each is a one-operation transaction -----------------------------
 
+    def _run(self, operation: Callable[[Transaction], Any]) -> Any:
+        """Run ``operation(tx)`` as one transaction (a backend may rerun it after a conflict)."""
+        with self.transaction() as tx:
+            return operation(tx)
+
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes="") -> dict:
         """Open a trade if input is valid and every risk check passes; return the stored record.
 
         Raises InvalidTrade, RiskRejected (``.check``, ``.reason``), CorruptTradeLog, LockTimeout.
         """
-        with self.transaction() as tx:
-            trade = tx.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
-                                  setup_type, grade, notes)
-        return trade
+        return self._run(lambda tx: tx.open_trade(symbol, direction, entry_price, stop_price, target_price,
+                                                  size, setup_type, grade, notes))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
         """Close an OPEN trade at ``exit_price``; ``pnl_usd`` is the trade's net P&L."""
-        with self.transaction() as tx:
-            trade = tx.close_trade(trade_id, exit_price, exit_reason, lessons)
-        return trade
+        return self._run(lambda tx: tx.close_trade(trade_id, exit_price, exit_reason, lessons))
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
         """Close the fraction ``close_pct`` (0 < p < 1) of an OPEN trade's remaining size."""
-        with self.transaction() as tx:
-            trade = tx.partial_close(trade_id, close_pct, exit_price, reason)
-        return trade
+        return self._run(lambda tx: tx.partial_close(trade_id, close_pct, exit_price, reason))
 
     def update_trade(self, trade_id, updates: Mapping) -> dict:
         """Change updatable fields (stop_price, target_price, notes, grade, setup_type)."""
-        with self.transaction() as tx:
-            trade = tx.update_trade(trade_id, updates)
-        return trade
+        return self._run(lambda tx: tx.update_trade(trade_id, updates))
 
     def update_trades_batch(self, batch: Iterable) -> int:
         """Apply ``[(trade_id, updates), ...]`` all or nothing; return how many were applied."""
-        with self.transaction() as tx:
-            return tx.update_trades_batch(batch)
+        return self._run(lambda tx: tx.update_trades_batch(batch))
 
     # -- reads: one complete committed version (or this thread's transaction) -----------
 
