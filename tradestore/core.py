@@ -28,8 +28,9 @@ from typing import Any
 
 from . import integrity, risk
 from .errors import IntegrityError
-from .ledger import Ledger, format_id, normalize_symbol
+from .ledger import Ledger
 from .risk import Proposal, RiskLimits
+from .values import MAX_AMOUNT, format_id, normalize_direction, normalize_symbol, trade_number, utc
 
 
 def utc_now() -> datetime:
@@ -104,9 +105,8 @@ class LedgerStore:
     # -- time ---------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        moment = self._clock()
         # Naive times are taken as UTC; aware ones are converted, so "today" is a UTC day.
-        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return utc(self._clock(), "clock")
 
     # -- the write path -----------------------------------------------------------------
 
@@ -228,17 +228,19 @@ class LedgerStore:
                           size=None) -> tuple[bool, str]:
         """Advisory only: would a trade pass the checks right now? ``(ok, reason)``.
 
-        Without prices the trade's own risk counts as 0. The answer can be stale the moment it
-        is returned; ``open_trade`` repeats every check inside its transaction.
+        Without prices (all three None) the trade's own risk counts as 0. Input is validated as
+        ``open_trade`` validates it, raising the same InvalidTrade. The answer can be stale the
+        moment it is returned; ``open_trade`` repeats every check inside its transaction.
         """
+        key, side = normalize_symbol(symbol), normalize_direction(direction)
         with self._reading() as ledger:
-            if None in (entry_price, stop_price, size):
-                proposal = Proposal(normalize_symbol(symbol), str(direction).upper(), 1.0, 1.0, 1.0,
-                                    0.0, self.now(), self.limits)
+            if entry_price is None and stop_price is None and size is None:
+                proposal = Proposal(key, side, 1.0, 1.0, 1.0, 0.0, self.now(), self.limits)
             else:
-                target = entry_price * (2 if stop_price < entry_price else 0.5)
-                proposal = ledger.propose(symbol, direction, entry_price, stop_price, target, size,
-                                          now=self.now(), limits=self.limits)
+                entry, stop = trade_number("entry_price", entry_price), trade_number("stop_price", stop_price)
+                # Any target on the profit side will do: no check reads it.
+                target = min(entry * 2, MAX_AMOUNT) if side == "LONG" else entry / 2
+                proposal = ledger.propose(key, side, entry, stop, target, size, now=self.now(), limits=self.limits)
             refusal = risk.first_rejection(ledger, proposal, self.risk_checks)
         if refusal is None:
             return True, "ok"

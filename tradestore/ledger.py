@@ -20,11 +20,13 @@ from .document import CLOSED, OPEN, SCHEMA, loads_strict, parse_document  # noqa
 from .errors import IntegrityError, InvalidTrade, TradeNotFound, TradeNotOpen
 from .risk import Proposal, RiskLimits
 from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for older imports)
+    DIRECTIONS,
     MAX_ID_NUMBER,
     MONEY_DECIMALS,
     RATIO_DECIMALS,
     format_id,
     id_number,
+    normalize_direction,
     normalize_symbol,
     time_key,
     trade_number,
@@ -33,7 +35,6 @@ from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for o
 )
 from .values import ratio as _ratio
 
-DIRECTIONS = ("LONG", "SHORT")
 
 # Fields update_trade may change. Everything else that the format defines is protected:
 # identity, status, entry, exits and P&L only change through open/close/partial_close.
@@ -48,10 +49,7 @@ PROTECTED_FIELDS = frozenset(
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def _direction(value: object) -> str:
-    if not isinstance(value, str) or value.strip().upper() not in DIRECTIONS:
-        raise InvalidTrade("direction", value, "must be 'LONG' or 'SHORT'")
-    return value.strip().upper()
+_direction = normalize_direction
 
 
 def _sign(direction: str) -> int:

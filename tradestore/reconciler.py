@@ -29,7 +29,6 @@ import gc
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -41,7 +40,9 @@ from . import derive
 from .atomic import TEMP_SUFFIX, temp_prefix, write_atomic
 from .errors import CorruptTradeLog
 from .integrity import ledger_violations
-from .ledger import Ledger, loads_strict
+from .document import loads_strict
+from .ledger import Ledger
+from .values import limit_number
 
 log = logging.getLogger("tradestore.reconciler")
 
@@ -229,13 +230,11 @@ class StateReconciler:
         clock: Callable[[], datetime] | None = None,
         fsync: bool = True,
     ) -> None:
-        if isinstance(corruption_threshold, bool) or not isinstance(corruption_threshold, (int, float)) \
-                or not math.isfinite(corruption_threshold) or not 0 <= corruption_threshold <= 1:
-            raise ValueError(f"corruption_threshold={corruption_threshold!r}: expected a fraction in [0, 1]")
+        threshold = limit_number("corruption_threshold", corruption_threshold, at_most=1.0)  # a fraction
         self.trade_log = os.fspath(trade_log)
         self.output_dir = os.fspath(output_dir)
         self.config = derive.DeriveConfig(starting_capital=starting_capital, drawdown_limits=drawdown_limits)
-        self.corruption_threshold = float(corruption_threshold)
+        self.corruption_threshold = threshold
         self.on_corruption = on_corruption
         self.on_invariant_violation = on_invariant_violation
         self.clock = clock or (lambda: datetime.now(timezone.utc))

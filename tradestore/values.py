@@ -33,9 +33,9 @@ from decimal import Decimal
 from .errors import InvalidTrade, describe
 
 __all__ = [
-    "MAX_AMOUNT", "MAX_ID_NUMBER", "MAX_TEXT", "MONEY_DECIMALS", "RATIO_DECIMALS",
+    "DIRECTIONS", "MAX_AMOUNT", "MAX_ID_NUMBER", "MAX_TEXT", "MONEY_DECIMALS", "RATIO_DECIMALS",
     "NumberRefused", "add_hours", "describe", "format_id", "id_number", "is_finite_number",
-    "limit_count", "limit_number", "normalize_symbol", "parse_time", "ratio", "round_money",
+    "limit_count", "limit_number", "normalize_direction", "normalize_symbol", "parse_time", "ratio", "round_money",
     "round_ratio", "symbol_key", "time_key", "to_float", "trade_number", "trade_text", "utc",
     "utc_iso",
 ]
@@ -224,6 +224,18 @@ def normalize_symbol(symbol: object) -> str:
     if len(norm) > 32 or not norm.isprintable() or any(c.isspace() for c in norm):
         raise InvalidTrade("symbol", symbol, "must be at most 32 printable characters without spaces")
     return norm
+
+
+DIRECTIONS = ("LONG", "SHORT")
+
+
+def normalize_direction(direction: object) -> str:
+    """``"LONG"`` or ``"SHORT"`` from any spelling of them (``" long"``); InvalidTrade otherwise."""
+    if isinstance(direction, str):
+        key = symbol_key(str.__str__(direction))
+        if key in DIRECTIONS:
+            return key
+    raise InvalidTrade("direction", direction, "must be 'LONG' or 'SHORT'")
 
 
 # --------------------------------------------------------------------------- ids
