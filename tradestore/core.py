@@ -92,11 +92,7 @@ class LedgerStore:
         **limits,
     ) -> None:
         if correlation_groups is not None:
-            # Copied, so the caller's lists cannot change the limits later; a bare string is
-            # left as it is for RiskLimits to refuse (tuple("BTC") would be three symbols).
-            limits["correlation_groups"] = {
-                k: v if isinstance(v, str) else tuple(v) for k, v in dict(correlation_groups).items()
-            }
+            limits["correlation_groups"] = correlation_groups  # RiskLimits checks and copies it
         self.limits = RiskLimits(**limits)
         self.risk_checks = tuple(risk_checks)
         self._clock = clock or utc_now

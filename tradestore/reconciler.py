@@ -233,7 +233,8 @@ class StateReconciler:
         threshold = limit_number("corruption_threshold", corruption_threshold, at_most=1.0)  # a fraction
         self.trade_log = os.fspath(trade_log)
         self.output_dir = os.fspath(output_dir)
-        self.config = derive.DeriveConfig(starting_capital=starting_capital, drawdown_limits=drawdown_limits)
+        capital = limit_number("starting_capital", starting_capital, positive=True)
+        self.config = derive.DeriveConfig(starting_capital=capital, drawdown_limits=drawdown_limits)
         self.corruption_threshold = threshold
         self.on_corruption = on_corruption
         self.on_invariant_violation = on_invariant_violation

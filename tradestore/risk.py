@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from .errors import RiskRejected
-from .values import is_finite_number  # noqa: F401 (re-exported for older imports)
+from .errors import RiskRejected, describe
+from .values import add_hours, is_finite_number, limit_count, limit_number  # noqa: F401 (is_finite_number: re-exported)
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -50,30 +50,32 @@ class RiskLimits:
 
     def __post_init__(self) -> None:
         # A NaN or a string here would silently disable a cap or fail every later open, so
-        # limits are checked once, when the store is built, naming the option.
-        def number(name: str, *, optional: bool, integer: bool = False, positive: bool = False) -> None:
-            value = getattr(self, name)
-            if value is None and optional:
-                return
-            kind = "an integer" if integer else "a finite number"
-            if not is_finite_number(value) or (integer and not isinstance(value, int)):
-                raise ValueError(f"{name}={value!r}: must be {kind}" + (" or None" if optional else ""))
-            if value < 0 or (positive and value == 0):
-                raise ValueError(f"{name}={value!r}: must be {'> 0' if positive else '>= 0'}")
+        # limits are checked once, when the store is built, naming the option, and kept as
+        # the plain int or float the value rules make of them (a Decimal stays no Decimal).
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
 
-        number("max_positions", optional=False, integer=True, positive=True)
-        number("starting_capital", optional=False, positive=True)
-        number("max_corr_group_risk_pct", optional=False)
-        number("asset_consecutive_loss_cap", optional=True, integer=True)
+        put("max_positions", limit_count("max_positions", self.max_positions, positive=True))
+        put("asset_consecutive_loss_cap",
+            limit_count("asset_consecutive_loss_cap", self.asset_consecutive_loss_cap, optional=True))
+        put("starting_capital", limit_number("starting_capital", self.starting_capital, positive=True))
+        put("max_corr_group_risk_pct", limit_number("max_corr_group_risk_pct", self.max_corr_group_risk_pct))
         for name in ("loss_cap_cooldown_hours", "max_drawdown_pct", "max_daily_loss_pct", "max_portfolio_heat_pct"):
-            number(name, optional=True)
+            put(name, limit_number(name, getattr(self, name), optional=True))
         groups = self.correlation_groups
-        if not isinstance(groups, Mapping) or not all(
-            isinstance(name, str) and not isinstance(members, str)
-            and all(isinstance(m, str) for m in members)
-            for name, members in groups.items()
-        ):
-            raise ValueError(f"correlation_groups={groups!r}: must map group names to lists of symbols")
+        copied: dict[str, tuple[str, ...]] = {}
+        if isinstance(groups, Mapping):
+            for name, members in groups.items():
+                # a bare string is refused: tuple("BTC") would be three symbols
+                if isinstance(members, str) or not isinstance(members, Iterable):
+                    break
+                copied[name] = tuple(members)  # copied: the caller's lists cannot change it later
+                if not isinstance(name, str) or not all(isinstance(m, str) for m in copied[name]):
+                    break
+            else:
+                put("correlation_groups", copied)
+                return
+        raise ValueError(f"correlation_groups={describe(groups)}: must map group names to lists of symbols")
 
     def groups_of(self, symbol: str) -> list[str]:
         """Names of the correlation groups ``symbol`` belongs to (case-insensitive)."""
@@ -160,7 +162,7 @@ def loss_cap(ledger: Ledger, p: Proposal) -> str | None:
     last_exit = recent[-1]["exit_time"]
     cooldown = p.limits.loss_cap_cooldown_hours
     if cooldown is not None:
-        until = ledger.time_key(last_exit) + timedelta(hours=cooldown)
+        until = add_hours(ledger.time_key(last_exit), cooldown)
         if p.now >= until:
             return None
         return f"{p.symbol}: last {cap} closed trades lost; blocked until {until.isoformat()}"
