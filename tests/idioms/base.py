@@ -14,6 +14,15 @@ import os
 from tests.idioms import rules
 
 
+def sync_directory(folder: str) -> None:
+    """fsync a directory: a rename in it is durable only after this."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class BotStore:
     """``open_trade``, ``close_trade``, ``partial_close``, ``update_trade``, ``get_all_trades``."""
 

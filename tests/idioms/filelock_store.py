@@ -17,7 +17,7 @@ import uuid
 import filelock
 
 from tests.idioms import rules
-from tests.idioms.base import BotStore
+from tests.idioms.base import BotStore, sync_directory
 
 
 class Store(BotStore):
@@ -47,11 +47,7 @@ class Store(BotStore):
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        dir_fd = os.open(os.path.dirname(self.trade_log), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_directory(os.path.dirname(self.trade_log))
 
 
 make_store = Store

@@ -18,7 +18,7 @@ import pathlib
 import time
 
 from tests.idioms import rules
-from tests.idioms.base import BotStore
+from tests.idioms.base import BotStore, sync_directory
 
 POLL = 0.002
 
@@ -67,11 +67,7 @@ class Store(BotStore):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_directory(str(path.parent))
 
 
 make_store = Store

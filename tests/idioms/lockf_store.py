@@ -17,7 +17,7 @@ import os
 import tempfile
 
 from tests.idioms import rules
-from tests.idioms.base import BotStore
+from tests.idioms.base import BotStore, sync_directory
 
 
 class Store(BotStore):
@@ -55,11 +55,7 @@ class Store(BotStore):
         except BaseException:
             os.unlink(f.name)
             raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_directory(folder)
 
 
 make_store = Store

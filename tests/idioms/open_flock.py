@@ -20,7 +20,7 @@ import os
 import tempfile
 
 from tests.idioms import rules
-from tests.idioms.base import BotStore
+from tests.idioms.base import BotStore, sync_directory
 
 
 class Store(BotStore):
@@ -53,11 +53,7 @@ class Store(BotStore):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename is durable only once the directory is
-        finally:
-            os.close(dir_fd)
+        sync_directory(folder)
 
 
 make_store = Store

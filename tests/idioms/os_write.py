@@ -14,7 +14,7 @@ import fcntl
 import os
 
 from tests.idioms import rules
-from tests.idioms.base import BotStore
+from tests.idioms.base import BotStore, sync_directory
 
 
 class Store(BotStore):
@@ -46,11 +46,7 @@ class Store(BotStore):
             view = view[os.write(fd, view):]
 
     def sync_dir(self, folder: str) -> None:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_directory(folder)
 
     def save(self, doc: dict) -> None:
         tmp = f"{self.trade_log}.{os.getpid()}.tmp"
