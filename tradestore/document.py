@@ -32,7 +32,7 @@ MAX_DEPTH = 32  # containers inside one another; the library's own records use 5
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _QUOTED = re.compile(rb'"[^"]*"')
-_INNERMOST = re.compile(rb"\[\]|\{\}")
+_AS_PARENTHESES = bytes.maketrans(b"[]{}", b"()()")
 # Everything but brackets and quotes, deleted to see the document's structure.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 # A number can leave the double range only with 20+ digits in a row or a 3-digit exponent.
@@ -63,20 +63,24 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _structure(data: bytes) -> bytes:
-    """The brackets of ``data`` outside string literals, in order (exact for valid JSON)."""
+    """The brackets of ``data`` outside string literals, in order, as ``(`` and ``)``.
+
+    Exact for valid JSON. For invalid JSON it matches the parser's view up to the point where
+    the parser stops, so the parser never nests deeper than this says.
+    """
     if b"\\" in data:  # drop escapes first, so an escaped quote does not end a string
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     marks = data.translate(None, _NOT_STRUCTURE)
     # Quotes alternate open/close: removing adjacent pairs drops empty strings or joins two
     # strings with nothing between them; what is left of strings holds only brackets.
-    return _QUOTED.sub(b"", marks.replace(b'""', b""))
+    return _QUOTED.sub(b"", marks.replace(b'""', b"")).translate(_AS_PARENTHESES)
 
 
 def _check_depth(brackets: bytes) -> None:
     # Each pass removes the innermost containers, so the number of passes is the depth.
     depth = 0
     while brackets:
-        shorter = _INNERMOST.sub(b"", brackets)
+        shorter = brackets.replace(b"()", b"")
         if shorter == brackets:
             raise DocumentError("brackets do not match")
         depth += 1
