@@ -1,38 +1,75 @@
 """The ``tradestore`` command line: inspect and change a trade log from a shell or a cron job.
 
 Limits come from flags or from a shared ``tradestore.toml`` (so every bot process enforces the
-same ones); flags win. Errors print one line on stderr and exit 1; usage errors exit 2.
+same ones); flags win.
+
+Guarantees, for every command:
+
+- exit status (:data:`EXIT_CODES`): 0 done; 1 the operation was refused or failed (a risk
+  check, an unknown trade, an unreadable log, an integrity violation, a derived file that
+  differs, an aborted reconcile, a disk error); 2 usage or configuration (bad arguments, a
+  bad or missing config file): nothing was attempted; 130 interrupted; 141 the reader of the
+  output went away (``tradestore status | head``), quietly, as a Unix tool killed by SIGPIPE;
+- an error is one line on stderr (with ``--json``, one JSON object: ``error``, ``message``,
+  ``exit``, and ``check``/``reason`` for a risk refusal);
+- ``--json`` prints one JSON document on stdout (``reconcile --every``: one per line, per
+  cycle) whose numbers are JSON numbers, never strings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
+import math
 import os
 import sys
 import tomllib
 from collections.abc import Sequence
+from typing import Any
 
-from . import integrity, risk
-from .errors import TradeStoreError
+from . import __version__, integrity, risk
+from .errors import CorruptTradeLog, RiskRejected, TradeStoreError
 from .ledger import Ledger
 from .risk import Proposal
 from .store import TradeStore
 
 DEFAULT_CONFIG = "tradestore.toml"
 
-# TradeStore keyword options settable from [limits] in the config file or from flags.
-LIMIT_OPTIONS: dict[str, type] = {
-    "max_positions": int,
-    "starting_capital": float,
-    "max_corr_group_risk_pct": float,
-    "asset_consecutive_loss_cap": int,
-    "loss_cap_cooldown_hours": float,
-    "max_drawdown_pct": float,
-    "max_daily_loss_pct": float,
-    "max_portfolio_heat_pct": float,
-    "lock_timeout": float,
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "refused or failed: a risk check, an unknown trade, an unreadable log, an integrity\n"
+                 "       violation, a derived file that differs, an aborted reconcile, a disk error",
+    EXIT_USAGE: "usage or configuration: bad arguments or config file, a missing optional driver;\n"
+                "       nothing was attempted",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_BROKEN_PIPE: "the reader of the output went away (`tradestore status | head`); quietly",
 }
+
+# TradeStore keyword options settable from [limits] in the config file or from flags:
+# name -> (type, help).
+LIMIT_OPTIONS: dict[str, tuple[type, str]] = {
+    "max_positions": (int, "open positions at most"),
+    "starting_capital": (float, "USD equity before the first trade"),
+    "max_corr_group_risk_pct": (float, "open risk of one correlation group, % of equity"),
+    "asset_consecutive_loss_cap": (int, "consecutive losses that block a symbol"),
+    "loss_cap_cooldown_hours": (float, "hours before a loss-capped symbol may trade again"),
+    "max_drawdown_pct": (float, "no opens beyond this drawdown from peak equity, %"),
+    "max_daily_loss_pct": (float, "no opens after this loss since 00:00 UTC, % of equity"),
+    "max_portfolio_heat_pct": (float, "open risk of all positions, % of equity"),
+    "lock_timeout": (float, "seconds to wait for the lock before failing"),
+}
+
+
+def _limit_default(name: str) -> str:
+    """The library's default of a limit, for --help (the library is the one place it is set)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(risk.RiskLimits)}
+    defaults.update((n, p.default) for n, p in inspect.signature(TradeStore).parameters.items())
+    value = defaults[name]
+    return "off" if value is None else f"{value:g}"
+
 
 CONFIG_EXAMPLE = """\
 trade_log = "trades.json"          # relative to this file
@@ -55,6 +92,17 @@ crypto_majors = ["BTC", "ETH"]
 
 class UsageError(Exception):
     """Bad configuration or arguments: exit status 2."""
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of ``--every``: a finite number of seconds greater than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds greater than 0, e.g. 900")
+    return seconds
 
 
 def load_config(path: str | None) -> tuple[dict, str]:
@@ -94,83 +142,95 @@ def store_from_args(args: argparse.Namespace) -> TradeStore:
         raise UsageError(f"bad limit in configuration: {exc}") from None
 
 
+def _emit_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, allow_nan=False))
+
+
 def _print_trade(trade: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(trade, indent=2))
+        _emit_json(trade)
         return
     line = f"{trade['id']} {trade['status']} {trade['symbol']} {trade['direction']} size {trade['size']:g} @ {trade['entry_price']:g}"
     if trade["status"] == "CLOSED":
-        line += f" -> {trade['exit_price']:g}  pnl {trade['pnl_usd']:+.2f} USD ({trade['r_multiple']}R)"
+        r_multiple = "" if trade.get("r_multiple") is None else f" ({trade['r_multiple']}R)"
+        line += f" -> {trade['exit_price']:g}  pnl {trade['pnl_usd']:+.2f} USD{r_multiple}"
     else:
         line += f"  stop {trade['stop_price']:g}  target {trade['target_price']:g}"
     print(line)
 
 
-def cmd_status(store: TradeStore, args: argparse.Namespace) -> int:
-    trades = store.get_all_trades()
-    ledger = Ledger(trades)
+def status_report(store: TradeStore) -> dict[str, Any]:
+    """What ``tradestore status`` shows, as typed values (the ``--json`` document)."""
+    ledger = Ledger(store.get_all_trades())
     limits = store.limits
     equity = ledger.equity(limits.starting_capital)
     open_trades = ledger.open_trades()
-    groups = {}
-    for name in limits.correlation_groups:
-        groups[name] = {"used_usd": risk.group_risk(ledger, limits, name),
-                        "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
+    groups = {name: {"used_usd": float(risk.group_risk(ledger, limits, name)),
+                     "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
+              for name in limits.correlation_groups}
     now = store.now()
     capped = []
     for symbol in sorted({t["symbol"] for t in ledger.closed_trades()}):
         probe = Proposal(symbol, "LONG", 1.0, 1.0, 1.0, 0.0, now, limits)
         reason = risk.loss_cap(ledger, probe)
         if reason:
-            capped.append(reason)
-    report = {
+            capped.append({"symbol": symbol, "reason": reason})
+    heat_cap = limits.max_portfolio_heat_pct
+    return {
         "trade_log": store.trade_log,
-        "trades": len(trades),
+        "trades": len(ledger.trades),
         "next_id": store.get_next_id(),
         "starting_capital": limits.starting_capital,
         "realized_pnl": ledger.realized_pnl(),
         "equity": equity,
-        "positions": f"{len(open_trades)}/{limits.max_positions}",
-        "open_trades": [{"id": t["id"], "symbol": t["symbol"], "risk_usd": ledger.initial_risk(t)} for t in open_trades],
+        "positions": {"open": len(open_trades), "max": limits.max_positions},
+        "open_trades": [{"id": t["id"], "symbol": t["symbol"], "direction": t["direction"], "size": t["size"],
+                         "entry_price": t["entry_price"], "risk_usd": ledger.initial_risk(t)} for t in open_trades],
+        "open_risk_usd": float(sum(ledger.open_risk(t) for t in open_trades)),
+        "open_risk_budget_usd": heat_cap / 100 * equity if heat_cap else None,
         "group_risk": groups,
         "loss_capped": capped,
-        "open_risk_usd": sum(ledger.open_risk(t) for t in open_trades),
         "integrity_violations": integrity.ledger_violations(ledger),
     }
+
+
+def cmd_status(store: TradeStore, args: argparse.Namespace) -> int:
+    report = status_report(store)
     if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"trade log    {store.trade_log} ({len(trades)} trades, next id {report['next_id']})")
-    print(f"equity       {equity:.2f} USD (starting {limits.starting_capital:.2f}, realized {report['realized_pnl']:+.2f})")
-    print(f"positions    {report['positions']}")
-    for t in open_trades:
-        print(f"  open       {t['id']} {t['symbol']} {t['direction']} size {t['size']:g} @ {t['entry_price']:g}  risk {ledger.initial_risk(t):.2f} USD")
-    heat = report["open_risk_usd"]
-    heat_cap = limits.max_portfolio_heat_pct
-    print(f"open risk    {heat:.2f} USD" + (f" / {heat_cap / 100 * equity:.2f} USD ({heat_cap:g}% of equity)" if heat_cap else ""))
-    for name, use in groups.items():
+        _emit_json(report)
+        return EXIT_OK
+    limits = store.limits
+    print(f"trade log    {report['trade_log']} ({report['trades']} trades, next id {report['next_id']})")
+    print(f"equity       {report['equity']:.2f} USD (starting {limits.starting_capital:.2f}, realized {report['realized_pnl']:+.2f})")
+    print(f"positions    {report['positions']['open']}/{report['positions']['max']}")
+    for t in report["open_trades"]:
+        print(f"  open       {t['id']} {t['symbol']} {t['direction']} size {t['size']:g} @ {t['entry_price']:g}  risk {t['risk_usd']:.2f} USD")
+    budget = report["open_risk_budget_usd"]
+    print(f"open risk    {report['open_risk_usd']:.2f} USD"
+          + (f" / {budget:.2f} USD ({limits.max_portfolio_heat_pct:g}% of equity)" if budget is not None else ""))
+    for name, use in report["group_risk"].items():
         print(f"group risk   {name} {use['used_usd']:.2f}/{use['budget_usd']:.2f} USD ({limits.max_corr_group_risk_pct:g}% of equity)")
-    print("loss-capped  " + ("; ".join(capped) if capped else "none"))
+    print("loss-capped  " + ("; ".join(c["reason"] for c in report["loss_capped"]) or "none"))
     problems = report["integrity_violations"]
     print("integrity    " + ("ok" if not problems else f"{len(problems)} violation(s); run `tradestore verify`"))
-    return 0
+    return EXIT_OK
 
 
 def cmd_open(store: TradeStore, args: argparse.Namespace) -> int:
     trade = store.open_trade(args.symbol, args.direction, args.entry, args.stop, args.target, args.size,
                              args.setup, args.grade, args.notes)
     _print_trade(trade, args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_close(store: TradeStore, args: argparse.Namespace) -> int:
     _print_trade(store.close_trade(args.trade_id, args.exit_price, args.reason, args.lessons), args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_partial(store: TradeStore, args: argparse.Namespace) -> int:
-    _print_trade(store.partial_close(args.trade_id, args.fraction, args.exit_price, args.reason), args.json)
-    return 0
+    _print_trade(store.partial_close(args.trade_id, args.close_pct, args.exit_price, args.reason), args.json)
+    return EXIT_OK
 
 
 def cmd_update(store: TradeStore, args: argparse.Namespace) -> int:
@@ -186,22 +246,37 @@ def cmd_update(store: TradeStore, args: argparse.Namespace) -> int:
     if not updates:
         raise UsageError("give at least one --set FIELD=VALUE")
     _print_trade(store.update_trade(args.trade_id, updates), args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_verify(store: TradeStore, args: argparse.Namespace) -> int:
     problems = store.verify_integrity()
+    report: dict[str, Any] = {"trade_log": store.trade_log, "trades": len(store.get_all_trades()),
+                              "violations": problems, "derived": None}
+    if not problems and args.out is not None:
+        rec = _reconciler(store, args)
+        differing = rec.verify()
+        report["derived"] = {"output_dir": rec.output_dir, "differing": differing, "ok": not differing}
+    report["ok"] = not problems and (report["derived"] is None or report["derived"]["ok"])
+    if args.json:
+        _emit_json(report)
+        return EXIT_OK if report["ok"] else EXIT_FAILED
     for problem in problems:
         print(f"violation: {problem}")
     if problems:
         print(f"{store.trade_log}: {len(problems)} integrity violation(s)")
-        return 1
-    print(f"{store.trade_log}: ok ({len(store.get_all_trades())} trades)")
-    if args.out is not None:
-        from .reconciler import verify_report
-
-        return verify_report(_reconciler(store, args))
-    return 0
+        return EXIT_FAILED
+    print(f"{store.trade_log}: ok ({report['trades']} trades)")
+    derived = report["derived"]
+    if derived is not None:
+        out = derived["output_dir"]
+        for name, why in derived["differing"].items():
+            print(f"derived: {os.path.join(out, name)} {why} (differs from a fresh rebuild)")
+        if derived["differing"]:
+            print(f"{out}: {len(derived['differing'])} derived file(s) differ; run `tradestore reconcile --out {out}`")
+            return EXIT_FAILED
+        print(f"{out}: derived files ok")
+    return EXIT_OK
 
 
 def _reconciler(store: TradeStore, args: argparse.Namespace):
@@ -228,8 +303,18 @@ def cmd_reconcile(store: TradeStore, args: argparse.Namespace) -> int:
 
 
 def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:
-    print(store.recover(force=args.force))
-    return 0
+    try:
+        store.get_all_trades()
+        readable = True
+    except CorruptTradeLog:
+        readable = False
+    summary = store.recover(force=args.force)
+    if args.json:
+        _emit_json({"trade_log": store.trade_log, "restored": args.force or not readable,
+                    "trades": len(store.get_all_trades()), "next_id": store.get_next_id(), "summary": summary})
+    else:
+        print(summary)
+    return EXIT_OK
 
 
 def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
@@ -237,23 +322,33 @@ def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
         raise UsageError(f"{DEFAULT_CONFIG} exists; use --force to overwrite it")
     with open(DEFAULT_CONFIG, "w") as f:
         f.write(CONFIG_EXAMPLE)
-    print(f"wrote {DEFAULT_CONFIG}")
-    return 0
+    if args.json:
+        _emit_json({"config": os.path.abspath(DEFAULT_CONFIG), "written": True})
+    else:
+        print(f"wrote {DEFAULT_CONFIG}")
+    return EXIT_OK
 
 
 def cmd_pg_init(_store: None, args: argparse.Namespace) -> int:
     from .pgstore import init_schema  # psycopg only for the PostgreSQL commands
 
-    print(init_schema(_pg_dsn(args)))
-    return 0
+    summary = init_schema(_pg_dsn(args))
+    if args.json:
+        _emit_json({"ready": True, "summary": summary})
+    else:
+        print(summary)
+    return EXIT_OK
 
 
 def cmd_pg_export(_store: None, args: argparse.Namespace) -> int:
     from .pgstore import PgTradeStore
 
     count = PgTradeStore(args.account, _pg_dsn(args)).export(args.out)
-    print(f"wrote {args.out}: {count} trades of account {args.account!r}")
-    return 0
+    if args.json:
+        _emit_json({"account": args.account, "out": os.path.abspath(args.out), "trades": count})
+    else:
+        print(f"wrote {args.out}: {count} trades of account {args.account!r}")
+    return EXIT_OK
 
 
 def _pg_dsn(args: argparse.Namespace) -> str:
@@ -265,19 +360,7 @@ def _pg_dsn(args: argparse.Namespace) -> str:
         raise UsageError(str(exc)) from None
 
 
-def _add_pg_commands(sub) -> None:
-    """The PostgreSQL commands: no trade log file, so none of the common options."""
-    dsn_help = "libpq connection string or postgresql:// URL (default: $TRADESTORE_PG_DSN)"
-    text = "create the tradestore tables in a PostgreSQL database (idempotent; needs tradestore[postgres])"
-    p = sub.add_parser("pg-init", help=text, description=text)
-    p.add_argument("--dsn", help=dsn_help)
-    p.set_defaults(func=cmd_pg_init, no_store=True)
-    text = "write a PostgreSQL account as a trade log file (for reconcile, verify and other readers)"
-    p = sub.add_parser("pg-export", help=text, description=text)
-    p.add_argument("--dsn", help=dsn_help)
-    p.add_argument("--account", required=True, help="the account name")
-    p.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
-    p.set_defaults(func=cmd_pg_export, no_store=True)
+EPILOG = "exit status:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,22 +368,25 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="FILE", help=f"TOML config (default: ./{DEFAULT_CONFIG} if present)")
     common.add_argument("--log", metavar="FILE", help="trade log (default: trade_log from the config, else trades.json)")
     common.add_argument("--lock", metavar="FILE", help="lock file (default: <log>.lock)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--json", action="store_true", help="print JSON (typed values) instead of text")
     common.add_argument("--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)")
-    for name, kind in LIMIT_OPTIONS.items():
-        common.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=argparse.SUPPRESS)
+    limits = common.add_argument_group("limits (override [limits] in the config file)")
+    for name, (kind, help_text) in LIMIT_OPTIONS.items():
+        limits.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N",
+                            help=f"{help_text} (default {_limit_default(name)})".replace("%", "%%"))
 
     parser = argparse.ArgumentParser(
         prog="tradestore",
         description="Inspect and change a tradestore trade log. Limits come from tradestore.toml "
-        "or flags (--max-positions, --starting-capital, --max-corr-group-risk-pct, "
-        "--asset-consecutive-loss-cap, --loss-cap-cooldown-hours, --max-drawdown-pct, "
-        "--max-daily-loss-pct, --max-portfolio-heat-pct, --lock-timeout).",
+        "or flags (see `tradestore COMMAND --help`); flags win.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"tradestore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def add(name: str, func, help_text: str, parents=(common,)) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=list(parents), help=help_text, description=help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
         return p
 
@@ -316,44 +402,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grade", default="")
     p.add_argument("--notes", default="")
     p = add("close", cmd_close, "close an open trade")
-    p.add_argument("trade_id")
+    p.add_argument("trade_id", help="e.g. T001 (case-insensitive)")
     p.add_argument("exit_price", type=float)
     p.add_argument("--reason", default="", help="exit reason, e.g. 'TP hit'")
     p.add_argument("--lessons", default="")
     p = add("partial", cmd_partial, "close a fraction of an open trade")
-    p.add_argument("trade_id")
-    p.add_argument("fraction", type=float, help="fraction of the remaining size, 0 < f < 1")
+    p.add_argument("trade_id", help="e.g. T001 (case-insensitive)")
+    p.add_argument("close_pct", type=float, help="fraction of the remaining size to close, 0 < close_pct < 1 (0.5 = half)")
     p.add_argument("exit_price", type=float)
     p.add_argument("--reason", default="Partial TP")
     p = add("update", cmd_update, "change stop, target, notes, grade or setup of an open trade")
-    p.add_argument("trade_id")
+    p.add_argument("trade_id", help="e.g. T001 (case-insensitive)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="repeatable")
     p = add("verify", cmd_verify, "check every integrity invariant of the log (exit 1 on violations)")
     p.add_argument("--out", metavar="DIR", help="also check the derived files in DIR against a fresh rebuild")
     p = add("reconcile", cmd_reconcile, "rebuild the derived files from the log (exit 1 if the guard aborts)")
     p.add_argument("--out", metavar="DIR", default="state", help="output directory (default: state)")
-    p.add_argument("--every", metavar="SECONDS", type=float,
-                   help="repeat every SECONDS, one line per cycle, until SIGTERM or Ctrl-C")
+    p.add_argument("--every", metavar="SECONDS", type=positive_seconds,
+                   help="repeat every SECONDS (> 0), one line per cycle, until SIGTERM or Ctrl-C")
     p = add("recover", cmd_recover, "restore an unreadable log from its backup, after validating the backup")
     p.add_argument("--force", action="store_true", help="restore even if the log is readable")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
-    p.add_argument("--force", action="store_true")
-    _add_pg_commands(sub)
+    p.add_argument("--force", action="store_true", help=f"overwrite an existing {DEFAULT_CONFIG}")
+
+    # The PostgreSQL commands: no trade log file, so none of the common options but --json.
+    pg_common = argparse.ArgumentParser(add_help=False)
+    pg_common.add_argument("--dsn", help="libpq connection string or postgresql:// URL (default: $TRADESTORE_PG_DSN)")
+    pg_common.add_argument("--json", action="store_true", help="print JSON (typed values) instead of text")
+    p = add("pg-init", cmd_pg_init, "create the tradestore tables in a PostgreSQL database "
+            "(idempotent; needs tradestore[postgres])", parents=[pg_common])
+    p.set_defaults(no_store=True)
+    p = add("pg-export", cmd_pg_export, "write a PostgreSQL account as a trade log file "
+            "(for reconcile, verify and other readers)", parents=[pg_common])
+    p.add_argument("--account", required=True, help="the account name")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
+    p.set_defaults(no_store=True)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        store = None if getattr(args, "no_store", False) else store_from_args(args)
-        return args.func(store, args)
-    except UsageError as exc:
-        print(f"tradestore: {exc}", file=sys.stderr)
-        return 2
-    except (TradeStoreError, OSError, ImportError) as exc:
+def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
+    """Report ``exc`` on stderr as one line (one JSON object with ``--json``); return ``code``."""
+    if args.json:
+        error: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc), "exit": code}
+        if isinstance(exc, RiskRejected):
+            error.update(check=exc.check, reason=exc.reason)
+        print(json.dumps(error), file=sys.stderr)
+    elif isinstance(exc, UsageError):
+        print(f"tradestore {args.command}: {exc}", file=sys.stderr)
+    else:
         print(f"tradestore {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (see :data:`EXIT_CODES`)."""
+    args = build_parser().parse_args(argv)  # a usage error exits 2 here, naming the argument
+    try:
+        try:
+            store = None if getattr(args, "no_store", False) else store_from_args(args)
+            code = args.func(store, args)
+        except UsageError as exc:
+            code = _fail(args, exc, EXIT_USAGE)
+        except ImportError as exc:  # an optional backend's driver is not installed
+            code = _fail(args, exc, EXIT_USAGE)
+        except (TradeStoreError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            code = _fail(args, exc, EXIT_FAILED)
+        sys.stdout.flush()  # inside the try: a reader that went away surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        # Nothing more can be said to that reader; point stdout at /dev/null so the
+        # interpreter's own flush at exit cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -462,7 +462,8 @@ def run_once(reconciler: StateReconciler, *, as_json: bool = False, emit: Callab
 
 def run_every(reconciler: StateReconciler, seconds: float, stop: Any, *, as_json: bool = False,
               emit: Callable[[str], Any] = print) -> int:
-    """Reconcile every ``seconds`` until ``stop`` (a threading.Event) is set; one line per cycle.
+    """Reconcile every ``seconds`` until ``stop`` (a threading.Event) is set; one line per cycle
+    (with ``as_json`` each line is a JSON object, the last ``{"stopped": true, "cycles": N}``).
 
     An aborted cycle is reported and the loop goes on (the next cycle may find the log
     repaired). A cycle that raises (e.g. the disk is full) is reported the same way. Returns 0
@@ -475,9 +476,13 @@ def run_every(reconciler: StateReconciler, seconds: float, stop: Any, *, as_json
             run_once(reconciler, as_json=as_json, emit=emit)
         except Exception as exc:  # one bad cycle must not end the loop a supervisor relies on
             log.error("reconcile cycle failed: %s", exc)
-            emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
+            if as_json:
+                emit(json.dumps({"failed": True, "error": type(exc).__name__, "message": str(exc)}))
+            else:
+                emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
         stop.wait(seconds)  # returns at once when a signal sets the event
-    emit(f"{_stamp()} reconcile stopped after {cycles} cycles")
+    emit(json.dumps({"stopped": True, "cycles": cycles}) if as_json
+         else f"{_stamp()} reconcile stopped after {cycles} cycles")
     return 0
 
 
