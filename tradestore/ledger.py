@@ -28,6 +28,7 @@ from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for o
     id_number,
     normalize_direction,
     normalize_symbol,
+    parse_id,
     time_key,
     trade_number,
     trade_text,
@@ -142,7 +143,8 @@ class Ledger:
         return len(self._index)
 
     def get(self, trade_id: object) -> dict:
-        trade = self._index.get(trade_id) if isinstance(trade_id, str) else None
+        """The trade ``trade_id`` names (see :func:`values.parse_id`: ``t001`` is ``T001``)."""
+        trade = self._index.get(parse_id(trade_id)) if isinstance(trade_id, str) else None
         if trade is None:
             raise TradeNotFound(trade_id)
         return trade

@@ -35,7 +35,8 @@ from .errors import InvalidTrade, describe
 __all__ = [
     "DIRECTIONS", "MAX_AMOUNT", "MAX_ID_NUMBER", "MAX_TEXT", "MONEY_DECIMALS", "RATIO_DECIMALS",
     "NumberRefused", "add_hours", "describe", "format_id", "id_number", "is_finite_number",
-    "limit_count", "limit_number", "normalize_direction", "normalize_symbol", "parse_time", "ratio", "round_money",
+    "limit_count", "limit_number", "normalize_direction", "normalize_symbol", "parse_id", "parse_time", "ratio",
+    "round_money",
     "round_ratio", "symbol_key", "time_key", "to_float", "trade_number", "trade_text", "utc",
     "utc_iso",
 ]
@@ -252,6 +253,14 @@ def id_number(trade_id: object) -> int | None:
     """The number of an id ``T`` + 1 to 15 digits; None for anything else."""
     match = _ID_PATTERN.fullmatch(trade_id) if isinstance(trade_id, str) else None
     return int(match.group(1)) if match else None
+
+
+def parse_id(trade_id: object) -> object:
+    """The stored id a caller's ``trade_id`` names: ids are matched as symbols are, whatever
+    the case and surrounding whitespace (``" t002 "`` names ``T002``); the digits are compared
+    as written (``T2`` is not ``T002``). Ids are only ever written by :func:`format_id`, in upper
+    case. Anything but a ``str`` is returned unchanged, so its lookup fails naming it."""
+    return str.__str__(trade_id).strip().upper() if isinstance(trade_id, str) else trade_id
 
 
 # --------------------------------------------------------------------------- times
