@@ -386,3 +386,47 @@ def test_a_closed_pipe_exits_quietly(tmp_path, argv):
     assert proc.returncode == EXIT_BROKEN_PIPE and proc.stderr == ""
     if argv[0] == "open":  # the write was done before the output failed
         assert [t["symbol"] for t in TradeStore(tmp_path / "trades.json").get_all_trades()] == ["A"]
+
+
+def test_reconcile_every_with_json_prints_one_json_object_per_line(tmp_path):
+    import threading
+
+    from tradestore.reconciler import StateReconciler, run_every
+
+    TradeStore(tmp_path / "trades.json", fsync=False).open_trade("A", "LONG", 10, 9, 12, 1)
+    stop, lines = threading.Event(), []
+
+    def emit(line):
+        lines.append(line)
+        if len(lines) == 2:
+            stop.set()
+
+    assert run_every(StateReconciler(tmp_path / "trades.json", tmp_path / "st", fsync=False), 0.01, stop,
+                     as_json=True, emit=emit) == 0
+    documents = [json.loads(line) for line in lines]
+    assert documents[0]["aborted"] is False and documents[0]["source"]["trade_count"] == 1
+    assert documents[-1] == {"stopped": True, "cycles": 2}
+
+
+def test_a_failed_cycle_with_json_is_a_json_line_and_the_loop_goes_on():
+    import threading
+
+    from tradestore.reconciler import run_every
+
+    class FullDisk:
+        output_dir = "st"
+
+        def reconcile(self):
+            raise OSError(28, "No space left on device")
+
+    stop, lines = threading.Event(), []
+
+    def emit(line):
+        lines.append(line)
+        if len(lines) == 2:
+            stop.set()
+
+    assert run_every(FullDisk(), 0.01, stop, as_json=True, emit=emit) == 0
+    failed = json.loads(lines[0])
+    assert failed["failed"] is True and failed["error"] == "OSError" and "No space" in failed["message"]
+    assert json.loads(lines[-1]) == {"stopped": True, "cycles": 2}
