@@ -48,18 +48,29 @@ EXIT_CODES = {
     EXIT_BROKEN_PIPE: "the reader of the output went away (`tradestore status | head`); quietly",
 }
 
-# TradeStore keyword options settable from [limits] in the config file or from flags:
-# name -> (type, help).
-LIMIT_OPTIONS: dict[str, tuple[type, str]] = {
-    "max_positions": (int, "open positions at most"),
-    "starting_capital": (float, "USD equity before the first trade"),
-    "max_corr_group_risk_pct": (float, "open risk of one correlation group, % of equity"),
-    "asset_consecutive_loss_cap": (int, "consecutive losses that block a symbol"),
-    "loss_cap_cooldown_hours": (float, "hours before a loss-capped symbol may trade again"),
-    "max_drawdown_pct": (float, "no opens beyond this drawdown from peak equity, %"),
-    "max_daily_loss_pct": (float, "no opens after this loss since 00:00 UTC, % of equity"),
-    "max_portfolio_heat_pct": (float, "open risk of all positions, % of equity"),
-    "lock_timeout": (float, "seconds to wait for the lock before failing"),
+# TradeStore keyword options settable from [limits] in the config file or from flags.
+LIMIT_OPTIONS: dict[str, type] = {
+    "max_positions": int,
+    "starting_capital": float,
+    "max_corr_group_risk_pct": float,
+    "asset_consecutive_loss_cap": int,
+    "loss_cap_cooldown_hours": float,
+    "max_drawdown_pct": float,
+    "max_daily_loss_pct": float,
+    "max_portfolio_heat_pct": float,
+    "lock_timeout": float,
+}
+# What each option means, for --help (its default is read from the library).
+LIMIT_HELP: dict[str, str] = {
+    "max_positions": "open positions at most",
+    "starting_capital": "USD equity before the first trade",
+    "max_corr_group_risk_pct": "open risk of one correlation group, % of equity",
+    "asset_consecutive_loss_cap": "consecutive losses that block a symbol",
+    "loss_cap_cooldown_hours": "hours before a loss-capped symbol may trade again",
+    "max_drawdown_pct": "no opens beyond this drawdown from peak equity, %",
+    "max_daily_loss_pct": "no opens after this loss since 00:00 UTC, % of equity",
+    "max_portfolio_heat_pct": "open risk of all positions, % of equity",
+    "lock_timeout": "seconds to wait for the lock before failing",
 }
 
 
@@ -371,9 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON (typed values) instead of text")
     common.add_argument("--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)")
     limits = common.add_argument_group("limits (override [limits] in the config file)")
-    for name, (kind, help_text) in LIMIT_OPTIONS.items():
+    for name, kind in LIMIT_OPTIONS.items():
         limits.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N",
-                            help=f"{help_text} (default {_limit_default(name)})".replace("%", "%%"))
+                            help=f"{LIMIT_HELP[name]} (default {_limit_default(name)})".replace("%", "%%"))
 
     parser = argparse.ArgumentParser(
         prog="tradestore",
