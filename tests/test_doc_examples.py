@@ -246,3 +246,19 @@ def test_blocks_are_found_with_their_info_and_indentation(tmp_path, monkeypatch)
     (tmp_path / "doc.md").write_text("intro\n```python\nx = 1\n```\n- item\n\n  ```sh check\n  ci/test\n  ```\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert blocks("doc.md") == [Block("doc.md", 2, "python", "x = 1\n"), Block("doc.md", 7, "sh check", "ci/test\n")]
+
+
+def test_the_readme_names_only_attributes_a_chaos_outcome_has():
+    from tradestore_harness.pytest_plugin import ChaosOutcome
+    from tradestore_harness.result import ScenarioResult, Violation
+
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("With `check=False`"):].split("\n\n")[0]
+    names = re.findall(r"`\.(\w+)(?:\(\))?`", paragraph)
+    assert len(names) > 10, paragraph
+    objects = (ChaosOutcome("t", 1, True, ["s"]), ScenarioResult("s", "t", 1), Violation("p", "d", 1))
+    for name in names:
+        assert any(hasattr(o, name) for o in objects), f"README: ChaosOutcome has no .{name}"
+    counts = re.findall(r"counts ((?:`\w+`,\s+)+)and", paragraph)[0]
+    for name in re.findall(r"`(\w+)`", counts):
+        assert hasattr(objects[1], name), f"README: ScenarioResult has no {name}"
