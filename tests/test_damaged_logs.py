@@ -31,6 +31,8 @@ from tradestore import CorruptTradeLog, StateReconciler, TradeStore, TradeStoreE
 from tradestore.atomic import backup_path
 from tradestore.document import MAX_DEPTH
 
+from .test_hostile_inputs import snapshot
+
 T0 = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
 SEED = 20261202  # the sample of truncations and flips; printed in every failure's id
 
@@ -85,7 +87,7 @@ def run_damaged(data: bytes) -> str:
             f.write(data)
         with open(backup_path(log), "wb") as f:
             f.write(BACKUP)
-        before = _files(directory)
+        before = snapshot(directory)
         store = TradeStore(log, fsync=False, clock=lambda: T0)
         try:
             trades = store.get_all_trades()
@@ -103,18 +105,6 @@ def run_damaged(data: bytes) -> str:
         shutil.rmtree(directory)
 
 
-def _files(directory: str) -> dict[str, bytes]:
-    out = {}
-    for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                out[name] = f.read()
-        else:
-            out[name] = b"<dir>"
-    return out
-
-
 def _assert_unreadable_everywhere(store: TradeStore, directory: str, before: dict, data: bytes) -> None:
     for attempt in (store.get_open_trades, store.equity, store.verify_integrity,
                     lambda: store.can_open_position("SOL"),
@@ -122,7 +112,7 @@ def _assert_unreadable_everywhere(store: TradeStore, directory: str, before: dic
                     lambda: store.close_trade("T002", 45)):
         with pytest.raises(CorruptTradeLog):
             attempt()
-    lockless = {k: v for k, v in _files(directory).items() if not k.endswith(".lock")}
+    lockless = {k: v for k, v in snapshot(directory).items() if not k.endswith(".lock")}
     assert lockless == {k: v for k, v in before.items() if not k.endswith(".lock")}, "a refused write changed files"
     out = os.path.join(directory, "state")
     result = StateReconciler(store.trade_log, out, fsync=False, clock=lambda: T0).reconcile()
@@ -132,7 +122,7 @@ def _assert_unreadable_everywhere(store: TradeStore, directory: str, before: dic
     with open(store.trade_log, "rb") as f:
         restored = json.loads(f.read())
     assert restored["trades"] == json.loads(BACKUP)["trades"]
-    kept = [n for n, b in _files(directory).items() if b == data]
+    kept = [n for n, b in snapshot(directory).items() if b == data]
     assert kept, "recover() did not keep the damaged bytes"
 
 

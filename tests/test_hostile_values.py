@@ -236,3 +236,19 @@ def test_reading_a_document_never_recurses_past_the_limit():
             return nested(n - 1)
         return loads_strict(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
     assert nested(depth_left - MAX_DEPTH * 2)
+
+
+def test_naive_times_are_utc():
+    assert values.parse_time("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_log_that_used_every_id_refuses_to_open_and_stays_readable(tmp_path):
+    from tradestore import IntegrityError, TradeStore
+
+    log = tmp_path / "t.json"
+    data = b'{"schema":1,"next_id":1000000000000000,"trades":[]}'
+    log.write_bytes(data)
+    store = TradeStore(log, fsync=False)
+    with pytest.raises(IntegrityError, match="every trade id up to T999999999999999 is used"):
+        store.open_trade("BTC", "LONG", 100, 90, 120, 1)
+    assert log.read_bytes() == data and store.get_next_id() == "T1000000000000000"
