@@ -248,7 +248,7 @@ def test_partial_close(edits):
     with account() as (store, directory):
         result = call(store, directory, "partial_close", *args)
         if isinstance(result, dict):
-            assert 0 < result["size"] < 1
+            assert 0 < result["size"] <= 1  # a tiny fraction may leave the size as it was
 
 
 updatable = st.sampled_from(["stop_price", "target_price", "notes", "grade", "setup_type", "size", "status",
