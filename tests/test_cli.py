@@ -12,10 +12,10 @@ import pytest
 
 from tradestore import TradeStore
 from tradestore.cli import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LIMIT_OPTIONS,
-                            build_parser, main, positive_seconds)
+                            build_parser, main, positive_seconds, subcommands)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-COMMANDS = build_parser()._subparsers._group_actions[0].choices  # name -> its parser
+COMMANDS = subcommands(build_parser())
 
 
 def run(capsys, *argv):
@@ -224,6 +224,16 @@ PG_JSON_COMMANDS = [
     (["pg-export", "--dsn", "host=db", "--account", "bot", "--out", "export.json"],
      {"account": TEXT, "out": TEXT, "trades": int}),
 ]
+
+
+@pytest.mark.parametrize("argv", [["open", "BTC", "--json"], ["reconcile", "--every=0", "--json"], ["--json"]])
+def test_usage_errors_with_json_are_one_json_object(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    error = json.loads(err)
+    assert exc.value.code == 2 and out == "" and error["error"] == "UsageError" and error["exit"] == 2
+    assert error["message"]
 
 
 def test_postgres_commands_print_typed_json(tmp_path, capsys, monkeypatch):

@@ -27,7 +27,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__, integrity, risk
 from .errors import CorruptTradeLog, RiskRejected, TradeStoreError
@@ -465,9 +465,29 @@ def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
     return code
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each command of ``parser``, by name."""
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def _json_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` and its commands report a usage error as one JSON object on stderr."""
+    def error(message: str) -> NoReturn:
+        print(json.dumps({"error": "UsageError", "message": message, "exit": EXIT_USAGE}), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    for each in (parser, *subcommands(parser).values()):
+        each.error = error  # type: ignore[method-assign]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (see :data:`EXIT_CODES`)."""
-    args = build_parser().parse_args(argv)  # a usage error exits 2 here, naming the argument
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if "--json" in argv:
+        _json_usage_errors(parser)
+    args = parser.parse_args(argv)  # a usage error exits 2 here, naming the argument
     try:
         try:
             store = None if getattr(args, "no_store", False) else store_from_args(args)
