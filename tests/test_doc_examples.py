@@ -7,7 +7,8 @@ A block's info string says what it is and so how it is tested; anything else fai
   the installed commands on PATH; each must exit 0.
 - ```` ```sh check ````: commands too long to run in the suite (campaigns, the suite itself, the
   benchmark). Each is parsed by its own program, from the repository root, without running it:
-  argparse programs stop right after accepting their arguments, pytest collects.
+  argparse programs stop right after accepting their arguments, pytest (``ci/test``) right
+  after accepting its options, with every test path given existing.
 - ```` ```python pytest ```` / ```` ```toml pytest ````: the files of a small project (each block
   starts with a ``# path`` comment naming its file); all such blocks of one document are written
   together and ``python -m pytest`` must pass in that project.
@@ -23,8 +24,10 @@ import os
 import pathlib
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -122,15 +125,37 @@ def check_command(words: list[str], where: str) -> None:
     else:
         pytest.fail(f"{where}: do not know how to check {program!r}; run the block (```sh) or mark it ```sh no-run")
     if target == "pytest":
-        proc = run([sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider"],
-                   ROOT, environment(**env), f"{where}: {shlex.join(words)}")
-        assert re.search(r"\d+ tests? collected|^\S+::", proc.stdout, re.M), proc.stdout[-2000:]
+        plugin_dir = pathlib.Path(tempfile.mkdtemp())
+        (plugin_dir / "doc_parse_only.py").write_text(PYTEST_PARSE_ONLY_PLUGIN)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))
+        try:
+            proc = run([sys.executable, "-m", "pytest", "-p", "doc_parse_only", "-p", "no:cacheprovider", *args],
+                       ROOT, environment(**env), f"{where}: {shlex.join(words)}")
+        finally:
+            shutil.rmtree(plugin_dir)
+        assert "arguments accepted" in proc.stdout, proc.stdout[-2000:]
         return
     proc = run([sys.executable, "-c", PARSE_ONLY_PROGRAM, kind, target, *args], ROOT, environment(**env),
                f"{where}: {shlex.join(words)}")
     assert "arguments accepted" in proc.stdout or proc.stdout.startswith("usage:"), (
         f"{where}: {shlex.join(words)} did not reach its argument parser:\n{proc.stdout[-2000:]}")
 
+
+# A pytest plugin that stops the session once pytest has accepted its options and found the
+# conftest files, before anything is collected: the test paths given must exist.
+PYTEST_PARSE_ONLY_PLUGIN = """
+import os
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    missing = [arg for arg in config.args if not os.path.exists(arg.split("::")[0])]
+    if missing:
+        print("test paths not found:", missing)
+        return 4
+    print("arguments accepted")
+    return 0
+"""
 
 # Runs a program up to the moment its argument parser accepts the arguments, then stops.
 PARSE_ONLY_PROGRAM = """
@@ -262,3 +287,8 @@ def test_the_readme_names_only_attributes_a_chaos_outcome_has():
     counts = re.findall(r"counts ((?:`\w+`,\s+)+)and", paragraph)[0]
     for name in re.findall(r"`(\w+)`", counts):
         assert hasattr(objects[1], name), f"README: ScenarioResult has no {name}"
+
+
+def test_a_test_path_that_does_not_exist_fails_the_check():
+    with pytest.raises(AssertionError, match="test paths not found"):
+        check_command(["ci/test", "tests/test_no_such_file.py"], "x.md:1")
