@@ -15,6 +15,7 @@ import random
 import sys
 import tempfile
 
+from tradestore.logfile import lock_path
 from tradestore_chaos import report, scenarios
 from tradestore_chaos.campaign import Campaign, reproduce_command
 from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS
@@ -105,7 +106,8 @@ def _preflight(target: str) -> None:
     factory = resolve_target(target)
     with tempfile.TemporaryDirectory(prefix="chaos-preflight-") as scratch:
         try:
-            factory(os.path.join(scratch, "trades.json"), os.path.join(scratch, "trades.lock"), max_positions=7)
+            log = os.path.join(scratch, "trades.json")
+            factory(log, lock_path(log), max_positions=7)
         except Exception as exc:  # whatever the user's factory raises, report it as setup
             raise TargetError(f"target {target!r}: building a store failed: {type(exc).__name__}: {exc}") from None
 

@@ -18,6 +18,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from tradestore.logfile import lock_path
 from tradestore_harness import generator, hooks, spy as spy_mod, waitpoints
 from tradestore_harness.processes import context
 from tradestore_harness.history import HistoryWriter
@@ -38,7 +39,7 @@ def make_spec(target: str, workdir: str, worker: str, **extra: Any) -> dict:
     spec = {
         "target": target,
         "trade_log": os.path.join(workdir, "trades.json"),
-        "lock_file": os.path.join(workdir, "trades.lock"),
+        "lock_file": lock_path(os.path.join(workdir, "trades.json")),  # the log's one lock file
         "history_dir": os.path.join(workdir, "history"),
         "versions_dir": os.path.join(workdir, "versions"),
         "limits": {},

@@ -103,10 +103,14 @@ def test_verify_and_recover(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "verify")
     assert code == 1 and "T001: size -1" in out
     (tmp_path / "trades.json").write_text("")
-    code, out, _ = run(capsys, "recover")
-    assert code == 0 and "1 trades" in out
+    code, _, err = run(capsys, "recover")  # an empty log shows no next_id: the ids given out are unknown
+    assert code == 1 and "RecoveryRefused" in err and "--next-id" in err
+    code, out, _ = run(capsys, "recover", "--next-id", "3")
+    assert code == 0 and "1 trades, next id T003" in out
     code, out, _ = run(capsys, "recover")
     assert code == 0 and "nothing to recover" in out
+    code, _, err = run(capsys, "recover", "--force")
+    assert code == 1 and "never replaces a readable log" in err
 
 
 def test_init_writes_a_config_that_loads(tmp_path, capsys, monkeypatch):

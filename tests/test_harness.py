@@ -16,7 +16,7 @@ from tradestore import TradeStore
 
 
 def test_spy_records_lock_intervals_contention_hooks_and_committed_versions(tmp_path):
-    log, lock = tmp_path / "trades.json", tmp_path / "trades.lock"
+    log, lock = tmp_path / "trades.json", tmp_path / "trades.json.lock"
     history = HistoryWriter(tmp_path / "history", "w0")
     installed = spy.install(history, str(log), str(lock), str(tmp_path / "versions"))
     seen = []

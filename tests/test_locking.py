@@ -10,7 +10,15 @@ import pytest
 
 from tradestore import FileLock, LockTimeout, TradeStore
 
-from .workers import SPAWN, hold_lock, in_forked_child, try_lock
+from .workers import (
+    SPAWN,
+    block_on_flock,
+    hold_lock,
+    hold_raw_flock,
+    hold_through_a_forked_child,
+    in_forked_child,
+    try_lock,
+)
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -185,3 +193,202 @@ def test_release_works_after_the_lock_file_was_removed(tmp_path):
     with FileLock(path, timeout=1):  # a new file: lockable, and by other processes too
         pass
     assert probe(path, 5)[0] == "locked"
+
+
+# --------------------------------------------------------------------------- who holds the lock
+
+
+def _foreign_holder(path, hint=None):
+    acquired, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_raw_flock, args=(str(path), acquired, release, hint))
+    holder.start()
+    assert acquired.wait(60)
+    return holder, release
+
+
+def _timeout_message(path):
+    with pytest.raises(LockTimeout) as caught:
+        FileLock(path, timeout=0.05).acquire()
+    return str(caught.value)
+
+
+def test_timeout_names_the_real_holder_not_a_stale_hint(tmp_path):
+    path = tmp_path / "trades.lock"
+    dead = SPAWN.Process(target=os.getpid)
+    dead.start()
+    dead.join(60)  # a pid that has certainly exited
+    holder, release = _foreign_holder(path, hint=f"{dead.pid:<15}\n".encode())
+    try:
+        message = _timeout_message(path)
+    finally:
+        release.set()
+        holder.join(60)
+    assert f"pid {holder.pid} (" in message  # a foreign program, found through /proc/locks
+    assert f"pid {dead.pid}" not in message  # the hint is stale: never stated as the holder
+
+
+def test_timeout_lists_processes_blocked_waiting(tmp_path):
+    from tradestore.locking import lock_holders
+
+    path = tmp_path / "trades.lock"
+    holder, release = _foreign_holder(path)
+    waiter_release = SPAWN.Event()
+    waiter = SPAWN.Process(target=block_on_flock, args=(str(path), waiter_release))
+    waiter.start()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(6000):  # until the waiter is inside flock(2): a state, not a sleep
+            if lock_holders(fd)[1]:
+                break
+            threading.Event().wait(0.01)
+        message = _timeout_message(path)
+    finally:
+        os.close(fd)
+        release.set()
+        waiter_release.set()
+        holder.join(60)
+        waiter.join(60)
+    assert f"pid {holder.pid} (" in message
+    assert f"1 other process(es) blocked waiting for it: pid {waiter.pid}" in message
+
+
+def test_a_lock_held_through_an_inherited_descriptor_is_explained(tmp_path):
+    path = tmp_path / "trades.lock"
+    acquired, release = SPAWN.Event(), SPAWN.Event()
+    parent = SPAWN.Process(target=hold_through_a_forked_child, args=(str(path), acquired, release))
+    parent.start()
+    assert acquired.wait(60)  # the process that took the lock has exited; its forked child holds it
+    try:
+        message = _timeout_message(path)
+    finally:
+        release.set()
+        parent.join(60)
+    assert f"inherited it from pid {parent.pid} (which has exited)" in message
+    with FileLock(path, timeout=30):  # the child exits once released
+        pass
+
+
+def test_without_proc_locks_the_pid_is_called_a_hint(tmp_path, monkeypatch):
+    from tradestore import locking
+
+    monkeypatch.setattr(locking, "PROC_LOCKS", str(tmp_path / "no-such-file"))
+    path = tmp_path / "trades.lock"
+    holder, release = start_holder(path)
+    try:
+        message = _timeout_message(path)
+    finally:
+        release.set()
+        holder.join(60)
+    assert f"hint names pid {holder.pid}" in message and "stale" in message
+    foreign, release = _foreign_holder(tmp_path / "other.lock")
+    try:
+        assert "pid unknown" in _timeout_message(tmp_path / "other.lock")
+    finally:
+        release.set()
+        foreign.join(60)
+
+
+def test_proc_locks_parsing_ignores_other_lines(tmp_path, monkeypatch):
+    from tradestore import locking
+
+    path = tmp_path / "x.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    reaped = SPAWN.Process(target=os.getpid)
+    reaped.start()
+    reaped.join(60)  # exited and reaped: no /proc entry at all
+    fake = tmp_path / "locks"
+    fake.write_text(
+        f"1: POSIX  ADVISORY  WRITE 11 {key} 0 EOF\n"  # a record lock, not a flock
+        "2: FLOCK  ADVISORY  WRITE 12 00:00:1 0 EOF\n"  # another file
+        f"3: FLOCK  ADVISORY  WRITE x {key} 0 EOF\n"  # unparsable pid
+        "garbage\n"
+        f"4: FLOCK  ADVISORY  WRITE 0 {key} 0 EOF\n"  # outside our pid namespace
+        f"4: -> FLOCK  ADVISORY  WRITE 13 {key} 0 EOF\n"
+        f"5: -> FLOCK  ADVISORY  WRITE {reaped.pid} {key} 0 EOF\n"
+    )
+    monkeypatch.setattr(locking, "PROC_LOCKS", str(fake))
+    try:
+        assert locking.lock_holders(fd) == ([0], [13, reaped.pid])
+        described = locking.holder_description(fd)
+        assert described.startswith("a process in another pid namespace")
+        assert f"inherited it from pid {reaped.pid} (which has exited)" in described
+        fake.write_text("")
+        assert "none listed" in locking.holder_description(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- pid hint, waits, fork
+
+
+@pytest.mark.parametrize("content,links,written", [
+    (b"", 1, True), (b"12345          \n", 1, True), (b"7\n", 1, True),
+    (b'{"trades":[]}', 1, False), (b"x" * 100, 1, False), (b"", 2, False), (b"123", 2, False),
+])
+def test_the_pid_hint_is_written_only_into_a_file_that_holds_nothing_but_a_hint(tmp_path, content, links, written):
+    path = tmp_path / "trades.lock"
+    path.write_bytes(content)
+    if links == 2:
+        os.link(path, tmp_path / "another-name")
+    with FileLock(path, timeout=1):
+        pass
+    after = path.read_bytes()
+    if written:
+        assert after[:16] == f"{os.getpid():<15}\n".encode()
+    else:
+        assert after == content
+
+
+def test_slow_waits_are_logged_at_warning(tmp_path, caplog):
+    import logging
+
+    path = tmp_path / "trades.lock"
+    holder, release = start_holder(path)
+    lock = FileLock(path, timeout=30, slow_wait_s=0.0)
+    caplog.set_level(logging.WARNING, logger="tradestore.locking")
+    seen = threading.Event()
+
+    class Release(logging.Handler):
+        def emit(self, record):
+            if "waiting" in record.getMessage():
+                release.set()  # let the holder go once the wait has been reported
+                seen.set()
+
+    handler = Release()
+    logging.getLogger("tradestore.locking").addHandler(handler)
+    try:
+        with lock:
+            pass
+    finally:
+        logging.getLogger("tradestore.locking").removeHandler(handler)
+        release.set()
+        holder.join(60)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert seen.is_set() and f"pid {holder.pid}" in messages[0] and "acquired" in messages[-1]
+
+
+def test_a_forked_child_leaving_an_inherited_lock_block_neither_fails_nor_unlocks(tmp_path):
+    path = tmp_path / "trades.lock"
+    lock = FileLock(path, timeout=5)
+
+    def leave_inherited_block():
+        # Another file gets the descriptor number the fork closed: unlocking by number would
+        # act on it. The child leaves the block the parent entered.
+        other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
+        lock.release()
+        os.close(other)
+
+    with lock:
+        assert in_forked_child(leave_inherited_block) == "returned"
+        assert probe(path, 0.1)[0] == "timeout"  # the parent still holds it
+    assert probe(path, 5)[0] == "locked"
+
+
+def test_infinite_and_huge_timeouts_do_not_overflow(tmp_path):
+    import math
+
+    for timeout in (math.inf, 1e300, None):
+        with FileLock(tmp_path / "trades.lock", timeout=timeout) as lock:
+            assert lock.held_by_current_thread()

@@ -15,6 +15,7 @@ from tradestore import (
     InvalidTrade,
     LockTimeout,
     NestedTransactionError,
+    RecoveryRefused,
     RiskRejected,
     TradeStore,
 )
@@ -94,13 +95,16 @@ def test_recover_restores_the_previous_version_after_validating_it(store):
     previous = open(atomic.backup_path(store.trade_log), "rb").read()
     assert [t["id"] for t in Ledger.from_json(previous).trades] == ["T001"]
     assert "nothing to recover" in store.recover()
+    damaged = open(store.trade_log, "rb").read()[:-7]  # torn: the end of the document is gone
     with open(store.trade_log, "wb") as f:
-        f.write(b'{"trades": [')
+        f.write(damaged)
     summary = store.recover()
-    assert "1 trades" in summary
+    assert "1 trades" in summary and "dropped (not in the backup, ids not reused): T002" in summary
     assert [t["id"] for t in store.get_all_trades()] == ["T001"]
-    assert open(store.trade_log + ".corrupt", "rb").read() == b'{"trades": ['
-    assert store.get_next_id() == "T002"  # the backup's next_id
+    kept = [n for n in os.listdir(os.path.dirname(store.trade_log)) if ".corrupt-" in n]
+    assert len(kept) == 1 and kept[0] in summary
+    assert open(os.path.join(os.path.dirname(store.trade_log), kept[0]), "rb").read() == damaged
+    assert store.get_next_id() == "T003"  # not the backup's T002: that id was acknowledged
 
 
 def test_recover_refuses_a_bad_backup(store):
@@ -125,8 +129,11 @@ def test_recover_refuses_a_backup_with_violations(store):
     doc["trades"][0]["size"] = -1
     with open(atomic.backup_path(store.trade_log), "w") as f:
         json.dump(doc, f)
+    with open(store.trade_log, "wb") as f:
+        f.write(b"{")
     with pytest.raises(IntegrityError):
-        store.recover(force=True)
+        store.recover(next_id=3)
+    assert open(store.trade_log, "rb").read() == b"{"
 
 
 def test_seed_log_loads_and_continues_its_ids(tmp_path, clock):
@@ -341,9 +348,11 @@ def test_open_symbols_and_recover_of_a_missing_log(store):
     open_btc(store, " eth")
     assert store.get_open_symbols() == ["BTC", "ETH"]
     os.unlink(store.trade_log)
-    assert "2 trades" not in store.recover()  # the backup holds the version before ETH
-    assert store.get_open_symbols() == ["BTC"]
-    assert not os.path.exists(store.trade_log + ".corrupt")  # nothing unreadable to keep
+    with pytest.raises(RecoveryRefused, match="next_id"):  # which ids the lost write gave out is unknown
+        store.recover()
+    assert "the log was missing" in store.recover(next_id=3)  # the backup holds the version before ETH
+    assert store.get_open_symbols() == ["BTC"] and store.get_next_id() == "T003"
+    assert not [n for n in os.listdir(os.path.dirname(store.trade_log)) if ".corrupt" in n]
 
 
 def test_cache_is_never_mistaken_for_a_newer_log_with_a_recycled_inode(tmp_path):
@@ -416,7 +425,7 @@ def test_bad_limits_are_refused_when_the_store_is_built(tmp_path, option, value)
 def test_lock_file_may_not_be_the_log(tmp_path):
     log = tmp_path / "t.json"
     for lock in (log, tmp_path / "t.json.bak"):
-        with pytest.raises(ValueError, match="must not be the trade log"):
+        with pytest.raises(ValueError, match="the lock file of .* is always"):
             TradeStore(log, lock)
 
 
@@ -458,3 +467,17 @@ def test_reads_do_not_wait_for_a_writer_queued_behind_another_process(tmp_path):
         holder.join(60)
         writer.join(60)
     assert [t["symbol"] for t in store.get_all_trades()] == ["BTC", "ETH"]
+
+
+def test_an_unexpected_error_while_parsing_leaves_no_file_open(store, monkeypatch):
+    open_btc(store)
+    fresh = TradeStore(store.trade_log)
+    open_fds = len(os.listdir("/proc/self/fd"))
+
+    def explode(*args, **kwargs):
+        raise MemoryError("parsing a huge log")
+
+    monkeypatch.setattr(Ledger, "from_json", explode)
+    with pytest.raises(MemoryError):
+        fresh.get_all_trades()
+    assert len(os.listdir("/proc/self/fd")) == open_fds

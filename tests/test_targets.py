@@ -42,7 +42,7 @@ def test_call_maps_exceptions_and_error_dicts_to_fail():
 
 @pytest.mark.parametrize("name", ["tradestore", *CONTROLS])
 def test_each_target_behaves_like_a_store_when_used_alone(tmp_path, name):
-    store = resolve_target(name)(str(tmp_path / "trades.json"), str(tmp_path / "trades.lock"), max_positions=2)
+    store = resolve_target(name)(str(tmp_path / "trades.json"), str(tmp_path / "trades.json.lock"), max_positions=2)
     outcome, first = call(store, "open", ["BTC", "LONG", 100, 90, 120, 1])
     assert outcome == "ok" and first["id"] == "T001"
     assert call(store, "open", ["ETH", "SHORT", 100, 110, 80, 1])[0] == "ok"

@@ -129,3 +129,64 @@ def in_forked_child(attempt) -> str:
         outcome = reports.read().decode()
     os.waitpid(child, 0)
     return outcome
+
+
+def recover_until_crash(log, k):
+    """Run ``TradeStore(log).recover()``, dying with ``os._exit(9)`` at the k-th file-system call
+    (open, write, fsync, link, rename/replace, unlink); exit 0 if it finishes first."""
+    calls = [0]
+
+    def counted(real):
+        def call(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == k:
+                os._exit(9)
+            return real(*args, **kwargs)
+        return call
+
+    store = TradeStore(log)
+    for name in ("open", "write", "fsync", "link", "replace", "rename", "unlink"):
+        setattr(os, name, counted(getattr(os, name)))
+    store.recover()
+    os._exit(0)
+
+
+def hold_raw_flock(path, acquired, release, hint=None):
+    """Hold a flock on ``path`` as a foreign program would: no tradestore, no pid hint (or a
+    given, misleading one written first)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if hint is not None:
+        os.pwrite(fd, hint, 0)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    acquired.set()
+    release.wait()
+
+
+def block_on_flock(path, release):
+    """Wait for the flock on ``path`` in a blocking call (listed as a waiter in /proc/locks)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    release.wait()
+
+
+def hold_through_a_forked_child(path, acquired, release):
+    """Take the lock, fork a child that keeps the inherited descriptor, and exit: the lock
+    stays held (flock belongs to the open file) by a process that never took it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    taker = os.getpid()
+    if os.fork() == 0:  # pragma: no cover - the child waits, then exits with os._exit
+        try:
+            while os.getppid() == taker:  # until the taker has exited (this child is reparented)
+                time.sleep(0.001)
+            acquired.set()
+            release.wait()
+        finally:
+            os._exit(0)
+    os._exit(0)

@@ -3,18 +3,27 @@
 One trade log is the single source of truth. Every write goes through :class:`TradeStore`
 (exclusive flock, every risk check under the lock, atomic durable replace); every derived
 report is rebuilt from the log by :class:`StateReconciler`. Standard library only.
+
+The library logs through the ``tradestore`` logger (refusals at INFO, slow lock waits at
+WARNING, integrity problems at ERROR) and adds only a NullHandler: it prints nothing unless the
+application configures logging.
 """
+
+import logging as _logging
 
 from .errors import (
     CorruptTradeLog,
+    ForkedTransaction,
     IntegrityError,
     InvalidTrade,
     LockTimeout,
     NestedTransactionError,
+    RecoveryRefused,
     RiskRejected,
     TradeNotFound,
     TradeNotOpen,
     TradeStoreError,
+    UnsafePath,
 )
 from .ledger import Ledger
 from .locking import FileLock
@@ -25,6 +34,7 @@ __all__ = [
     "CorruptTradeLog",
     "DEFAULT_CORRELATION_GROUPS",
     "FileLock",
+    "ForkedTransaction",
     "IntegrityError",
     "InvalidTrade",
     "Ledger",
@@ -32,6 +42,7 @@ __all__ = [
     "NestedTransactionError",
     "PgTradeStore",
     "Proposal",
+    "RecoveryRefused",
     "RiskLimits",
     "RiskRejected",
     "StateReconciler",
@@ -39,9 +50,12 @@ __all__ = [
     "TradeNotOpen",
     "TradeStore",
     "TradeStoreError",
+    "UnsafePath",
 ]
 
 __version__ = "0.1.0"
+
+_logging.getLogger("tradestore").addHandler(_logging.NullHandler())
 
 
 def __getattr__(name: str):

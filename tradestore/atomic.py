@@ -17,6 +17,8 @@ retried: after a failed fsync the kernel may have dropped the dirty pages, so a 
 
 from __future__ import annotations
 
+import errno
+import getpass
 import os
 import secrets
 
@@ -40,6 +42,44 @@ def backup_path(path: str) -> str:
     return path + ".bak"
 
 
+def is_temp_of(path: str, name: str) -> bool:
+    """True if the directory entry ``name`` is exactly a temp file of ``path`` (see temp_name).
+
+    ``.trades.json.<12 hex>.tmp`` is; ``.trades.json.paper.<12 hex>.tmp``, the temp of the log
+    ``trades.json.paper`` (which its own writer may be writing right now), is not.
+    """
+    prefix = temp_prefix(path)
+    token = name[len(prefix):-len(TEMP_SUFFIX)]
+    return (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)
+            and len(token) == 2 * _TOKEN_BYTES and all(c in "0123456789abcdef" for c in token))
+
+
+def creation_error(exc: OSError, path: str, purpose: str) -> OSError:
+    """The error to raise when ``path`` (or a temp file beside it) cannot be created.
+
+    It names the directory and the fix instead of an internal file name: a missing directory,
+    one this user may not write, a read-only file system. Other errors are returned unchanged.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if isinstance(exc, FileNotFoundError) and not os.path.isdir(directory):
+        message = f"directory {directory} does not exist (it must hold {purpose}); create it first"
+    elif isinstance(exc, PermissionError):
+        message = (f"this user ({_user()}) may not create files in directory {directory} (it must "
+                   f"hold {purpose}); make the directory writable by every process that uses it")
+    elif exc.errno == errno.EROFS:
+        message = f"directory {directory} is on a read-only file system (it must hold {purpose})"
+    else:
+        return exc
+    return type(exc)(exc.errno, message, directory)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no passwd entry and no $USER
+        return f"uid {os.getuid()}"
+
+
 def _create_temp(path: str, mode: int) -> tuple[str, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
@@ -48,6 +88,8 @@ def _create_temp(path: str, mode: int) -> tuple[str, int]:
             fd = os.open(name, flags, mode)
         except FileExistsError:  # pragma: no cover - 48 random bits collided
             continue
+        except OSError as exc:
+            raise creation_error(exc, path, f"the temp file of each new version of {os.path.basename(path)}") from None
         return name, fd
 
 
@@ -125,15 +167,10 @@ def sweep_stray_temps(path: str) -> list[str]:
     no live writer owns a temp file and every one found is a stray. Returns the names removed.
     """
     directory = os.path.dirname(path) or "."
-    prefix = temp_prefix(path)
     removed = []
     with os.scandir(directory) as entries:
         for entry in entries:
-            # Exactly our names: ".trades.json.<12 hex>.tmp" but not ".trades.json.paper.<hex>.tmp",
-            # the temp of another log, which its own writer may be writing right now.
-            token = entry.name[len(prefix):-len(TEMP_SUFFIX)]
-            if (entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX)
-                    and len(token) == 2 * _TOKEN_BYTES and all(c in "0123456789abcdef" for c in token)):
+            if is_temp_of(path, entry.name):
                 _remove_quietly(entry.path)
                 removed.append(entry.name)
     return removed

@@ -84,7 +84,7 @@ def _limit_default(name: str) -> str:
 
 CONFIG_EXAMPLE = """\
 trade_log = "trades.json"          # relative to this file
-# lock_file = "trades.json.lock"
+# the lock file is always the log's path + ".lock" (trades.json.lock); no setting needed
 
 [limits]
 max_positions = 7
@@ -319,9 +319,11 @@ def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:
         readable = True
     except CorruptTradeLog:
         readable = False
-    summary = store.recover(force=args.force)
+    # A readable log is never replaced: recover returns "nothing to recover", or with --force
+    # raises RecoveryRefused (exit 1).
+    summary = store.recover(force=args.force, next_id=args.next_id)
     if args.json:
-        _emit_json({"trade_log": store.trade_log, "restored": args.force or not readable,
+        _emit_json({"trade_log": store.trade_log, "restored": not readable,
                     "trades": len(store.get_all_trades()), "next_id": store.get_next_id(), "summary": summary})
     else:
         print(summary)
@@ -378,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help=f"TOML config (default: ./{DEFAULT_CONFIG} if present)")
     common.add_argument("--log", metavar="FILE", help="trade log (default: trade_log from the config, else trades.json)")
-    common.add_argument("--lock", metavar="FILE", help="lock file (default: <log>.lock)")
+    common.add_argument("--lock", metavar="FILE",
+                        help="lock file; may only name <log>.lock, the one lock file of every log")
     common.add_argument("--json", action="store_true", help="print JSON (typed values) instead of text")
     common.add_argument("--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)")
     limits = common.add_argument_group("limits (override [limits] in the config file)")
@@ -432,7 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", metavar="SECONDS", type=positive_seconds,
                    help="repeat every SECONDS (> 0), one line per cycle, until SIGTERM or Ctrl-C")
     p = add("recover", cmd_recover, "restore an unreadable log from its backup, after validating the backup")
-    p.add_argument("--force", action="store_true", help="restore even if the log is readable")
+    p.add_argument("--force", action="store_true",
+                   help="fail (exit 1, naming what the backup lacks) instead of doing nothing when the log is readable")
+    p.add_argument("--next-id", type=int, metavar="N",
+                   help="continue ids at N or above; needed when the damaged log shows no next_id")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
     p.add_argument("--force", action="store_true", help=f"overwrite an existing {DEFAULT_CONFIG}")
 

@@ -16,25 +16,52 @@ A backend subclasses :class:`LedgerStore` and provides:
 - ``_persist(ledger)``: write the records in ``ledger.changed`` (and ``next_id``) durably,
   or raise, having written nothing that is acknowledged;
 - ``_snapshot()``: a context manager yielding one complete, committed version for reads.
+
+A transaction commits only in the process that began it: a child forked inside the block does
+not hold the parent's lock (or connection), so its changes raise :class:`ForkedTransaction`
+instead of being written.
+
+Logging (logger ``tradestore.core``; the package installs a NullHandler, so nothing is printed
+unless the application configures logging): every refused operation at INFO, with the check
+(``record.check``: the risk check's name, or the error type) and the reason
+(``record.reason``); every integrity problem at ERROR.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from . import integrity, risk
-from .errors import IntegrityError
+from .errors import ForkedTransaction, IntegrityError, InvalidTrade, RiskRejected, TradeNotFound, TradeNotOpen
 from .ledger import Ledger
 from .risk import Proposal, RiskLimits
 from .values import MAX_AMOUNT, format_id, normalize_direction, normalize_symbol, trade_number, utc
 
+log = logging.getLogger(__name__)
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _refusals_logged(operation: str) -> Iterator[None]:
+    """Log a refused operation at INFO (check and reason), then let the error propagate."""
+    try:
+        yield
+    except RiskRejected as exc:
+        log.info("%s refused by %s: %s", operation, exc.check, exc.reason,
+                 extra={"check": exc.check, "reason": exc.reason})
+        raise
+    except (InvalidTrade, TradeNotFound, TradeNotOpen) as exc:
+        log.info("%s refused: %s", operation, exc, extra={"check": type(exc).__name__, "reason": str(exc)})
+        raise
 
 
 class Transaction:
@@ -52,22 +79,27 @@ class Transaction:
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes="") -> dict:
         s = self._store
-        return copy.deepcopy(self.ledger.open_trade(
-            symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
-            notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
-        ))
+        with _refusals_logged("open_trade"):
+            return copy.deepcopy(self.ledger.open_trade(
+                symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
+                notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
+            ))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
-        return copy.deepcopy(self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now()))
+        with _refusals_logged("close_trade"):
+            return copy.deepcopy(self.ledger.close_trade(trade_id, exit_price, exit_reason, lessons, now=self._now()))
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
-        return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
+        with _refusals_logged("partial_close"):
+            return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
 
     def update_trade(self, trade_id, updates: Mapping) -> dict:
-        return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
+        with _refusals_logged("update_trade"):
+            return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
 
     def update_trades_batch(self, batch: Iterable) -> int:
-        return self.ledger.update_trades_batch(batch)
+        with _refusals_logged("update_trades_batch"):
+            return self.ledger.update_trades_batch(batch)
 
 
 class LedgerStore:
@@ -123,9 +155,17 @@ class LedgerStore:
             ledger.mark_clean()
             before = integrity.open_symbol_violations(ledger)
             self._local.transaction = tx = Transaction(self, ledger)
+            owner = os.getpid()
             try:
                 yield tx
                 if ledger.changed:
+                    if os.getpid() != owner:
+                        # A child forked inside the block: it holds no lock, and the parent
+                        # may have committed since the child's copy was loaded.
+                        raise ForkedTransaction(
+                            f"this transaction was begun in process {owner} and left in its "
+                            f"forked child {os.getpid()}, which does not hold the lock; its "
+                            "changes were not written: open a new transaction in the child")
                     self._commit(ledger, before)
             finally:
                 self._local.transaction = None
@@ -139,6 +179,7 @@ class LedgerStore:
         self._persist(ledger)
 
     def _report(self, problems: list[str]) -> None:
+        log.error("integrity problem: %s", "; ".join(problems))
         if self._on_integrity_violation is not None:
             self._on_integrity_violation(list(problems))
 

@@ -67,6 +67,29 @@ class LockTimeout(TradeStoreError, TimeoutError):
     """The lock could not be acquired before the deadline."""
 
 
+class UnsafePath(TradeStoreError, ValueError):
+    """A file the library would use is unsafe to use: it is not a regular file, or it is also
+    another of the log's files (the log, its backup or its lock file) by some route (same path,
+    symlink, hard link), or it names another lock file than the one that guards the log.
+
+    Raised before anything is written; the message names both files and the fix.
+    """
+
+
+class ForkedTransaction(TradeStoreError, RuntimeError):
+    """A transaction begun in one process was left in a process forked from it.
+
+    The child does not hold the parent's lock, and its copy of the log may already be stale
+    (the parent may have committed since), so its changes are dropped instead of written.
+    Open a new transaction in the child.
+    """
+
+
+class RecoveryRefused(TradeStoreError):
+    """``recover()`` would lose data or reuse an id; nothing was changed. The message says why
+    and what to do."""
+
+
 class CorruptTradeLog(TradeStoreError):
     """The trade log cannot be read or has the wrong shape. It is left untouched for recovery."""
 

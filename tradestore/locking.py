@@ -9,19 +9,67 @@ through a shared description would release the parent's lock) and starts with no
 
 The lock file is permanent: it is never truncated, deleted or "broken" because it looks old;
 only the kernel releases the lock of a dead holder.
+
+Who holds the lock: on Linux ``/proc/locks`` names the process that took each flock and the
+processes blocked waiting for it, whatever program they are; that is what :class:`LockTimeout`
+reports. Elsewhere only the *pid hint* is known: the pid the last tradestore holder wrote at the
+start of the lock file, which is stale once that process has exited, so it is reported as a hint.
+
+Logging (logger ``tradestore.locking``): a wait longer than ``slow_wait_s`` is logged at WARNING
+once while it lasts (naming the holder) and once when the lock is finally acquired.
 """
 
 from __future__ import annotations
 
+import decimal
 import errno
 import fcntl
+import logging
+import math
+import numbers
 import os
+import stat
 import threading
 import time
 
-from .errors import LockTimeout
+from .atomic import creation_error
+from .errors import LockTimeout, UnsafePath
+
+log = logging.getLogger("tradestore.locking")
 
 _PID_FIELD = 16  # bytes at the start of the lock file that record the holder's pid
+_HINT_BYTES = frozenset(b"0123456789 \n")  # what a lock file holding only a pid hint contains
+PROC_LOCKS = "/proc/locks"
+SLOW_WAIT_S = 1.0  # default: lock waits longer than this are logged at WARNING
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | None:
+    """Seconds to wait for a lock: ``None`` or infinity wait forever (returned as None).
+
+    A number >= 0 of any numeric type is returned as a float; NaN, negatives and anything that
+    is not a number raise ValueError naming ``name``.
+    """
+    expected = "expected seconds >= 0, or None or math.inf to wait forever"
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+        raise ValueError(f"{name}: {_describe(value)}: {expected}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # beyond the double range: longer than any wait, or negative
+        seconds = math.inf if value > 0 else -math.inf
+    except (ValueError, TypeError):  # e.g. a signalling Decimal NaN
+        raise ValueError(f"{name}: {_describe(value)}: {expected}") from None
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"{name}={seconds!r}: {expected}")
+    return None if math.isinf(seconds) else seconds
+
+
+def _describe(value: object) -> str:
+    try:
+        return f"{value!r} ({type(value).__name__})"
+    except Exception:  # a hostile __repr__ must not replace the real error
+        return f"a {type(value).__name__}"
 
 
 class _Descriptor:
@@ -29,6 +77,7 @@ class _Descriptor:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.pid = os.getpid()  # the process whose descriptor this is: a forked child's is not
         self.thread_lock = threading.RLock()
         self.depth = 0  # re-entries of the owning thread; flock is held while > 0
 
@@ -53,8 +102,36 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _open_lock_file(path: str) -> int:
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # never O_TRUNC
-    return os.open(path, flags, 0o644)
+    """Open (creating if needed) the lock file: a regular file at ``path`` itself, no symlink.
+
+    O_NONBLOCK, so that a FIFO or device planted at the path cannot block the open; anything
+    but a regular file is refused (UnsafePath). A missing or unwritable directory is reported
+    by its own name and the fix, not by the lock file's.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # never O_TRUNC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except IsADirectoryError:
+        raise UnsafePath(f"lock file {path} is a directory, not a regular file; remove it or "
+                         "choose another path") from None
+    except OSError as exc:
+        raise creation_error(exc, path, f"the lock file {os.path.basename(path)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafePath(f"lock file {path} is not a regular file ({file_kind(mode)}); remove it "
+                         "or choose another path")
+    return fd
+
+
+def file_kind(mode: int) -> str:
+    """A file type in words, for error messages."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "a regular file"  # pragma: no cover - only asked about files that are not
 
 
 def _forget_deleted_files() -> None:
@@ -102,13 +179,20 @@ class FileLock:
     - the holding thread may acquire again (reentrant); the lock is released when every
       acquire has been matched by a release;
     - ``acquire`` gives up with :class:`LockTimeout` after ``timeout`` seconds (monotonic clock;
-      ``None`` waits forever), naming the lock file and the holder's pid where known;
-    - a process that dies holding the lock releases it (the kernel closes its descriptor).
+      ``None`` or infinity waits forever; NaN and negatives are refused with ValueError),
+      naming the lock file and the holder (from ``/proc/locks`` where available);
+    - a process that dies holding the lock releases it (the kernel closes its descriptor);
+    - a forked child neither holds nor releases its parent's lock, even through an object
+      acquired before the fork;
+    - the pid hint is written only into a lock file that holds nothing but a pid hint (one
+      name, at most 16 bytes of digits and spaces): never into a file that could be a log.
     """
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float | None = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float | None = 30.0, *,
+                 slow_wait_s: float = SLOW_WAIT_S) -> None:
         self.path = os.fspath(path)
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
+        self.slow_wait_s = slow_wait_s
         # The descriptors this thread acquired through this object, innermost last: release
         # uses them rather than the path, which may have been removed or replaced meanwhile.
         self._acquired = threading.local()
@@ -120,10 +204,10 @@ class FileLock:
         return stack
 
     def acquire(self, timeout: float | None = ...) -> None:  # type: ignore[assignment]
-        timeout = self.timeout if timeout is ... else timeout
+        timeout = self.timeout if timeout is ... else check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = _descriptor_for(self.path)
-        wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        wait = -1 if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
         if not entry.thread_lock.acquire(timeout=wait):
             raise LockTimeout(
                 f"could not lock {self.path} within {timeout}s: another thread of this process "
@@ -141,7 +225,7 @@ class FileLock:
         entry.depth = 1
         self._stack().append(entry)
         try:
-            os.pwrite(entry.fd, f"{os.getpid():<{_PID_FIELD - 1}}\n".encode(), 0)
+            _write_pid_hint(entry.fd)
         except OSError:
             # The pid is only a hint for LockTimeout messages. Raising here would leave this
             # process holding the flock and the thread lock with no one to release them.
@@ -149,28 +233,32 @@ class FileLock:
 
     def _flock(self, fd: int, deadline: float | None, timeout: float | None) -> None:
         delay = 0.0005
+        started = time.monotonic()
+        warned = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                break
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise  # pragma: no cover - e.g. ENOLCK on a file system without flock
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise LockTimeout(
                     f"could not lock {self.path} within {timeout}s: held by "
-                    f"{self._holder_description(fd)}; it is released when that process "
+                    f"{holder_description(fd)}; it is released when that process "
                     "finishes its write or exits"
                 )
+            if not warned and now - started > self.slow_wait_s:
+                warned = True
+                log.warning("waiting %.1f s so far for the lock %s: held by %s", now - started,
+                            self.path, holder_description(fd))
             # Poll with a growing pause: short waits stay fast, long ones do not spin.
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - now))
             time.sleep(pause)
             delay = min(delay * 2, 0.02)
-
-    @staticmethod
-    def _holder_description(fd: int) -> str:
-        text = os.pread(fd, _PID_FIELD, 0).decode("ascii", "replace").strip()
-        return f"pid {text}" if text.isdigit() else "another process (pid unknown)"
+        if warned:
+            log.warning("acquired the lock %s after waiting %.1f s", self.path, time.monotonic() - started)
 
     def release(self) -> None:
         """Release one acquire of the calling thread. Raises RuntimeError if it holds none."""
@@ -179,7 +267,9 @@ class FileLock:
             raise RuntimeError(f"release of {self.path} by a thread that does not hold it")
         entry = stack.pop()
         entry.depth -= 1
-        if entry.depth == 0:
+        # In a forked child the descriptor was closed at the fork (its number may name another
+        # file by now) and the flock is the parent's: only the bookkeeping is undone.
+        if entry.depth == 0 and entry.pid == os.getpid():
             fcntl.flock(entry.fd, fcntl.LOCK_UN)
         entry.thread_lock.release()
 
@@ -197,3 +287,87 @@ class FileLock:
 
     def __repr__(self) -> str:
         return f"FileLock({self.path!r}, timeout={self.timeout})"
+
+
+def _write_pid_hint(fd: int) -> None:
+    """Write this process's pid at the start of the lock file, if it holds nothing but a hint.
+
+    A lock file with a second name (a hard link: it may be the log or its backup), or with
+    content other than a previous hint, is left untouched: the hint is never worth a byte of
+    someone else's file.
+    """
+    st = os.fstat(fd)
+    if st.st_nlink != 1 or st.st_size > _PID_FIELD:
+        return
+    if not set(os.pread(fd, _PID_FIELD, 0)) <= _HINT_BYTES:
+        return
+    os.pwrite(fd, f"{os.getpid():<{_PID_FIELD - 1}}\n".encode(), 0)
+
+
+def lock_holders(fd: int) -> tuple[list[int], list[int]] | None:
+    """``(holders, waiters)``: pids holding, and blocked waiting for, a flock on ``fd``'s file.
+
+    Read from ``/proc/locks`` (Linux), which lists every flock by device and inode, whoever
+    took it. A pid of 0 or less means a process outside this pid namespace. Returns None where
+    ``/proc/locks`` cannot be read (other systems).
+    """
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open(PROC_LOCKS, encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    holders: list[int] = []
+    waiters: list[int] = []
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146390 0 EOF"; a blocked waiter has "->"
+        # after the number: "1: -> FLOCK  ADVISORY  WRITE 4343 fe:00:2146390 0 EOF".
+        fields = line.split()
+        blocked = len(fields) > 1 and fields[1] == "->"
+        if blocked:
+            del fields[1]
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5] != key:
+            continue
+        try:
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        (waiters if blocked else holders).append(pid)
+    return holders, waiters
+
+
+def _process(pid: int) -> str:
+    if pid <= 0:
+        return "a process in another pid namespace"
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, so split at the last ")"
+            name, _, rest = f.read().partition(" (")[2].rpartition(")")
+    except FileNotFoundError:
+        name, rest = "", " X"
+    except OSError:  # pragma: no cover - e.g. hidepid=2 on /proc
+        return f"pid {pid}"
+    if rest.split()[:1] in (["Z"], ["X"]):
+        # flock belongs to the open file: the pid that took it has exited (or is a zombie),
+        # and a process it forked (or passed the descriptor to) still holds it.
+        return f"a process that inherited it from pid {pid} (which has exited)"
+    return f"pid {pid} ({name})"
+
+
+def holder_description(fd: int) -> str:
+    """Who holds the lock on ``fd``'s file, in words: facts from /proc/locks, else the hint."""
+    found = lock_holders(fd)
+    if found is None:
+        text = os.pread(fd, _PID_FIELD, 0).decode("ascii", "replace").strip()
+        if text.isdigit():
+            return (f"another process (the lock file's hint names pid {text}, the last tradestore "
+                    "holder; the hint is stale if that process has exited)")
+        return "another process (pid unknown)"
+    holders, waiters = found
+    who = ", ".join(_process(pid) for pid in holders) if holders else \
+        "another process (none listed in /proc/locks: the lock was probably just released)"
+    if waiters:
+        who += f"; {len(waiters)} other process(es) blocked waiting for it: " + \
+            ", ".join(_process(pid) for pid in waiters)
+    return who

@@ -25,6 +25,7 @@ Guarantees:
 from __future__ import annotations
 
 import copy
+import errno
 import gc
 import hashlib
 import json
@@ -36,9 +37,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from . import derive
-from .atomic import TEMP_SUFFIX, temp_prefix, write_atomic
-from .errors import CorruptTradeLog
+from . import derive, logfile
+from .atomic import is_temp_of, write_atomic
+from .errors import CorruptTradeLog, UnsafePath
 from .integrity import ledger_violations
 from .document import loads_strict
 from .ledger import Ledger
@@ -112,11 +113,17 @@ class ReconcileResult:
 
 
 def read_log(path: str) -> tuple[bytes, Ledger]:
-    """The log's bytes (for the hash) and its Ledger. Raises FileNotFoundError or CorruptTradeLog.
+    """The log's bytes (for the hash) and its Ledger.
 
+    Raises FileNotFoundError for a log that does not exist yet, CorruptTradeLog for an
+    unreadable or lost one (missing, with a backup) and UnsafePath for a path that is not a
+    regular file: the same decision as the store's (:func:`tradestore.logfile.open_log`).
     No lock: writers replace the log with ``os.replace``, so one ``open`` sees one whole version.
     """
-    with open(path, "rb") as f:
+    handle = logfile.open_log(path)
+    if handle is None:
+        raise FileNotFoundError(errno.ENOENT, "trade log not found", path)
+    with handle as f:
         data = f.read()
     # json.loads builds one container per trade and field; with the cyclic collector running
     # it rescans them over and over (3x the parse time at 100k trades). They hold no cycles.
@@ -215,6 +222,11 @@ class StateReconciler:
     ``on_invariant_violation(messages)`` when the derived files disagree with each other (the
     files are still written: they reflect the log, which is the truth). ``clock()`` returns
     the current time (aware datetime); only its UTC date affects the derived values.
+
+    A file the reconciler writes that is also the log, its backup or its lock file (same path,
+    symlink or hard link: e.g. a log named ``portfolio.json`` in the output directory) raises
+    UnsafePath here, and again before any cycle writes, so a report can never replace the log.
+    A lost log (missing, backup present) aborts the cycle exactly when the store refuses it.
     """
 
     def __init__(
@@ -241,6 +253,7 @@ class StateReconciler:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.fsync = fsync
         self._integrity_cache: tuple[str, list[str]] | None = None  # (log sha256, violations)
+        self._check_outputs()
 
     # ----------------------------------------------------------------- public
 
@@ -250,6 +263,11 @@ class StateReconciler:
     def remembered(self) -> GuardMemory | None:
         """The guard's memory: second largest count and next_id over the readable copies."""
         return _memory(self._read_outputs())
+
+    def _check_outputs(self) -> None:
+        """Refuse output names that are (by any route) the log, its backup or its lock file."""
+        for name in (GUARD_FILE, *derive.FILES):
+            logfile.check_not_log_file(self.path(name), self.trade_log, "derived file")
 
     def _read_outputs(self) -> dict[str, tuple[str, Any]]:
         return {name: _read_json(self.path(name)) for name in (GUARD_FILE, *derive.FILES)}
@@ -298,7 +316,7 @@ class StateReconciler:
             if memory is not None and memory.trade_count > 0:
                 return self._abort("trade log not found", memory, None)
             data, ledger = b"", Ledger()  # a new account: nothing to lose yet
-        except (CorruptTradeLog, OSError) as exc:
+        except (CorruptTradeLog, UnsafePath, OSError) as exc:
             return self._abort(f"trade log unreadable: {exc}", memory, None)
         version = _version(data, ledger)
         reason = self._guard(version, memory)
@@ -308,6 +326,7 @@ class StateReconciler:
         now = self.clock()
         _, docs = self._build(data, ledger, now, version)
         result = ReconcileResult(source=version)
+        self._check_outputs()  # links may have been made since construction
         os.makedirs(self.output_dir, exist_ok=True)
         self._sweep_strays()
         for name, fresh in docs.items():
@@ -397,10 +416,9 @@ class StateReconciler:
         """Remove temp files of reconcilers that died mid-write (old enough to be no one's)."""
         horizon = time.time() - STRAY_TEMP_AGE_S
         for name in (GUARD_FILE, *derive.FILES):
-            prefix = temp_prefix(self.path(name))
             with os.scandir(self.output_dir) as entries:
                 for entry in entries:
-                    if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+                    if is_temp_of(self.path(name), entry.name):
                         try:
                             if entry.stat(follow_symlinks=False).st_mtime < horizon:
                                 os.unlink(entry.path)

@@ -12,6 +12,7 @@ fsync failed) the new one, never acknowledged.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import weakref
@@ -19,11 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
-from . import atomic, integrity, risk
+from . import atomic, integrity, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
-from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError
-from .ledger import Ledger
-from .locking import FileLock
+from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused
+from .ledger import Ledger, format_id
+from .locking import FileLock, check_timeout
+
+log = logging.getLogger("tradestore.store")
 
 __all__ = ["TradeStore", "Transaction", "file_identity", "utc_now"]
 
@@ -73,9 +76,18 @@ class TradeStore(LedgerStore):
     Limits are keyword options (see :class:`tradestore.risk.RiskLimits`); ``risk_checks`` are
     extra checks ``fn(ledger, proposal) -> reason | None`` run under the lock after the
     built-in ones. The transaction, the writes and the reads are the shared core's
-    (:class:`tradestore.core.LedgerStore`); this class is how they reach a file. ``clock`` returns the current time as an aware datetime (default: UTC now).
+    (:class:`tradestore.core.LedgerStore`); this class is how they reach a file. ``clock``
+    returns the current time as an aware datetime (default: UTC now).
     ``on_integrity_violation(violations)`` is called when a write is refused for integrity or
     when the post-write verification finds the log is not the file just written.
+
+    Files (see :mod:`tradestore.logfile`): ``trade_log`` is used by its real path (symlinks
+    resolved); the lock file is always that path plus ``.lock``, and ``lock_file``, if given,
+    must name that same file (UnsafePath otherwise: two lock files for one log exclude
+    nothing). A log, backup or lock file that is not a regular file, or a lock file that is the
+    log or its backup under another name, is refused here at once (UnsafePath).
+    ``lock_timeout``: seconds, or None / ``math.inf`` to wait forever; NaN and negatives raise
+    ValueError.
     """
 
     def __init__(
@@ -99,13 +111,11 @@ class TradeStore(LedgerStore):
         clock: Callable[[], datetime] | None = None,
         on_integrity_violation: Callable[[list[str]], object] | None = None,
     ) -> None:
-        self.trade_log = os.path.abspath(os.fspath(trade_log))
-        self.lock_file = os.path.abspath(os.fspath(lock_file)) if lock_file else self.trade_log + ".lock"
-        if os.path.realpath(self.lock_file) in {
-            os.path.realpath(p) for p in (self.trade_log, atomic.backup_path(self.trade_log))
-        }:
-            # Locking writes a pid hint into the lock file, which would overwrite the log.
-            raise ValueError(f"lock_file {self.lock_file} must not be the trade log or its backup")
+        self.trade_log = logfile.resolve(trade_log)
+        self.lock_file = logfile.check_lock_file(self.trade_log, lock_file)
+        for path in (self.trade_log, atomic.backup_path(self.trade_log)):
+            logfile.check_regular_if_present(path)
+        self._lock_timeout = check_timeout(lock_timeout, "lock_timeout")
         super().__init__(
             max_positions=max_positions,
             starting_capital=starting_capital,
@@ -122,7 +132,6 @@ class TradeStore(LedgerStore):
         )
         self.fsync = fsync
         self.keep_backup = keep_backup
-        self._lock_timeout = lock_timeout
         self._cache: _Version | None = None
         self._start_fresh()
         _stores.add(self)
@@ -142,23 +151,32 @@ class TradeStore(LedgerStore):
     # -- loading ------------------------------------------------------------------------
 
     def _load(self) -> Ledger:
-        """The current ledger: the cached one if the file is unchanged, else parsed once."""
+        """The current ledger: the cached one if the file is unchanged, else parsed once.
+
+        A missing log is empty unless its backup exists (then it was lost: CorruptTradeLog);
+        a path that is not a regular file raises UnsafePath without blocking
+        (:func:`tradestore.logfile.open_log`, the reconciler's decision too).
+        """
         try:
             st = os.stat(self.trade_log)
         except FileNotFoundError:
-            if os.path.exists(atomic.backup_path(self.trade_log)):
-                raise CorruptTradeLog(
-                    f"{self.trade_log} is missing but its backup exists; run "
-                    f"`tradestore recover --log {self.trade_log}` to restore it"
-                ) from None
-            self._set_cache(None)
-            return Ledger()
-        if self._cache is not None and self._cache.identity == file_identity(st):
+            st = None
+        if st is not None and self._cache is not None and self._cache.identity == file_identity(st):
             return self._cache.ledger
         self._set_cache(None)
-        handle = open(self.trade_log, "rb")
+        try:
+            handle = logfile.open_log(self.trade_log)
+        except CorruptTradeLog as exc:
+            log.error("%s", exc)
+            raise
+        if handle is None:
+            return Ledger()
         try:
             ledger = Ledger.from_json(handle.read(), source=self.trade_log)
+        except CorruptTradeLog as exc:
+            handle.close()
+            log.error("unreadable trade log: %s", exc)
+            raise CorruptTradeLog(f"{exc}; {logfile.recover_hint(self.trade_log)}") from exc
         except BaseException:
             handle.close()
             raise
@@ -218,33 +236,94 @@ class TradeStore(LedgerStore):
 
     # -- recovery -----------------------------------------------------------------------
 
-    def recover(self, *, force: bool = False) -> str:
-        """Restore the log from its backup (the previous version) after validating the backup.
+    def recover(self, *, force: bool = False, next_id: int | None = None) -> str:
+        """Restore an unreadable or lost log from its backup; returns a one-line summary.
 
-        Only when the log is unreadable or missing, unless ``force``. The unreadable log is
-        kept as ``<log>.corrupt`` for inspection. Returns a one-line summary.
+        Guarantees, all under the writers' lock:
+
+        - a readable log is never replaced: without ``force`` the summary says there is nothing
+          to recover; with ``force`` RecoveryRefused names the trades the backup lacks (the
+          backup is one write older, so restoring it would drop them);
+        - no id is ever reused: the restored ``next_id`` is raised past every id and
+          ``next_id`` still legible in the damaged log, and past ``next_id`` if given. When the
+          damaged log shows no ``next_id`` (it is missing, or destroyed from its first bytes)
+          the ids its last write gave out are unknown: RecoveryRefused, unless ``next_id``
+          says where ids may continue;
+        - no version is destroyed: the damaged log is kept under a new unique name
+          (``<log>.corrupt-<time>-<n>``, a hard link) before the log is replaced, and the
+          backup is left as it is;
+        - the summary names the trades the damaged log holds that the backup lacks (dropped,
+          their ids not reused) and where the damaged log was kept;
+        - stray temp files are swept first, as every writer does; a crash at any point leaves
+          either the damaged log (run recover again) or the restored one.
+
+        The backup must be readable and free of integrity violations (CorruptTradeLog /
+        IntegrityError otherwise, nothing changed).
         """
+        if next_id is not None and (isinstance(next_id, bool) or not isinstance(next_id, int) or next_id < 1):
+            raise ValueError(f"next_id={next_id!r}: expected an integer >= 1, above every trade id given out")
         backup = atomic.backup_path(self.trade_log)
         with self._lock, self._state:
-            try:
-                self._set_cache(None)
-                current = self._load()
-                if not force:
-                    return f"{self.trade_log} is readable ({len(current.trades)} trades); nothing to recover"
-            except CorruptTradeLog:
-                pass
-            try:
-                with open(backup, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                raise CorruptTradeLog(f"no backup {backup} to recover from") from None
-            restored = Ledger.from_json(data, source=backup)
-            problems = integrity.ledger_violations(restored)
-            if problems:
-                raise IntegrityError([f"backup {backup}: {p}" for p in problems])
-            if os.path.exists(self.trade_log):
-                with open(self.trade_log, "rb") as f:
-                    atomic.write_atomic(self.trade_log + ".corrupt", f.read(), fsync=self.fsync)
-            atomic.write_atomic(self.trade_log, restored.to_json(), fsync=self.fsync)
+            atomic.sweep_stray_temps(self.trade_log)
             self._set_cache(None)
-            return f"restored {self.trade_log} from {backup}: {len(restored.trades)} trades, next id T{restored.next_id:03d}"
+            try:
+                current = self._load()
+            except CorruptTradeLog:
+                current = None
+            if current is not None and not force:
+                return f"{self.trade_log} is readable ({len(current.trades)} trades); nothing to recover"
+            restored = self._read_backup(backup)
+            if current is not None:
+                lacking = sorted({t["id"] for t in current.trades} - {t["id"] for t in restored.trades})
+                raise RecoveryRefused(
+                    f"{self.trade_log} is readable ({len(current.trades)} trades): recover never "
+                    f"replaces a readable log, since the backup lacks the last write "
+                    f"(trades not in it: {', '.join(lacking) or 'none, but changes to others'}); "
+                    "to undo a trade, close or update it instead")
+            damaged = self._read_damaged()
+            found = recovery.salvage(damaged)
+            if found.next_id is None and next_id is None:
+                where = "is missing" if damaged is None else "shows no next_id"
+                raise RecoveryRefused(
+                    f"{self.trade_log} {where}, so the ids its last write gave out are unknown and "
+                    f"restoring {backup} (next id {format_id(restored.next_id)}) could give an "
+                    "acknowledged id to another trade; pass next_id=N (`tradestore recover "
+                    "--next-id N`) with N above every trade id your bots were given")
+            backup_next = restored.next_id
+            restored.next_id = max(backup_next, found.floor(), next_id or 1)
+            kept = recovery.keep_copy(self.trade_log) if damaged is not None else None
+            self._write_restored(restored)
+            # Every id below the backup's next_id is in the backup; those from it up to the new
+            # next_id were given out after it (or appear so in damaged bytes): gone, never reused.
+            summary = (
+                f"restored {self.trade_log} from {backup}: {len(restored.trades)} trades, next id "
+                f"{format_id(restored.next_id)}; dropped (not in the backup, ids not reused): "
+                f"{recovery.describe_range(backup_next, restored.next_id)}; other changes of the "
+                "last write are lost too"
+                + (f"; the damaged log is kept as {kept}" if kept else "; the log was missing"))
+            log.warning("%s", summary)
+            return summary
+
+    def _read_backup(self, backup: str) -> Ledger:
+        try:
+            with logfile.open_regular(backup) as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise CorruptTradeLog(f"no backup {backup} to recover from") from None
+        restored = Ledger.from_json(data, source=backup)
+        problems = integrity.ledger_violations(restored)
+        if problems:
+            raise IntegrityError([f"backup {backup}: {p}" for p in problems])
+        return restored
+
+    def _read_damaged(self) -> bytes | None:
+        try:
+            with logfile.open_regular(self.trade_log) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def _write_restored(self, restored: Ledger) -> None:
+        # No new backup: the backup is the version restored, and stays as it is.
+        atomic.write_atomic(self.trade_log, restored.to_json(), fsync=self.fsync)
+        self._set_cache(None)
