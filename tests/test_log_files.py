@@ -390,7 +390,7 @@ class Hostile:
 
 
 def test_a_hostile_repr_does_not_hide_the_error(tmp_path):
-    with pytest.raises(ValueError, match="lock_timeout: a Hostile"):
+    with pytest.raises(ValueError, match="lock_timeout=<Hostile object>"):
         TradeStore(tmp_path / "t.json", lock_timeout=Hostile())
 
 

@@ -139,12 +139,20 @@ def test_a_lost_log_needs_to_be_told_where_ids_continue(tmp_path):
     with pytest.raises(RecoveryRefused, match="missing.*next-id"):
         store.recover()
     assert not os.path.exists(store.trade_log)
-    for bad in (0, -1, True, 2.5, "T9"):
+    for bad in (0, -1, True, 2.5, "T9", 10**15 + 1):
         with pytest.raises(ValueError, match="next_id"):
             store.recover(next_id=bad)
     summary = store.recover(next_id=10)
     assert "next id T010" in summary and store.get_next_id() == "T010"
     assert "dropped (not in the backup, ids not reused): T003 to T009" in summary
+
+
+def test_salvage_ignores_numbers_the_reader_would_refuse():
+    from tradestore.recovery import salvage
+
+    found = salvage(b'{"next_id":99999999999999999,"trades":[{"id":"T9999999999999999"},{"id":"T007"}]}')
+    assert found.next_id is None and found.ids == (7,) and found.floor() == 8
+    assert salvage(b'{"next_id":1000000000000000,"trades":[{"id":"T0"}]}').next_id == 10**15
 
 
 def test_a_given_next_id_never_lowers_the_salvaged_one(tmp_path):
@@ -203,3 +211,13 @@ def test_kills_at_every_step_of_recover_leave_a_recoverable_readable_log(tmp_pat
         pytest.fail("recover never completed")
     assert len(crashed_at) >= 5, crashed_at  # link, open, write, fsync, replace, dir fsync...
     assert json.loads(open(log).read())["next_id"] >= 4
+
+
+def test_a_last_write_that_opened_nothing_drops_no_id(tmp_path):
+    store = three_writes(tmp_path / "trades.json")
+    store.update_trade("T003", {"notes": "the last write"})
+    damaged = open(store.trade_log, "rb").read()[:-4]
+    open(store.trade_log, "wb").write(damaged)
+    summary = store.recover()
+    assert "ids not reused): none; other changes of the last write are lost too" in summary
+    assert store.get_trade("T003")["notes"] == "" and store.get_next_id() == "T004"

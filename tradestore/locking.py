@@ -25,7 +25,6 @@ import decimal
 import errno
 import fcntl
 import logging
-import math
 import numbers
 import os
 import stat
@@ -33,7 +32,8 @@ import threading
 import time
 
 from .atomic import creation_error
-from .errors import LockTimeout, UnsafePath
+from .errors import LockTimeout, UnsafePath, describe
+from .values import NumberRefused, to_float
 
 log = logging.getLogger("tradestore.locking")
 
@@ -46,30 +46,32 @@ SLOW_WAIT_S = 1.0  # default: lock waits longer than this are logged at WARNING
 def check_timeout(value: object, name: str = "timeout") -> float | None:
     """Seconds to wait for a lock: ``None`` or infinity wait forever (returned as None).
 
-    A number >= 0 of any numeric type is returned as a float; NaN, negatives and anything that
-    is not a number raise ValueError naming ``name``.
+    A number >= 0 of any numeric kind (see :func:`tradestore.values.to_float`) is returned as
+    a float, one beyond the double range as None (longer than any wait); NaN, negatives and
+    anything that is not a number raise ValueError naming ``name``.
     """
-    expected = "expected seconds >= 0, or None or math.inf to wait forever"
     if value is None:
         return None
+    expected = "expected seconds >= 0, or None or math.inf to wait forever"
+    try:
+        seconds = to_float(value)
+    except NumberRefused as refused:
+        if _beyond_any_wait(value):
+            return None
+        raise ValueError(f"{name}={describe(value)}: {refused.reason}; {expected}") from None
+    if seconds < 0:
+        raise ValueError(f"{name}={describe(value)}: is negative; {expected}")
+    return seconds
+
+
+def _beyond_any_wait(value: object) -> bool:
+    """True for +infinity, or a positive number too large for a double, of any real kind."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
-        raise ValueError(f"{name}: {_describe(value)}: {expected}")
+        return False
     try:
-        seconds = float(value)
-    except OverflowError:  # beyond the double range: longer than any wait, or negative
-        seconds = math.inf if value > 0 else -math.inf
-    except (ValueError, TypeError):  # e.g. a signalling Decimal NaN
-        raise ValueError(f"{name}: {_describe(value)}: {expected}") from None
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"{name}={seconds!r}: {expected}")
-    return None if math.isinf(seconds) else seconds
-
-
-def _describe(value: object) -> str:
-    try:
-        return f"{value!r} ({type(value).__name__})"
-    except Exception:  # a hostile __repr__ must not replace the real error
-        return f"a {type(value).__name__}"
+        return bool(value > 0)
+    except Exception:  # e.g. a signalling Decimal NaN, which refuses to be compared
+        return False
 
 
 class _Descriptor:

@@ -19,11 +19,12 @@ import re
 import time
 from dataclasses import dataclass
 
-from .ledger import format_id
+from .values import MAX_ID_NUMBER, format_id
 
-# Bounded digit runs: a bit flip may make a number absurd, never the reader slow or unbounded.
-_NEXT_ID = re.compile(rb'"next_id"\s*:\s*(\d{1,18})(?!\d)')
-_ID = re.compile(rb'"id"\s*:\s*"T(\d{1,18})"')
+# Bounded digit runs (a bit flip may make a number absurd, never the scan slow); a number the
+# reader would refuse (above MAX_ID_NUMBER + 1) was never a real next_id or id: ignored.
+_NEXT_ID = re.compile(rb'"next_id"\s*:\s*(\d{1,16})(?!\d)')
+_ID = re.compile(rb'"id"\s*:\s*"T(\d{1,15})"')
 COPY_INFIX = ".corrupt-"
 
 
@@ -47,8 +48,8 @@ def salvage(data: bytes | None) -> Salvage:
     """Ids and next_id still legible in ``data`` (None: the log is missing)."""
     if not data:
         return Salvage(None, ())
-    seen = [int(m) for m in _NEXT_ID.findall(data)]
-    ids = sorted({int(m) for m in _ID.findall(data)})
+    seen = [n for n in map(int, _NEXT_ID.findall(data)) if 1 <= n <= MAX_ID_NUMBER + 1]
+    ids = sorted({n for n in map(int, _ID.findall(data)) if 1 <= n <= MAX_ID_NUMBER})
     return Salvage(max(seen) if seen else None, tuple(ids))
 
 

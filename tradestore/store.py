@@ -23,7 +23,8 @@ from datetime import datetime
 from . import atomic, integrity, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
 from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused
-from .ledger import Ledger, format_id
+from .ledger import Ledger
+from .values import MAX_ID_NUMBER, describe, format_id
 from .locking import FileLock, check_timeout
 
 log = logging.getLogger("tradestore.store")
@@ -260,8 +261,10 @@ class TradeStore(LedgerStore):
         The backup must be readable and free of integrity violations (CorruptTradeLog /
         IntegrityError otherwise, nothing changed).
         """
-        if next_id is not None and (isinstance(next_id, bool) or not isinstance(next_id, int) or next_id < 1):
-            raise ValueError(f"next_id={next_id!r}: expected an integer >= 1, above every trade id given out")
+        if next_id is not None and (isinstance(next_id, bool) or not isinstance(next_id, int)
+                                    or not 1 <= next_id <= MAX_ID_NUMBER + 1):
+            raise ValueError(f"next_id={describe(next_id)}: expected an integer from 1 to "
+                             f"{MAX_ID_NUMBER + 1}, above every trade id given out")
         backup = atomic.backup_path(self.trade_log)
         with self._lock, self._state:
             atomic.sweep_stray_temps(self.trade_log)
