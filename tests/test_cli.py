@@ -308,9 +308,12 @@ def test_recover_json_says_whether_it_restored(tmp_path, capsys, monkeypatch):
     run(capsys, "open", "A", "LONG", "10", "9", "12", "1")
     run(capsys, "open", "B", "LONG", "10", "9", "12", "1")
     (tmp_path / "trades.json").write_text("{torn")
-    code, out, _ = run(capsys, "recover", "--json")
+    # "{torn" shows no next_id: T002 may have been given out, so ids continue where told.
+    code, out, _ = run(capsys, "recover", "--json", "--next-id", "3")
     report = json.loads(out)
-    assert code == 0 and report["restored"] is True and report["trades"] == 1 and report["next_id"] == "T002"
+    assert code == 0 and report["restored"] is True and report["trades"] == 1 and report["next_id"] == "T003"
+    code, out, _ = run(capsys, "recover", "--json")
+    assert code == 0 and json.loads(out)["restored"] is False
 
 
 # --------------------------------------------------------------------------- exit codes, --every

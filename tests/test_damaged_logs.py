@@ -9,7 +9,8 @@ escapes, a byte-order mark, other encodings, NaN). For each damaged log:
   file left), or, where the damage left a valid document, see exactly what the standard
   library's parser sees (nothing misread) and keep working;
 - the reconciler aborts through its guard and writes nothing when the log is unreadable;
-- recover() restores the backup and keeps the damaged bytes.
+- recover() restores the backup (or, where no next_id is legible, refuses until told where ids
+  continue), never reuses an id and keeps the damaged bytes.
 
 The default run samples the truncations and bit flips (seeded, evenly spread); ``-m slow`` runs
 all of them.
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tradestore import CorruptTradeLog, StateReconciler, TradeStore, TradeStoreError
+from tradestore import CorruptTradeLog, RecoveryRefused, StateReconciler, TradeStore, TradeStoreError
 from tradestore.atomic import backup_path
 from tradestore.document import MAX_DEPTH
 
@@ -118,10 +119,18 @@ def _assert_unreadable_everywhere(store: TradeStore, directory: str, before: dic
     result = StateReconciler(store.trade_log, out, fsync=False, clock=lambda: T0).reconcile()
     assert result.aborted and "unreadable" in result.reason
     assert not os.path.exists(out) or not os.listdir(out), "an aborted reconcile wrote files"
-    store.recover()
+    unrecovered = snapshot(directory)
+    try:
+        store.recover()
+    except RecoveryRefused:
+        # The damage left no legible next_id, so the ids the last write gave out are unknown:
+        # recovery changes nothing until it is told where ids continue.
+        assert snapshot(directory) == unrecovered, "a refused recover changed files"
+        store.recover(next_id=json.loads(LOG)["next_id"])
     with open(store.trade_log, "rb") as f:
         restored = json.loads(f.read())
     assert restored["trades"] == json.loads(BACKUP)["trades"]
+    assert restored["next_id"] >= json.loads(LOG)["next_id"], "recover() would reuse an acknowledged id"
     kept = [n for n, b in snapshot(directory).items() if b == data]
     assert kept, "recover() did not keep the damaged bytes"
 
