@@ -26,7 +26,7 @@ from typing import Callable
 from tradestore_harness import hooks
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.history import lock_intervals, operations, read_events
-from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS, ScenarioResult
+from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS, ScenarioResult, ScenarioStopped
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Campaign:
     writers: int = 3
     progress: Callable[[str], None] = print
     keep: pathlib.Path | None = None  # keep the working files here instead of a temp dir
+    start_method: str = "spawn"
     results: list[ScenarioResult] = field(default_factory=list)
     timelines: dict[str, dict] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -78,7 +79,7 @@ class Campaign:
                 self.progress(f"{time.monotonic() - campaign_start:6.1f}s {prefix}: {message}")
 
             ctx = ScenarioContext(self.target, self.seed, self.quick, self.duration, self.writers,
-                                  workdir, progress)
+                                  workdir, progress, self.start_method)
             started = time.monotonic()
             reason = hooks.not_applicable(module, self.target)
             if reason is not None:
@@ -90,6 +91,9 @@ class Campaign:
             progress("start")
             try:
                 result = module.run(ctx)
+            except ScenarioStopped as exc:
+                result = ScenarioResult(name, self.target, self.seed)
+                result.violate(exc.prop, str(exc))
             except Exception as exc:  # one broken scenario must not hide the others' verdicts
                 result = ScenarioResult(name, self.target, self.seed)
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

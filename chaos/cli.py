@@ -18,6 +18,7 @@ import tempfile
 from tradestore.logfile import lock_path
 from tradestore_chaos import report, scenarios
 from tradestore_chaos.campaign import Campaign, reproduce_command
+from tradestore_harness.processes import START_METHODS
 from tradestore_harness.result import FAIL, NOT_APPLICABLE, NOT_PROVEN, PASS
 from tradestore_harness.targets import DEFAULT, TargetError, controls, registry, resolve_target
 
@@ -61,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
                    help="length of each time-driven scenario (kill-storm, writers under reconcile, ...)")
     p.add_argument("--writers", type=int, default=3, metavar="N", help="competing writer processes (default 3)")
     p.add_argument("--quick", action="store_true", help="the CI size: fewer rounds, shorter storms")
+    p.add_argument("--start-method", choices=START_METHODS, default="spawn",
+                   help="how kill-storm restarts killed writers: spawn (default, a fresh interpreter each) "
+                        "or forkserver (forked from a clean pre-imported server: for long storms)")
     p.add_argument("--report", type=pathlib.Path, metavar="DIR",
                    help="write report.json and report.html (with lock/ops/kill timelines) to DIR")
     p.add_argument("--controls", action="store_true",
@@ -115,7 +119,7 @@ def _preflight(target: str) -> None:
 def _campaign(args, chosen: dict, target: str, seed: int, progress=print) -> Campaign:
     keep = args.keep / target.replace(":", "_") if args.keep else None
     campaign = Campaign(chosen, target, seed, quick=args.quick, duration=args.duration,
-                        writers=args.writers, progress=progress, keep=keep)
+                        writers=args.writers, progress=progress, keep=keep, start_method=args.start_method)
     campaign.run()
     return campaign
 

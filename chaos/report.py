@@ -16,19 +16,20 @@ from typing import Iterable
 
 from tradestore_harness.result import NOT_APPLICABLE, ScenarioResult
 
-COLUMNS = ("scenario", "verdict", "invoked", "ok", "rejected", "unknown", "kills", "crash pts",
+COLUMNS = ("scenario", "verdict", "invoked", "ok", "rejected", "unknown", "kills/cut", "crash pts",
            "corrupt inj/healed", "states", "violations", "time")
 TEXT_COLUMNS = (0, 1, 10)  # left-aligned
 
 LEGEND = textwrap.fill("columns: operations invoked = ok (acknowledged) + rejected (refused or raised) + unknown "
-          "(cut off by a kill: may or may not be in the log); kills = SIGKILLs; crash pts = file-system "
+          "(cut off by a kill: may or may not be in the log); kills/cut = SIGKILLs / of them, kills that cut a "
+                        "write between its lock and its acknowledgement; crash pts = file-system "
           "calls crashed at or faulted; corrupt inj/healed = files damaged / healed by one reconcile; "
           "states = log versions or derived sets checked; violations = properties that failed", 110)
 
 
 def _row(r: ScenarioResult) -> list[str]:
     violations = ", ".join(sorted({v.property for v in r.violations})) or "-"
-    return [r.scenario, "n/a" if r.verdict == NOT_APPLICABLE else r.verdict, str(r.invoked), str(r.ok), str(r.rejected), str(r.unknown), str(r.kills),
+    return [r.scenario, "n/a" if r.verdict == NOT_APPLICABLE else r.verdict, str(r.invoked), str(r.ok), str(r.rejected), str(r.unknown), f"{r.kills}/{r.writes_cut}",
             str(r.crash_points), f"{r.corruptions_injected}/{r.corruptions_healed}",
             str(r.states_checked), violations, f"{r.elapsed_s:.1f}s"]
 

@@ -14,6 +14,8 @@ Property names are short, stable and kebab-case; they appear in the verdict line
   the cap, or two OPEN trades of one symbol;
 - ``mutual-exclusion``: no two processes' lock-hold intervals overlap, no ``O_EXCL`` sentinel
   collided, and every commit of the log happened while its writer held the lock;
+- ``valid-ops-succeed``: an operation the store's rules allow (marked ``valid`` by a writer
+  that only makes such operations) was not refused;
 - ``derived-consistent`` / ``derived-heals``: derived files equal a fresh rebuild of one
   committed version of the log.
 
@@ -157,6 +159,12 @@ def check_ids(ops: Iterable[Op], document: Mapping) -> list[Finding]:
             found.append(("ids-unique-increasing", f"{b.id} began after {best.id} was acknowledged "
                                                    f"but got {b.value['id']} <= {best.value['id']}"))
     return found
+
+
+def check_valid_ops(ops: Iterable[Op]) -> list[Finding]:
+    """Every operation marked valid (the rules allow it) succeeded or was cut off by a kill."""
+    return [("valid-ops-succeed", f"{op.id}: {op.f}{tuple(op.args)} is valid under the rules but was refused: {op.error}")
+            for op in ops if op.valid and op.outcome == "fail"]
 
 
 def check_state(name: str, document: Mapping, max_positions: int | None) -> list[Finding]:

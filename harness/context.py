@@ -26,7 +26,9 @@ class ScenarioContext:
     workers run in spawned processes, so they receive this *name* and resolve it themselves.
     ``duration`` (seconds) bounds time-driven scenarios when given; ``None`` means the
     scenario's own default for ``quick`` or full size. ``writers`` is the number of competing
-    writer processes a scenario should start.
+    writer processes a scenario should start. ``start_method`` is how scenarios that restart
+    workers after kills start them (``spawn``, or ``forkserver`` for long storms; see
+    :func:`tradestore_harness.processes.context`).
     """
 
     target: str
@@ -36,6 +38,7 @@ class ScenarioContext:
     writers: int
     workdir: pathlib.Path
     progress: Callable[[str], None] = field(default=_silent)
+    start_method: str = "spawn"
 
     def rng(self, salt: str = "") -> random.Random:
         """A random generator derived only from the seed and ``salt`` (stable across runs)."""

@@ -71,5 +71,6 @@ def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_pos
         add(result, checkers.check_ids(ops, doc), where)
     elif final is None and any(op.ok for op in ops):
         result.violate("ack-durable", f"{where}operations were acknowledged but the trade log is missing")
+    add(result, checkers.check_valid_ops(ops), where)
     add(result, checkers.check_mutual_exclusion(lock_intervals(events), events), where)
     return ops, events

@@ -58,6 +58,42 @@ def writer_ops(seed: int, worker: str, life: int, symbols: tuple[str, ...] = SYM
         n += 1
 
 
+def lifecycle_ops(seed: int, worker: str, life: int) -> Iterator[dict]:
+    """An endless, seeded stream of intents that stays productive under the store's rules.
+
+    Trade after trade: ``open``, then 0-2 stop moves and 0-1 partial closes in a seeded
+    order, then ``close``. The worker binds each intent when it runs it (see
+    :func:`tradestore_harness.workers.writer_loop`): it opens the next symbol of its own
+    rotation, applies the others to the one trade it has open (skipping what does not fit),
+    and closes at a loss only when that symbol's last close was a win, so no symbol ever
+    reaches a consecutive-loss cap of two or more. Every operation is valid: a refusal is a
+    finding (``valid-ops-succeed``), not noise.
+
+    Intent keys: ``f``, ``n`` (index), ``move`` (fraction of entry for exit prices), ``pct``
+    (partial close), ``stop_move`` (fraction of the stop), ``args`` (an open's prices).
+    """
+    r = rng(seed, "lifecycle", worker, life)
+    n = 0
+    while True:
+        steps = ["update"] * r.randint(0, 2) + ["partial"] * r.randint(0, 1)
+        r.shuffle(steps)
+        for f in ("open", *steps, "close"):
+            intent: dict[str, Any] = {"f": f, "n": n, "move": round(r.uniform(0.002, 0.04), 4),
+                                      "pct": round(r.uniform(0.2, 0.6), 2),
+                                      "stop_move": round(r.uniform(-0.01, 0.01), 4)}
+            if f == "open":
+                intent["args"] = open_args(r, "", "")
+            yield intent
+            n += 1
+
+
+def own_symbols(worker_index: int, writers: int, symbols: tuple[str, ...] = SYMBOLS) -> tuple[str, ...]:
+    """The symbols writer ``worker_index`` of ``writers`` rotates through: disjoint from the
+    other writers' while there are enough symbols, so no open is refused as a duplicate."""
+    mine = symbols[worker_index::writers]
+    return mine or symbols
+
+
 def digest(schedule: Any) -> str:
     """A short fingerprint of a JSON-able schedule."""
     text = json.dumps(schedule, sort_keys=True, default=repr)

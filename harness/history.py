@@ -8,7 +8,8 @@ so events of different processes can be ordered.
 
 Event kinds (key ``ev``):
 
-- ``invoke`` ``{op, w, f, args}``: an operation is about to be called.
+- ``invoke`` ``{op, w, f, args, valid?}``: an operation is about to be called (``valid``: the
+  store's rules allow it, so it must succeed).
 - ``ok`` / ``fail`` ``{op, value | error}``: it returned / raised or was rejected. ``ok`` is
   written only after the call returned, so ``ok`` means acknowledged.
 - ``lock`` / ``unlock``: the process acquired / released the exclusive lock on the lock file.
@@ -88,6 +89,7 @@ class Op:
     end_t: float | None = None
     value: Any = None
     error: str | None = None
+    valid: bool = False  # the rules allow it: it must succeed (``valid-ops-succeed``)
 
     @property
     def ok(self) -> bool:
@@ -111,7 +113,7 @@ def operations(events: Iterable[dict]) -> list[Op]:
     for e in events:
         kind = e.get("ev")
         if kind == "invoke":
-            ops[e["op"]] = Op(e["op"], e["w"], e["pid"], e["f"], e.get("args", []), e["t"])
+            ops[e["op"]] = Op(e["op"], e["w"], e["pid"], e["f"], e.get("args", []), e["t"], valid=bool(e.get("valid")))
         elif kind in ("ok", "fail") and e.get("op") in ops:
             op = ops[e["op"]]
             op.outcome, op.end_t = kind, e["t"]
@@ -149,6 +151,33 @@ def lock_intervals(events: Iterable[dict]) -> list[Interval]:
             done.append(interval)
     done.extend(open_by_pid.values())
     return sorted(done, key=lambda i: i.start)
+
+
+def writes_cut_by_kills(events: Iterable[dict]) -> tuple[int, int]:
+    """``(kills, cut)``: SIGKILLs recorded, and how many of them cut a write in progress.
+
+    A kill cuts a write when its victim had invoked a write (anything but a read), had taken
+    the lock since, and had not yet seen the result: the kill landed between the lock and the
+    caller's acknowledgement, where a store can lose or tear what it was writing.
+    """
+    inflight: dict[int, float] = {}  # pid -> invoke time of its write with no outcome yet
+    locked_since: dict[int, float] = {}  # pid -> time of its latest lock
+    kills = cut = 0
+    for e in sorted(events, key=lambda e: e.get("t", 0.0)):
+        kind, pid = e.get("ev"), e.get("pid")
+        if kind == "invoke" and e.get("f") not in ("read", "reconcile"):
+            inflight[pid] = e["t"]
+        elif kind in ("ok", "fail"):
+            inflight.pop(pid, None)
+        elif kind == "lock":
+            locked_since[pid] = e["t"]
+        elif kind == "kill":
+            kills += 1
+            victim = e.get("target_pid")
+            if victim in inflight and locked_since.get(victim, float("-inf")) >= inflight[victim]:
+                cut += 1
+            inflight.pop(victim, None)
+    return kills, cut
 
 
 def count_outcomes(ops: Iterable[Op]) -> dict[str, int]:

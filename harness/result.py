@@ -21,6 +21,16 @@ from dataclasses import asdict, dataclass, field
 PASS, FAIL, NOT_PROVEN, NOT_APPLICABLE = "PASS", "FAIL", "NOT PROVEN", "NOT APPLICABLE"
 
 
+class ScenarioStopped(Exception):
+    """Raised by a scenario that cannot go on because the target broke ``prop`` (e.g. it
+    refused a valid setup operation); the campaign records it as that violation, not as a
+    harness error."""
+
+    def __init__(self, prop: str, detail: str) -> None:
+        super().__init__(detail)
+        self.prop = prop
+
+
 @dataclass(frozen=True)
 class Violation:
     """A property that did not hold, with what was seen and the seed that reproduces it."""
@@ -42,6 +52,7 @@ class ScenarioResult:
     rejected: int = 0
     unknown: int = 0  # cut off by a kill or crash: may or may not be in the log
     kills: int = 0
+    writes_cut: int = 0  # kills that landed between a write's lock and its acknowledgement
     crash_points: int = 0
     corruptions_injected: int = 0
     corruptions_healed: int = 0

@@ -27,9 +27,9 @@ from tradestore_harness.targets import call, resolve_target
 WAIT = 10.0  # upper bound on any cross-process wait, so a broken target cannot hang a campaign
 
 
-def spawn(fn, *args) -> Any:
-    """Start ``fn(*args)`` in a new spawned daemon process."""
-    process = context().Process(target=fn, args=args, daemon=True)
+def spawn(fn, *args, method: str = "spawn", preload: tuple[str, ...] = ()) -> Any:
+    """Start ``fn(*args)`` in a new daemon process (spawned, or see :func:`processes.context`)."""
+    process = context(method, preload).Process(target=fn, args=args, daemon=True)
     process.start()
     return process
 
@@ -80,9 +80,13 @@ def _arm_sentinel(spy, history: HistoryWriter, sentinel: str) -> None:
     spy.on_unlock.append(leave)
 
 
-def run_op(store, history: HistoryWriter, op_id: str, f: str, args: list) -> tuple[str, Any]:
-    """Invoke one operation and record its invoke and outcome."""
-    history.record("invoke", op=op_id, f=f, args=args)
+def run_op(store, history: HistoryWriter, op_id: str, f: str, args: list, valid: bool = False) -> tuple[str, Any]:
+    """Invoke one operation and record its invoke and outcome. ``valid``: the rules allow it,
+    so it must succeed (checked by ``valid-ops-succeed``)."""
+    if valid:
+        history.record("invoke", op=op_id, f=f, args=args, valid=True)
+    else:
+        history.record("invoke", op=op_id, f=f, args=args)
     outcome, value = call(store, f, args)
     if outcome == "ok":
         history.record("ok", op=op_id, value=value if isinstance(value, (dict, list)) else repr(value))
@@ -129,24 +133,29 @@ def _wait(barrier) -> None:
         pass  # a peer finished without reaching the barrier: carry on
 
 
-def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list) -> None:
+def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list, rivals: list[int] = ()) -> None:
     """The deterministic TOCTOU race, with no hook in the store.
 
     The ``holder`` runs ``op``; when it is about to replace the trade log (its checks passed,
-    the lock held) it sets ``at_commit`` and waits until every contender is ``ready``. A
-    ``contender`` starts its ``op`` only after ``at_commit``; it is ready once it finds the
-    lock taken (it now waits behind the holder's checks), once it reaches its own commit (a
-    store without a lock), or once its call returned.
+    the lock held) it sets ``at_commit`` and waits until every contender is committed to its
+    call. A ``contender`` starts its ``op`` only after ``at_commit``. Contender ``i`` (pid
+    ``rivals[i]``) counts as committed once it is seen blocked in a lock call on the lock file
+    (``/proc/locks``: a blocking ``flock`` or ``lockf`` waits in the kernel, where no wrapper
+    sees it), once it found the lock taken (``LOCK_NB``, or a store's ``contended()``), once it
+    reached its own commit (a store without a lock), or once its call returned. The holder
+    records how it saw each rival (event ``rivals``), so the scenario can tell a race that
+    happened from one that timed out.
     """
     store, history, spy = _setup(spec)
     f, args = op
     if role == "holder":
         def hold(_sha: str) -> None:
-            if not at_commit.is_set():
-                at_commit.set()
-                history.record("waitpoint", name="holder-at-commit")
-                for event in ready:
-                    event.wait(WAIT)
+            if at_commit.is_set():
+                return
+            at_commit.set()
+            history.record("waitpoint", name="holder-at-commit")
+            seen = _await_rivals(spec["lock_file"], ready, list(rivals))
+            history.record("rivals", seen=seen)
         spy.on_commit.append(hold)
         try:
             run_op(store, history, f"{spec['worker']}-0", f, args)
@@ -163,6 +172,35 @@ def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list) -> No
         mine.set()
 
 
+def _await_rivals(lock_file: str, ready: list, pids: list[int]) -> dict[str, str]:
+    """Wait (at most :data:`WAIT`) until each rival signalled or is blocked on ``lock_file``.
+
+    Returns pid -> ``"blocked"`` (seen waiting in the kernel), ``"signalled"`` (its event) or
+    ``"missing"`` (neither before the deadline).
+    """
+    import time
+
+    from tradestore_harness import proclocks
+
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + WAIT
+    while True:
+        waiting = proclocks.waiting(lock_file) or set()
+        for event, pid in zip(ready, pids):
+            if str(pid) not in seen:
+                if pid in waiting:
+                    seen[str(pid)] = "blocked"
+                elif event.is_set():
+                    seen[str(pid)] = "signalled"
+        pending = [event for event, pid in zip(ready, pids) if str(pid) not in seen]
+        if not pending or time.monotonic() >= deadline:
+            break
+        pending[0].wait(0.002)  # re-read /proc/locks every 2 ms, or sooner when a rival signals
+    for pid in pids:
+        seen.setdefault(str(pid), "missing")
+    return seen
+
+
 # --------------------------------------------------------------------------- looping writers
 
 def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None) -> None:
@@ -176,12 +214,7 @@ def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None
     """
     store, history, _ = _setup(spec)
     worker = spec["worker"]
-    if spec.get("suicide_at"):
-        def die(n: int) -> None:
-            if n == spec["suicide_at"]:
-                history.record("kill", target_pid=os.getpid(), why="mid-write wait-point")
-                os.kill(os.getpid(), signal.SIGKILL)
-        waitpoints.arm("mid-write", die)
+    _arm_suicide(spec, history)
     mine: dict[str, dict] = {}
 
     def refresh() -> None:
@@ -215,7 +248,7 @@ def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None
                 moved = float(trade["stop_price"]) * (1 + intent["stop_move"])
                 stop_price = round(min(moved, entry * 0.995) if long else max(moved, entry * 1.005), 2)
                 args = [trade["id"], {"stop_price": stop_price}]
-        if started is not None:
+        if started is not None and not started.is_set():
             started.set()  # set up and at work (before the call: the call may kill the process)
         outcome, value = run_op(store, history, op_id, f, args)
         if outcome == "ok" and isinstance(value, dict) and "id" in value:
@@ -227,10 +260,116 @@ def writer_loop(spec: dict, life: int, stop, max_ops: int = 10_000, started=None
             refresh()
 
 
+def lifecycle_writer(spec: dict, life: int, stop, max_ops: int = 10_000, started=None) -> None:
+    """A writer whose every operation is valid under the store's rules, for as long as it runs.
+
+    Follows :func:`tradestore_harness.generator.lifecycle_ops`: it opens the next of its own
+    symbols (``spec["symbols"]``), moves the stop of, partially closes and closes that one
+    trade, alternating wins and losses per symbol. After a restart it finds its open trade and
+    each symbol's last result again in the log. ``stop`` and ``started`` are
+    :class:`tradestore_harness.flags.FileFlag` objects (a kill cannot leave them locked).
+    ``spec["suicide_at"]`` as in :func:`writer_loop`.
+    """
+    store, history, spy = _setup(spec)
+    worker = spec["worker"]
+    _arm_suicide(spec, history)
+    if spec.get("die_in_lock"):
+        _arm_critical_death(spy, history, *spec["die_in_lock"])
+    symbols = list(spec["symbols"])
+    trade: dict | None = None
+    last_win: dict[str, bool] = {}
+    outcome, trades = call(store, "read", [])
+    for t in trades if outcome == "ok" else []:
+        if str(t.get("notes", "")).startswith(worker + "-"):
+            if t.get("status") == "OPEN":
+                trade = t
+            elif t.get("pnl_usd") is not None:
+                net = float(t["pnl_usd"]) + sum(float(p.get("pnl_usd") or 0) for p in t.get("partial_exits") or [])
+                last_win[str(t["symbol"])] = net > 0
+    turn = generator.rng(spec["seed"], "rotation", worker, life).randrange(len(symbols))
+    for intent in generator.lifecycle_ops(spec["seed"], worker, life):
+        if stop.is_set() or intent["n"] >= max_ops:
+            break
+        f = intent["f"]
+        if (f == "open") != (trade is None):
+            continue  # an open while one is open, or a change with none open: not this step
+        op_id = f"{worker}-L{life}-{intent['n']}"
+        if f == "open":
+            symbol = symbols[turn % len(symbols)]
+            turn += 1
+            args = [symbol, *intent["args"][1:8], op_id]
+        else:
+            entry, long = float(trade["entry_price"]), trade["direction"] == "LONG"
+            win = not last_win.get(str(trade["symbol"]), False)  # a loss only right after a win
+            sign = (1 if long else -1) * (1 if win else -1)
+            price = round(entry * (1 + sign * intent["move"]), 2)
+            if f == "close":
+                args = [trade["id"], price, "chaos close"]
+            elif f == "partial":
+                args = [trade["id"], intent["pct"], price, "chaos partial"]
+            else:
+                moved = float(trade["stop_price"]) * (1 + intent["stop_move"])
+                stop_price = round(min(moved, entry * 0.995) if long else max(moved, entry * 1.005), 2)
+                args = [trade["id"], {"stop_price": stop_price}]
+        if started is not None and not started.is_set():
+            started.set()  # set up and at work (before the call: the call may kill the process)
+        outcome, value = run_op(store, history, op_id, f, args, valid=True)
+        if outcome == "ok" and isinstance(value, dict) and "id" in value:
+            if f == "close":
+                last_win[str(trade["symbol"])] = win
+                trade = None
+            else:
+                trade = value
+        elif outcome == "fail":
+            return  # a valid operation was refused: the finding is recorded; stop here
+
+
+CRITICAL_POINTS = ("lock", "commit", "unlock")
+
+
+def _arm_critical_death(spy, history: HistoryWriter, nth: int, point: str) -> None:
+    """SIGKILL this process inside its ``nth`` critical section, at ``point``: right after it
+    took the lock, right before it replaces the log (or COMMITs), or right after the commit
+    while it still holds the lock. Any store's write can be cut there, whatever the timing of
+    the nemesis: this is where a store loses or tears what it was writing."""
+    holds = [0]
+
+    def count() -> None:
+        holds[0] += 1
+        if point == "lock":
+            die()
+
+    def die(*_: Any) -> None:
+        if holds[0] == nth:
+            history.record("kill", target_pid=os.getpid(), why=f"in critical section {nth}, at {point}")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    spy.on_lock.append(count)
+    if point == "commit":
+        spy.on_commit.append(die)
+    elif point == "unlock":
+        spy.on_unlock.append(die)
+
+
+def _arm_suicide(spec: dict, history: HistoryWriter) -> None:
+    """With ``spec["suicide_at"] = k``, SIGKILL this process at its k-th ``mid-write``
+    wait-point (only the controls that write in place have one)."""
+    if spec.get("suicide_at"):
+        def die(n: int) -> None:
+            if n == spec["suicide_at"]:
+                history.record("kill", target_pid=os.getpid(), why="mid-write wait-point")
+                os.kill(os.getpid(), signal.SIGKILL)
+        waitpoints.arm("mid-write", die)
+
+
 # --------------------------------------------------------------------------- reconciler
 
-def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cycles: int = 10_000) -> None:
+def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cycles: int = 10_000,
+                    started=None) -> None:
     """The reconciler role: reconcile until ``stop``; after each cycle keep what it wrote.
+
+    ``started`` (a flag) is set once the first cycle is done, so a scenario can start its clock
+    when the reconciler is really reconciling.
 
     Each snapshot (``snapshot_dir/<pid>-<n>.json``) holds the derived files as they are right
     after a cycle returned; only this process writes them, so that is the set it wrote.
@@ -259,3 +398,5 @@ def reconciler_loop(spec: dict, stop, clock_iso: str, snapshot_dir: str, max_cyc
         kind = "fail" if result.aborted else "ok"
         history.record(kind, op=f"{spec['worker']}-{n}", value={"healed": result.healed}, error=getattr(result, "reason", None))
         n += 1
+        if started is not None and n == 1:
+            started.set()

@@ -65,6 +65,8 @@ class SqliteStore:
             self.observer.contended()
             self.conn.execute("PRAGMA busy_timeout = 30000")
             self.conn.execute("BEGIN IMMEDIATE")
+        # COMMIT and reads wait for readers and writers too: never with a zero timeout.
+        self.conn.execute("PRAGMA busy_timeout = 30000")
         self.observer.locked()
 
     def _commit(self, ledger: Ledger) -> None:

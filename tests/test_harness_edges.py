@@ -12,7 +12,7 @@ from tradestore_chaos.scenarios import _race, corrupt_derived
 from tradestore_harness import derived
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.generator import open_args
-from tradestore_harness.result import ScenarioResult
+from tradestore_harness.result import ScenarioResult, ScenarioStopped
 from tradestore import TradeStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -24,10 +24,12 @@ def _ctx(tmp_path) -> ScenarioContext:
 
 
 def test_a_setup_the_target_refuses_stops_the_round(tmp_path):
-    with pytest.raises(RuntimeError) as info:
+    # The scenarios' setups are valid under the rules, so a refusal is a liveness finding.
+    with pytest.raises(ScenarioStopped) as info:
         _race.prepare(_ctx(tmp_path), tmp_path / "round", {"max_positions": 7},
                       [("close", ["T009", 100.0, "nope"])])
-    assert str(info.value).startswith("setup close('T009', 100.0, 'nope') was refused by the target")
+    assert info.value.prop == "valid-ops-succeed"
+    assert str(info.value).startswith("setup close('T009', 100.0, 'nope') is valid under the rules but was refused")
 
 
 def test_a_race_where_fewer_win_than_the_rules_allow_is_allowed_count(tmp_path):

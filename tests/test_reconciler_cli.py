@@ -89,3 +89,35 @@ def test_help_mentions_out(command):
     proc = subprocess.run([sys.executable, "-m", "tradestore.cli", command, "--help"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0 and "--out DIR" in proc.stdout
+
+
+def test_a_stop_signal_landing_anywhere_inside_the_wait_never_deadlocks():
+    # A signal handler runs between two bytecodes of the main thread, possibly inside the stop
+    # flag's wait() while it holds a lock (threading.Event does), and a handler that takes the
+    # same lock waits for itself forever. The trace below runs the installed SIGTERM handler at
+    # every line the wait executes, in turn: each wait must end.
+    code = """
+import signal, sys
+from tradestore import cli
+for n in range(1, 40):
+    stop = cli.stop_on_signals()
+    handler = signal.getsignal(signal.SIGTERM)
+    lines = [0]
+    def trace(frame, event, arg, n=n, handler=handler):
+        if event == "line":
+            lines[0] += 1
+            if lines[0] == n:
+                handler(signal.SIGTERM, frame)
+        return trace
+    sys.settrace(trace)
+    stopped = stop.wait(3)
+    sys.settrace(None)
+    if lines[0] < n:
+        break  # the wait has fewer lines than n: every line was tried
+    if not stopped:
+        sys.exit(f"the handler ran at line {n} of the wait but the wait did not end")
+print("ok")
+"""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -24,6 +24,8 @@ import inspect
 import json
 import math
 import os
+import select
+import signal
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -303,14 +305,47 @@ def cmd_reconcile(store: TradeStore, args: argparse.Namespace) -> int:
     rec = _reconciler(store, args)
     if args.every is None:
         return reconciler.run_once(rec, as_json=args.json)
-    import signal
-    import threading
-
-    stop = threading.Event()  # set by SIGTERM or Ctrl-C; the loop finishes its cycle and exits 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()  # SIGTERM or Ctrl-C: the loop finishes its cycle and exits 0
     return reconciler.run_every(rec, args.every, stop, as_json=args.json,
                                 emit=lambda line: print(line, flush=True))
+
+
+class SignalStop:
+    """A stop flag that a signal handler can set at any moment without deadlocking.
+
+    ``threading.Event.set()`` takes the event's lock; a handler runs in the main thread between
+    two bytecodes, possibly inside ``Event.wait()`` while that very lock is held, and then waits
+    for itself forever. Here ``set()`` only records the flag and writes one byte to a pipe, and
+    ``wait()`` sleeps in ``select`` on that pipe, so a signal ends the wait at once.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._flag = False
+
+    def set(self) -> None:
+        self._flag = True
+        try:
+            os.write(self._write, b"x")
+        except BlockingIOError:  # the pipe is full of earlier wake-ups: already awake
+            pass
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._flag:
+            select.select([self._read], [], [], timeout)
+        return self._flag
+
+
+def stop_on_signals() -> SignalStop:
+    """A :class:`SignalStop` set by SIGTERM and SIGINT (Ctrl-C)."""
+    stop = SignalStop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:

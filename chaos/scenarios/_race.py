@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tradestore_harness import evaluate, hooks, workers
 from tradestore_harness.context import ScenarioContext
-from tradestore_harness.result import ScenarioResult
+from tradestore_harness.result import ScenarioResult, ScenarioStopped
 from tradestore_harness.spy import store_version
 from tradestore_harness.targets import call, resolve_target
 
@@ -23,7 +23,8 @@ def prepare(ctx: ScenarioContext, workdir, limits: dict, setup_ops: list) -> Non
     for f, args in setup_ops:
         outcome, value = call(store, f, args)
         if outcome != "ok":
-            raise RuntimeError(f"setup {f}{tuple(args)} was refused by the target: {value}")
+            raise ScenarioStopped("valid-ops-succeed", f"setup {f}{tuple(args)} is valid under the rules "
+                                                       f"but was refused by the target: {value}")
     data = hooks.read_state(ctx.target, spec["trade_log"], spec["lock_file"])
     if data is not None:
         store_version(spec["versions_dir"], data)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from tradestore_chaos.scenarios._race import prepare
 from tradestore_harness import generator, workers
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.flags import FileFlag
 
 LIMITS = {"max_positions": 5}
 
@@ -17,19 +18,25 @@ def fixed_clock(ctx: ScenarioContext) -> datetime:
     return moment
 
 
-def start_writers(ctx: ScenarioContext, stop, limits: dict = LIMITS, seed_trades: int = 2) -> list:
+def flag(ctx: ScenarioContext, name: str) -> FileFlag:
+    """A fresh :class:`FileFlag` under ``ctx.workdir/flags`` (a kill cannot leave it locked)."""
+    directory = ctx.workdir / "flags"
+    directory.mkdir(exist_ok=True)
+    return FileFlag(directory / name)
+
+
+def start_writers(ctx: ScenarioContext, stop: FileFlag, limits: dict = LIMITS, seed_trades: int = 2) -> list:
     """Seed the log with a few trades (so it exists), then start ``ctx.writers`` writer loops."""
     r = ctx.rng("seed-trades")
     symbols = r.sample(generator.SYMBOLS, seed_trades)
     prepare(ctx, ctx.workdir, limits, [["open", generator.open_args(r, s, f"setup-{i}")] for i, s in enumerate(symbols)])
-    mp = workers.context()
     procs, started = [], []
     for w in range(ctx.writers):
         spec = workers.make_spec(ctx.target, str(ctx.workdir), f"w{w}", limits=limits, seed=ctx.seed)
-        started.append(mp.Event())
+        started.append(flag(ctx, f"w{w}.started"))
         procs.append(workers.spawn(workers.writer_loop, spec, 0, stop, 10_000, started[-1]))
-    for event in started:  # the faults must land while the writers are really writing
-        event.wait(workers.WAIT)
+    for proc, event in zip(procs, started):  # the faults must land while the writers are really writing
+        event.wait(workers.WAIT, [proc])
     return procs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, flag, start_writers, stop_writers
 from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import checkers, derived, evaluate, nemesis, workers
 from tradestore_harness.context import ScenarioContext
@@ -39,7 +39,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     now = fixed_clock(ctx)
-    stop = workers.context().Event()
+    stop = flag(ctx, "stop")
     procs = start_writers(ctx, stop)
     trade_log = str(ctx.workdir / "trades.json")
     state = state_dir_for(trade_log)

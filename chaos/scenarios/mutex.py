@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tradestore_harness import evaluate, workers
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.flags import FileFlag
 from tradestore_harness.history import lock_intervals, read_events
 from tradestore_harness.result import ScenarioResult
 
@@ -24,7 +25,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     workdir = ctx.workdir
     ops_each = 25 if ctx.quick else 60
     limits = {"max_positions": 5}
-    stop = workers.context().Event()
+    stop = FileFlag(workdir / "stop")  # never set: each writer stops after ops_each
     ctx.progress(f"{ctx.writers} writers, {ops_each} operations each, sentinel inside the lock")
     procs = []
     for w in range(ctx.writers):

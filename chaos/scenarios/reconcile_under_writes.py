@@ -9,7 +9,7 @@ each other (they name the same log version and equal its rebuild).
 from __future__ import annotations
 
 
-from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, start_writers, stop_writers
+from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, flag, start_writers, stop_writers
 from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import checkers, derived, evaluate, workers
 from tradestore_harness.context import ScenarioContext
@@ -27,15 +27,25 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     now = fixed_clock(ctx)
     duration = ctx.duration or (2.0 if ctx.quick else 4.0)
-    stop = workers.context().Event()
+    stop = flag(ctx, "stop")
     procs = start_writers(ctx, stop)
     trade_log = str(ctx.workdir / "trades.json")
     snapshots_dir = ctx.workdir / "snapshots"
     spec = workers.make_spec(ctx.target, str(ctx.workdir), "reconciler", state_dir=state_dir_for(trade_log))
-    reconciler = workers.spawn(workers.reconciler_loop, spec, stop, now.isoformat(), str(snapshots_dir))
+    reconciling = flag(ctx, "reconciler.started")
+    reconciler = workers.spawn(workers.reconciler_loop, spec, stop, now.isoformat(), str(snapshots_dir),
+                               10_000, reconciling)
+    if not reconciling.wait(workers.WAIT * 3, [reconciler]):  # the clock starts once it reconciles
+        result.violate("liveness", f"the reconciler process did not complete a first cycle "
+                                   f"(exit code {reconciler.exitcode})")
     ctx.progress(f"{ctx.writers} writers and one reconciler for {duration:.0f}s")
-    stop.wait(duration)  # the run's length; the workers stop on this event
+    stop.wait(duration, [reconciler])  # the run's length; ends early if the reconciler dies
+    if not reconciler.is_alive():
+        result.violate("liveness", f"the reconciler process died while the writers wrote (exit code "
+                                   f"{reconciler.exitcode}); a dead reconciler leaves derived files stale")
     stop_writers([*procs, reconciler], stop, result)
+    if reconciler.exitcode not in (0, None):
+        result.violate("liveness", f"the reconciler process ended with exit code {reconciler.exitcode}")
     evaluate.standard(result, ctx.workdir, max_positions=LIMITS["max_positions"])
     snapshots = []
     for path in sorted(snapshots_dir.glob("*.json")):
