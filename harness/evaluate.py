@@ -10,6 +10,7 @@ import os
 import pathlib
 from typing import Iterable
 
+from tradestore.logfile import lock_path
 from tradestore_harness import checkers, hooks
 from tradestore_harness.history import Op, count_outcomes, lock_intervals, operations, read_events
 from tradestore_harness.result import ScenarioResult
@@ -28,7 +29,8 @@ def read_log(workdir: str | os.PathLike[str], target: str = DEFAULT) -> bytes | 
     """The final state of ``target``'s store run in ``workdir`` (the trade log's bytes, or the
     export hook's document for a store that is not one file; see :mod:`tradestore_harness.hooks`)."""
     workdir = pathlib.Path(workdir)
-    return hooks.read_state(target, str(workdir / "trades.json"), str(workdir / "trades.lock"))
+    trade_log = str(workdir / "trades.json")
+    return hooks.read_state(target, trade_log, lock_path(trade_log))
 
 
 def tally(result: ScenarioResult, ops: Iterable[Op]) -> None:

@@ -74,7 +74,8 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     nemesis_history = HistoryWriter(workdir / "history", "nemesis")
     lives = [0] * ctx.writers
     working: list[FileFlag] = [FileFlag(flags / "unused")] * ctx.writers
-    trade_log, lock_file = str(workdir / "trades.json"), str(workdir / "trades.lock")
+    paths = workers.make_spec(ctx.target, str(workdir), "nemesis")
+    trade_log, lock_file = paths["trade_log"], paths["lock_file"]
 
     def start(w: int):
         # The first life of w0 dies at the 1st in-place half-write; later lives at a seeded one.
