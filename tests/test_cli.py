@@ -447,3 +447,14 @@ def test_a_failed_cycle_with_json_is_a_json_line_and_the_loop_goes_on():
     failed = json.loads(lines[0])
     assert failed["failed"] is True and failed["error"] == "OSError" and "No space" in failed["message"]
     assert json.loads(lines[-1]) == {"stopped": True, "cycles": 2}
+
+
+def test_a_refused_path_is_a_configuration_error_in_its_own_words(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "status", "--lock", "other.lock")
+    assert code == EXIT_USAGE and "trades.json.lock" in err and "bad limit" not in err
+    (tmp_path / "d").mkdir()
+    code, _, err = run(capsys, "status", "--log", "d")
+    assert code == EXIT_USAGE and "not a regular file" in err
+    code, _, err = run(capsys, "status", "--max-positions", "0")
+    assert code == EXIT_USAGE and "bad limit in configuration: max_positions" in err

@@ -151,8 +151,8 @@ def store_from_args(args: argparse.Namespace) -> TradeStore:
     lock_file = args.lock or (os.path.join(base, config["lock_file"]) if "lock_file" in config else None)
     try:
         return TradeStore(trade_log, lock_file, fsync=not args.no_fsync, **options)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"bad limit in configuration: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a bad limit, or a path refused (UnsafePath): configuration
+        raise UsageError(str(exc) if isinstance(exc, TradeStoreError) else f"bad limit in configuration: {exc}") from None
 
 
 def _emit_json(document: Any) -> None:
