@@ -1,42 +1,71 @@
-"""Record, crash and fail the file-system calls a process makes under one directory.
+"""The one file-system interposition layer: see, record, crash and fail a process's file calls.
 
-:class:`FsShim` replaces functions of the ``os`` module *in the current process only* (the
-library calls them as ``os.open``, ``os.write``, ... so a wrapped attribute is what it runs).
+:class:`FsShim` replaces functions of the ``os`` module (and ``fcntl.flock``/``fcntl.lockf``)
+*in the current process only*. Code calls them as ``os.open``, ``os.write``, ... so a wrapped
+attribute is what it runs. Python file objects are seen too: while a shim with
+``file_objects=True`` is installed, the builtin ``open()``, ``io.open`` (and so ``os.fdopen``,
+``tempfile``'s file objects and ``pathlib.Path.open``/``write_text``/``write_bytes``) build
+their files from the pure-Python ``_pyio`` implementation, whose every open, write, truncate
+and close is an ``os`` call through the same wrappers. ``shutil``'s copies are seen through
+``os.sendfile`` (or read and write calls when it falls back). Writes that reach the disk some
+other way (``mmap``, a C extension such as ``sqlite3``, a ``FileIO`` built before the shim was
+installed) are not seen; :func:`tradestore_harness.powerloss.unseen_changes` detects that from
+the files themselves, and the scenarios then say the store cannot be judged this way.
+
 Only calls that touch the shim's root directory are counted: a path under the root, or a
-descriptor opened from such a path. Everything else (pipes, the interpreter's own files)
-passes through untouched and unnumbered, so call indices are stable from run to run.
+descriptor opened from such a path while the shim was installed. Everything else (pipes, the
+interpreter's own files) passes through untouched and unnumbered, so call indices are the same
+from run to run of the same work.
 
 Guarantees:
 
 - every counted call gets the next index (0, 1, 2, ...) and, when recording, an
-  :class:`FsCall` saying what it did, including the bytes a ``write`` put where;
-- a :class:`Fault` armed at index ``N`` acts exactly when call ``N`` is about to run:
-  ``crash`` exits the process with :data:`CRASH_EXIT` before the call, ``crash-after`` after it,
-  ``torn`` writes the first half of a ``write`` and then exits, ``error`` raises
+  :class:`FsCall` saying what it did, including the bytes a write put where;
+- a :class:`Fault` acts exactly at the call(s) it selects (one index, or every call of one
+  kind): ``crash`` ends the process with :data:`CRASH_EXIT` before the call, ``crash-after``
+  after it, ``torn`` writes the first half of a write and then ends it; ``error`` raises
   ``OSError(errno)`` instead of the call (once, or with ``persistent`` for that call and every
-  later call of the same kind);
-- crashes use ``os._exit``: no ``finally`` block, ``atexit`` hook or buffered output of the
-  process runs, which is what a kill looks like to the files, while coverage's ``_exit`` patch
-  still saves its data.
+  later call of the same kind); ``short`` lets only the first half of a write land and returns
+  that count, as a disk near full or a signal does; ``eintr`` raises ``InterruptedError``
+  before a write lands anything; ``skip`` returns success without running the call (a
+  negative control that "forgets" a step); ``hook`` calls ``Fault.hook(call)`` right before
+  the call runs (e.g. another writer replaces the log at that moment);
+- ``Fault.in_process`` makes a crash raise :class:`SimulatedCrash` instead of exiting; every
+  later counted call of the dead writer raises it too, except ``close``, which the kernel does
+  for a dead process anyway;
+- crashes use ``os._exit``: no ``finally`` block, ``atexit`` hook or buffered output runs,
+  which is what a kill looks like to the files, while coverage's ``_exit`` patch still saves
+  its data;
+- ``observers`` see every call of the functions they name, counted or not (see
+  :class:`Observer`): the spy of :mod:`tradestore_harness.spy` is one.
 
-Use it only in a worker process that the harness owns; it is not thread-aware.
+Shims nest: one installed inside another wraps the outer one's wrappers, so a control that
+skips its fsyncs under an inner shim is recorded by the outer one as never having fsynced.
+Use it only in a process that the harness owns; it is not thread-aware.
 """
 
 from __future__ import annotations
 
+import builtins
 import errno as errno_module
+import fcntl
+import io
 import os
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 CRASH_EXIT = 77  # exit status of a process stopped by an injected crash
 
 # The os functions a store uses to write and make durable. ``dirfsync`` is not a function:
 # it is the kind given to an ``fsync`` of a descriptor opened on a directory.
+WRITES = ("write", "pwrite", "writev", "sendfile", "copy_file_range")
 WRAPPED = (
     "open",
     "write",
     "pwrite",
+    "writev",
+    "sendfile",
+    "copy_file_range",
     "fsync",
     "fdatasync",
     "replace",
@@ -46,9 +75,16 @@ WRAPPED = (
     "close",
     "fchmod",
     "ftruncate",
+    "truncate",
     "mkdir",
 )
+LOCKS = ("flock", "lockf")  # fcntl functions: passed to observers, never counted
 KINDS = WRAPPED + ("dirfsync",)
+ACTIONS = ("crash", "crash-after", "torn", "error", "short", "eintr", "skip", "hook")
+
+
+class SimulatedCrash(BaseException):
+    """The writer "died" at this call (``Fault.in_process``): nothing of it runs any more."""
 
 
 @dataclass(frozen=True)
@@ -63,41 +99,105 @@ class FsCall:
     flags: int = 0  # open: the flags
     created: bool = False  # open: the call created a new file
     is_dir: bool = False  # open: the path is a directory
-    offset: int | None = None  # write/pwrite: where the bytes landed; ftruncate: the new length
-    data: bytes | None = None  # write/pwrite: the bytes that landed
+    offset: int | None = None  # writes: where the bytes landed; ftruncate/truncate: the new length
+    data: bytes | None = None  # writes: the bytes that landed
     error: int | None = None  # errno when the call failed (really or by injection)
     injected: str | None = None  # the fault action applied at this call, if any
 
     def _with(self, **changes: object) -> "FsCall":
         return replace(self, **changes)
 
-    def _replace_injected(self, action: str) -> "FsCall":
-        return replace(self, injected=action)
+    @property
+    def writes(self) -> bool:
+        """A call that puts bytes into a file (write, pwrite, writev, sendfile, copy_file_range)."""
+        return self.kind in WRITES
+
+    @property
+    def ran(self) -> bool:
+        """The call reached the file system (it did not fail, and was not crashed before or skipped)."""
+        return self.error is None and self.injected not in ("crash", "error", "skip", "eintr")
 
     def describe(self) -> str:
         """A short human description, e.g. ``fsync(.trades.json.1a2b.tmp)``."""
         name = os.path.basename(self.path) if self.path else "?"
         if self.dst is not None:
             return f"{self.kind}({name} -> {os.path.basename(self.dst)})"
-        if self.kind in ("write", "pwrite") and self.data is not None:
+        if self.writes and self.data is not None:
             return f"{self.kind}({name}, {len(self.data)} bytes @ {self.offset})"
         return f"{self.kind}({name})"
 
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do at call ``at``. ``action``: "crash", "crash-after", "torn" or "error"."""
+    """What to do at call ``at`` (an index), or with ``at=None`` at every call of ``kind``.
 
-    at: int
+    ``action`` is one of :data:`ACTIONS` (see the module docstring). ``kind`` with an index
+    only restricts it (the fault acts if call ``at`` is of that kind).
+    """
+
+    at: int | None
     action: str
     errno: int = 0
     persistent: bool = False
+    kind: str | None = None
+    in_process: bool = False
+    hook: Callable[[FsCall], None] | None = None
 
     def __post_init__(self) -> None:
-        if self.action not in ("crash", "crash-after", "torn", "error"):
-            raise ValueError(f"action={self.action!r}: expected crash, crash-after, torn or error")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action={self.action!r}: expected one of {', '.join(ACTIONS)}")
         if self.action == "error" and not self.errno:
             raise ValueError("an error fault needs an errno (e.g. errno.ENOSPC)")
+        if self.action == "hook" and self.hook is None:
+            raise ValueError("a hook fault needs hook=callable(call)")
+        if self.at is None and self.kind is None:
+            raise ValueError("a fault needs a call index (at=N) or a kind (kind='fsync'), or both")
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r}: expected one of {', '.join(KINDS)}")
+
+    def selects(self, index: int, kind: str) -> bool:
+        return (self.at is None or self.at == index) and (self.kind is None or self.kind == kind)
+
+
+class Observer:
+    """Sees calls of the functions in ``functions`` (os or fcntl names), counted or not.
+
+    ``around(name, proceed, args, kwargs)`` must call ``proceed(*args, **kwargs)`` (or decide
+    not to) and return its result; it may act before and after, and see exceptions.
+    """
+
+    functions: tuple[str, ...] = ()
+
+    def around(self, name: str, proceed: Callable, args: tuple, kwargs: dict) -> Any:  # pragma: no cover
+        return proceed(*args, **kwargs)
+
+
+# -- file objects through _pyio ------------------------------------------------------------------
+
+_routed = 0
+_c_open = {"builtins": builtins.open, "io": io.open}
+
+
+def _route_file_objects() -> None:
+    """Make new Python file objects of this process pure Python (``_pyio``), so their I/O is
+    ``os`` calls. Counted: nested shims route once and restore once."""
+    global _routed
+    import _pyio
+
+    if _routed == 0:
+        _c_open["builtins"], _c_open["io"] = builtins.open, io.open
+        builtins.open = io.open = _pyio.open
+        # ``isinstance(f, io.IOBase)`` and friends keep holding for the pure-Python objects
+        for name in ("IOBase", "RawIOBase", "BufferedIOBase", "TextIOBase"):
+            getattr(io, name).register(getattr(_pyio, name))
+    _routed += 1
+
+
+def _unroute_file_objects() -> None:
+    global _routed
+    _routed -= 1
+    if _routed == 0:
+        builtins.open, io.open = _c_open["builtins"], _c_open["io"]
 
 
 @dataclass
@@ -110,42 +210,61 @@ class _Tracked:
 class FsShim:
     """Wraps ``os`` functions while installed; counts, records and injects faults under ``root``.
 
-    ``recording`` keeps an :class:`FsCall` per counted call in ``calls``; ``fault`` is the
-    armed fault (or None). ``on_crash`` runs just before an injected crash exits (a worker
-    uses it to flush what it must report); it must not touch the root directory.
+    ``recording`` keeps an :class:`FsCall` per counted call in ``calls``; ``fault`` (one) and
+    ``faults`` (more) are the armed faults. ``on_crash`` runs just before an injected crash
+    exits (a worker uses it to flush what it must report); it must not touch the root.
+    ``file_objects`` routes Python file objects through ``_pyio`` while installed (see module
+    docstring); ``observers`` see the calls they name.
     """
 
-    root: str
+    root: str | None
     recording: bool = True
     fault: Fault | None = None
     on_crash: Callable[[FsCall], None] | None = None
+    faults: list = field(default_factory=list)
+    file_objects: bool = True
+    observers: list = field(default_factory=list)
     calls: list[FsCall] = field(default_factory=list)
     count: int = 0
+    dead: bool = False  # an in-process crash happened: every later counted call dies too
     _orig: dict = field(default_factory=dict)
     _fds: dict = field(default_factory=dict)
     _paused: int = 0
-    _fault_kind: str | None = None  # kind that a persistent fault keeps failing
+    _failing: dict = field(default_factory=dict)  # kind -> errno a persistent fault keeps failing
 
     def __post_init__(self) -> None:
-        self.root = os.path.abspath(os.fspath(self.root))
-        self._roots = {self.root, os.path.realpath(self.root)}
+        # root None: count nothing (a shim that only carries observers, like the spy's)
+        self.root = os.path.abspath(os.fspath(self.root)) if self.root is not None else None
+        self._roots = {self.root, os.path.realpath(self.root)} if self.root is not None else set()
+        self.faults = list(self.faults)
 
     # -- installation -------------------------------------------------------------------------
 
     def install(self) -> "FsShim":
-        """Replace the ``os`` functions in this process. Idempotent per shim."""
+        """Replace the functions in this process. Idempotent per shim."""
         if self._orig:
             return self
         for name in WRAPPED:
-            self._orig[name] = getattr(os, name)
-            setattr(os, name, getattr(self, "_w_" + name))
+            if hasattr(os, name):
+                self._orig[name] = getattr(os, name)
+                setattr(os, name, self._wrapper(name, getattr(self, "_w_" + name)))
+        for name in LOCKS:
+            self._orig[name] = getattr(fcntl, name)
+            if any(name in o.functions for o in self.observers):
+                setattr(fcntl, name, self._wrapper(name, self._orig[name]))
+        if self.file_objects:
+            _route_file_objects()
         return self
 
     def uninstall(self) -> None:
-        """Put the original ``os`` functions back."""
+        """Put the original functions back."""
+        if not self._orig:
+            return
         for name, func in self._orig.items():
-            setattr(os, name, func)
+            setattr(fcntl if name in LOCKS else os, name, func)
         self._orig.clear()
+        if self.file_objects:
+            _unroute_file_objects()
 
     def __enter__(self) -> "FsShim":
         return self.install()
@@ -153,19 +272,31 @@ class FsShim:
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
 
+    def _wrapper(self, name: str, inner: Callable) -> Callable:
+        """``inner`` behind the observers that watch ``name`` (outermost first)."""
+        watching = [o for o in self.observers if name in o.functions]
+        if not watching:
+            return inner
+        call = inner
+        for observer in reversed(watching):
+            call = (lambda obs, nxt: lambda *a, **k: obs.around(name, nxt, a, k))(observer, call)
+        return call
+
     def reset(self, fault: Fault | None = None, recording: bool | None = None) -> None:
         """Start numbering from 0 again with ``fault`` armed; forget recorded calls."""
         self.calls = []
         self.count = 0
         self.fault = fault
-        self._fault_kind = None
+        self._failing = {}
+        self.dead = False
         if recording is not None:
             self.recording = recording
 
     def clear_fault(self) -> None:
-        """Disarm the fault (the "disk" is healthy again); numbering continues."""
+        """Disarm every fault (the "disk" is healthy again); numbering continues."""
         self.fault = None
-        self._fault_kind = None
+        self.faults = []
+        self._failing = {}
 
     class _Pause:
         def __init__(self, shim: "FsShim") -> None:
@@ -183,7 +314,7 @@ class FsShim:
 
     @property
     def original(self) -> dict:
-        """The real ``os`` functions (for writing to a report pipe while installed)."""
+        """The functions this shim replaced (for writing to a report pipe while installed)."""
         return self._orig
 
     # -- classification -----------------------------------------------------------------------
@@ -204,68 +335,123 @@ class FsShim:
             return None
         return self._under_root(path)
 
-    def _counted_fd(self, fd: int) -> _Tracked | None:
-        if self._paused:
+    def _counted_fd(self, fd: object) -> _Tracked | None:
+        if self._paused or not isinstance(fd, int):
             return None
         return self._fds.get(fd)
 
     # -- the core: number, decide the fault, run, record ---------------------------------------
 
-    def _begin(self, kind: str) -> tuple[int, str | None]:
-        """Number the call and return (index, action to apply or None)."""
+    def _begin(self, kind: str) -> tuple[int, Fault | None]:
+        """Number the call and return (index, the fault that acts on it or None)."""
         index = self.count
         self.count += 1
-        fault = self.fault
-        if fault is None:
-            return index, None
-        if index == fault.at:
-            if fault.persistent:
-                self._fault_kind = kind
-            return index, fault.action
-        if fault.persistent and self._fault_kind == kind and index > fault.at:
-            return index, "error"
+        if kind in self._failing:
+            return index, Fault(index, "error", self._failing[kind])
+        for fault in ([self.fault] if self.fault else []) + self.faults:
+            if fault.selects(index, kind):
+                if fault.persistent and fault.action == "error":
+                    self._failing[kind] = fault.errno
+                return index, fault
         return index, None
 
     def _record(self, call: FsCall) -> None:
         if self.recording:
             self.calls.append(call)
 
-    def _crash(self, call: FsCall) -> None:
+    def _crash(self, call: FsCall, fault: Fault | None) -> None:
         self._record(call)
+        if fault is not None and fault.in_process:
+            self.dead = True
+            raise SimulatedCrash(f"crash at fs call {call.index} ({call.kind}, {call.injected})")
         if self.on_crash is not None:
             self.on_crash(call)
         os._exit(CRASH_EXIT)
 
-    def _raise(self, call: FsCall, path: str | None) -> None:
-        code = self.fault.errno if self.fault else errno_module.EIO
-        self._record(call._with(error=code))
-        raise OSError(code, f"{os.strerror(code)} (injected at fs call {call.index})", path)
+    def _raise(self, call: FsCall, code: int) -> None:
+        self._record(call._with(error=code, injected="error" if code != errno_module.EINTR else "eintr"))
+        exc = InterruptedError if code == errno_module.EINTR else OSError
+        raise exc(code, f"{os.strerror(code)} (injected at fs call {call.index})", call.path)
+
+    def _dead_call(self, kind: str, func: Callable, args: tuple, kwargs: dict):
+        if kind == "close":  # the kernel closes a dead process's descriptors
+            return func(*args, **kwargs)
+        raise SimulatedCrash(f"{kind} after the crash")
 
     def _run(self, kind: str, call_kwargs: dict, func: Callable, args: tuple, kwargs: dict,
              *, after: Callable[[object], dict] | None = None, close_first: bool = False):
         """Apply the fault decision around ``func(*args, **kwargs)`` and record the call."""
-        index, action = self._begin(kind)
+        if self.dead:
+            return self._dead_call(kind, func, args, kwargs)
+        index, fault = self._begin(kind)
+        action = fault.action if fault else None
         call = FsCall(index=index, kind=kind, **call_kwargs)
-        if action == "crash":
-            self._crash(call._replace_injected("crash"))
-        if action == "error":
+        if action == "hook":
+            with self.paused():
+                fault.hook(call)
+            action = None
+        if action in ("crash", "torn"):  # torn only tears writes: elsewhere it is a crash before
+            if fault.in_process and kind == "close":  # the kernel closes a dead process's files
+                func(*args, **kwargs)
+            self._crash(call._with(injected="crash"), fault)
+        if action == "skip":
+            self._record(call._with(injected="skip"))
+            return None if kind != "open" else func(*args, **kwargs)
+        if action in ("error", "eintr"):
             if close_first:  # a failing close still releases the descriptor (as on Linux)
                 try:
                     func(*args, **kwargs)
                 except OSError:
                     pass
-            self._raise(call._replace_injected("error"), call.path)
+            self._raise(call, fault.errno if action == "error" else errno_module.EINTR)
         try:
             result = func(*args, **kwargs)
         except OSError as exc:
             self._record(call._with(error=exc.errno))
             raise
-        extra = after(result) if after else {}
-        done = call._with(**extra)
+        done = call._with(**(after(result) if after else {}))
         if action == "crash-after":
-            self._crash(done._replace_injected("crash-after"))
+            self._crash(done._with(injected="crash-after"), fault)
         self._record(done)
         return result
+
+    def _write_call(self, kind: str, fd: int, tracked: _Tracked, run: Callable[[int | None], int],
+                    landed: Callable[[int, int], bytes], size: int, offset: int | None = None):
+        """A call that writes ``size`` bytes to ``fd`` (at ``offset``, or at its file position).
+
+        ``run(limit)`` performs it, writing at most ``limit`` bytes (None: all); ``landed(n, at)``
+        gives the ``n`` bytes it put at offset ``at``.
+        """
+        real_lseek = os.lseek
+        if self.dead:
+            return self._dead_call(kind, run, (None,), {})
+        index, fault = self._begin(kind)
+        action = fault.action if fault else None
+        call = FsCall(index=index, kind=kind, path=tracked.path, fd=fd)
+        if action == "hook":
+            with self.paused():
+                fault.hook(call)
+            action = None
+        if action == "crash":
+            self._crash(call._with(injected="crash"), fault)
+        if action == "skip":
+            self._record(call._with(injected="skip"))
+            return size
+        if action in ("error", "eintr"):
+            self._raise(call, fault.errno if action == "error" else errno_module.EINTR)
+        limit = max(1, size // 2) if action in ("torn", "short") and size > 1 else (0 if action == "torn" else None)
+        try:
+            written = run(limit) if limit != 0 else 0
+        except OSError as exc:
+            self._record(call._with(error=exc.errno))
+            raise
+        # where the bytes landed: the position after the call minus the count (right for O_APPEND)
+        at = offset if offset is not None else real_lseek(fd, 0, os.SEEK_CUR) - written
+        done = call._with(offset=at, data=landed(written, at))
+        if action in ("torn", "crash-after"):
+            self._crash(done._with(injected=action), fault)
+        self._record(done._with(injected=action) if action == "short" else done)
+        return written
 
     # -- wrappers -------------------------------------------------------------------------------
 
@@ -290,54 +476,70 @@ class FsShim:
         tracked = self._counted_fd(fd)
         if tracked is None:
             return real(fd, data)
-        index, action = self._begin("write")
-        start = os.lseek(fd, 0, os.SEEK_CUR)
-        call = FsCall(index=index, kind="write", path=tracked.path, fd=fd, offset=start)
-        if action == "crash":
-            self._crash(call._replace_injected("crash"))
-        if action == "error":
-            self._raise(call._replace_injected("error"), tracked.path)
-        if action == "torn":
-            view = memoryview(data)
-            half = view[: max(1, len(view) // 2)] if len(view) > 1 else view[:0]
-            written = real(fd, half) if len(half) else 0
-            self._crash(call._with(data=bytes(half[:written]))._replace_injected("torn"))
-        try:
-            written = real(fd, data)
-        except OSError as exc:
-            self._record(call._with(error=exc.errno))
-            raise
-        done = call._with(data=bytes(memoryview(data)[:written]))
-        if action == "crash-after":
-            self._crash(done._replace_injected("crash-after"))
-        self._record(done)
-        return written
+        view = memoryview(data).cast("B")
+        return self._write_call("write", fd, tracked, lambda limit: real(fd, view[:limit]),
+                                lambda n, _at: bytes(view[:n]), len(view))
 
     def _w_pwrite(self, fd, data, offset):
         real = self._orig["pwrite"]
         tracked = self._counted_fd(fd)
         if tracked is None:
             return real(fd, data, offset)
-        return self._run("pwrite", {"path": tracked.path, "fd": fd, "offset": offset}, real, (fd, data, offset), {},
-                         after=lambda n: {"data": bytes(memoryview(data)[:n])})
+        view = memoryview(data).cast("B")
+        return self._write_call("pwrite", fd, tracked, lambda limit: real(fd, view[:limit], offset),
+                                lambda n, _at: bytes(view[:n]), len(view), offset)
+
+    def _w_writev(self, fd, buffers):
+        real = self._orig["writev"]
+        tracked = self._counted_fd(fd)
+        if tracked is None:
+            return real(fd, buffers)
+        joined = b"".join(bytes(b) for b in buffers)
+        return self._write_call("writev", fd, tracked,
+                                lambda limit: real(fd, [joined[:limit] if limit is not None else joined]),
+                                lambda n, _at: joined[:n], len(joined))
+
+    def _copy_from(self, in_fd: int, start: int | None) -> Callable[[int, int], bytes]:
+        """``landed`` for a copy from ``in_fd``: the bytes now at its ``start`` (or before its position)."""
+        def landed(n: int, _at: int) -> bytes:
+            begin = start if start is not None else os.lseek(in_fd, 0, os.SEEK_CUR) - n
+            return os.pread(in_fd, n, begin)
+        return landed
+
+    def _w_sendfile(self, out_fd, in_fd, offset, count, *args, **kwargs):
+        real = self._orig["sendfile"]
+        tracked = self._counted_fd(out_fd)
+        if tracked is None:
+            return real(out_fd, in_fd, offset, count, *args, **kwargs)
+        return self._write_call(
+            "sendfile", out_fd, tracked,
+            lambda limit: real(out_fd, in_fd, offset, count if limit is None else min(count, limit), *args, **kwargs),
+            self._copy_from(in_fd, offset), count)
+
+    def _w_copy_file_range(self, src, dst, count, offset_src=None, offset_dst=None):
+        real = self._orig["copy_file_range"]
+        tracked = self._counted_fd(dst)
+        if tracked is None:
+            return real(src, dst, count, offset_src, offset_dst)
+        return self._write_call(
+            "copy_file_range", dst, tracked,
+            lambda limit: real(src, dst, count if limit is None else min(count, limit), offset_src, offset_dst),
+            self._copy_from(src, offset_src), count, offset_dst)
+
+    def _sync(self, name: str, fd):
+        real = self._orig[name]
+        target = fd if isinstance(fd, int) else fd.fileno()
+        tracked = self._counted_fd(target)
+        if tracked is None:
+            return real(fd)
+        kind = "dirfsync" if tracked.is_dir else name
+        return self._run(kind, {"path": tracked.path, "fd": target}, real, (fd,), {})
 
     def _w_fsync(self, fd):
-        real = self._orig["fsync"]
-        target = fd if isinstance(fd, int) else fd.fileno()
-        tracked = self._counted_fd(target)
-        if tracked is None:
-            return real(fd)
-        kind = "dirfsync" if tracked.is_dir else "fsync"
-        return self._run(kind, {"path": tracked.path, "fd": target}, real, (fd,), {})
+        return self._sync("fsync", fd)
 
     def _w_fdatasync(self, fd):
-        real = self._orig["fdatasync"]
-        target = fd if isinstance(fd, int) else fd.fileno()
-        tracked = self._counted_fd(target)
-        if tracked is None:
-            return real(fd)
-        kind = "dirfsync" if tracked.is_dir else "fdatasync"
-        return self._run(kind, {"path": tracked.path, "fd": target}, real, (fd,), {})
+        return self._sync("fdatasync", fd)
 
     def _two_paths(self, kind, src, dst, kwargs):
         real = self._orig[kind]
@@ -386,6 +588,15 @@ class FsShim:
             return real(fd, length)
         return self._run("ftruncate", {"path": tracked.path, "fd": fd, "offset": length}, real, (fd, length), {})
 
+    def _w_truncate(self, path, length):
+        real = self._orig["truncate"]
+        if isinstance(path, int):
+            return self._w_ftruncate(path, length)
+        absolute = self._counted_path(path)
+        if absolute is None:
+            return real(path, length)
+        return self._run("truncate", {"path": absolute, "offset": length}, real, (path, length), {})
+
     def _w_mkdir(self, path, mode=0o777, *, dir_fd=None):
         real = self._orig["mkdir"]
         absolute = self._counted_path(path, dir_fd)
@@ -393,3 +604,8 @@ class FsShim:
             return real(path, mode, dir_fd=dir_fd)
         return self._run("mkdir", {"path": absolute}, real, (path, mode), {})
 
+
+def skipping(root: str, kind: str) -> FsShim:
+    """A shim (to use as a context) that skips every ``kind`` call under ``root``: a store run
+    inside it "forgets" that step, while a shim outside it records the step as never made."""
+    return FsShim(root, recording=False, faults=[Fault(None, "skip", kind=kind)], file_objects=False)

@@ -17,6 +17,8 @@ import random
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from tradestore_harness.fscheckers import describe_loss  # noqa: F401  (scenarios' one import)
+
 LOG = "trades.json"
 LOCK = "trades.json.lock"
 STATE = "state"  # derived files: <dir of the log>/state, as every scenario keeps them
@@ -209,16 +211,30 @@ def load_state(factory: Callable[..., Any], directory: str) -> list:
     return normalise(trades)
 
 
-def describe_loss(acked: list, found: list | None) -> list[str]:
-    """Trades of the acknowledged state that ``found`` lacks or holds in another version."""
-    found_by_id = {t.get("id"): t for t in (found or [])}
-    lost = []
-    for trade in acked:
-        have = found_by_id.get(trade.get("id"))
-        if have != trade:
-            what = "missing" if have is None else "older version"
-            lost.append(f"{trade.get('id')} {trade.get('symbol')} {trade.get('status')} ({what})")
-    return lost
+def recover(factory: Callable[..., Any], directory: str, *, reconcile_due: bool, probe_after: bool) -> dict:
+    """Open ``directory`` with a fresh store, as after a crash: the fields of a
+    :class:`tradestore_harness.fscheckers.Recovery` but ``where``/``acked``/``allowed``.
+
+    With ``reconcile_due`` one reconcile must heal the derived files; with ``probe_after`` one
+    more open must work and change nothing else.
+    """
+    try:
+        found = load_state(factory, directory)
+    except LogUnreadable as exc:
+        return {"found": None, "unreadable": str(exc)}
+    out: dict[str, Any] = {"found": found}
+    if reconcile_due:
+        healed = reconcile(directory, fsync=False)
+        problems = derived_problems(directory)
+        if not healed.ok or problems:
+            out["derived"] = (f"the reconcile aborted ({healed.reason})" if not healed.ok
+                              else f"one reconcile left {problems}")
+    if probe_after:
+        out["probe"] = probe(factory, directory)
+        if out["probe"] is None:
+            after = load_state(factory, directory)
+            out["probe_changed"] = after[:-1] != found or after[-1].get("symbol") != PROBE[0]
+    return out
 
 
 def probe(factory: Callable[..., Any], directory: str) -> str | None:
@@ -250,6 +266,11 @@ class Findings:
         else:
             details.append(detail)
 
+    def extend(self, findings: list[tuple[str, str]], first: bool = False) -> None:
+        """Add a checker's ``(property, detail)`` findings (see :meth:`add` for ``first``)."""
+        for prop, detail in findings:
+            self.add(prop, detail, first=first)
+
     def as_list(self) -> list[tuple[str, str]]:
         """One (property, detail) per property: the count and the first few examples."""
         out = []
@@ -266,11 +287,12 @@ class Findings:
 def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list[Op]) -> dict:
     """Run ``ops`` on a copy of ``snapshot`` in ``run_dir`` recording every file-system call.
 
-    Returns ``calls`` (FsCall list), ``spans`` (per op: [first call, end) indices), ``outcomes``
-    and ``states`` (normalised trades before the first op and after each op).
+    Returns ``calls`` (FsCall list), ``spans`` (per op: [first call, end) indices), ``outcomes``,
+    ``states`` (normalised trades before the first op and after each op) and ``unseen`` (files
+    the recorded calls do not account for: see :func:`tradestore_harness.powerloss.unseen_changes`).
     """
     from tradestore_harness.fsfaults import FsShim
-    from tradestore_harness.powerloss import materialise
+    from tradestore_harness.powerloss import materialise, unseen_changes
 
     materialise(*snapshot, run_dir)
     shim = FsShim(run_dir)
@@ -286,7 +308,10 @@ def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list
             outcomes.append(outcome)
             with shim.paused():
                 states.append(load_state(factory, run_dir))
-    return {"calls": shim.calls, "spans": spans, "outcomes": outcomes, "states": states}
+    # the recording ran on a copy of the baseline made file by file (no hard links), so the
+    # model starts from the same: every baseline file its own inode
+    return {"calls": shim.calls, "spans": spans, "outcomes": outcomes, "states": states,
+            "unseen": unseen_changes(run_dir, snapshot, shim.calls)}
 
 
 def allowed_after_calls(spans: list[tuple[int, int]], states: list, done: int) -> tuple[int, list]:
@@ -300,6 +325,17 @@ def allowed_after_calls(spans: list[tuple[int, int]], states: list, done: int) -
     if finished < len(spans) and spans[finished][0] < done:
         allowed.append(states[finished + 1])
     return finished, allowed
+
+
+def fill_result(result: Any, report: dict, counts: tuple[str, ...]) -> None:
+    """Copy a worker's report (violations, counts, notes, not-applicable reason) into ``result``."""
+    for prop, detail in report["violations"]:
+        result.violate(prop, detail)
+    for key in counts:
+        setattr(result, key, getattr(result, key) + report[key])
+    result.notes.extend(report["notes"])
+    if report.get("not_applicable"):
+        result.mark_not_applicable(report["not_applicable"])
 
 
 def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], None], timeout: float = 600.0) -> dict:

@@ -157,7 +157,7 @@ class DiskModel:
     def apply(self, call: FsCall) -> None:
         """Advance the model by one call. Calls that failed (really or by injection) change nothing."""
         self.applied += 1
-        if call.error is not None or call.injected in ("crash", "error"):
+        if not call.ran:
             return
         kind = call.kind
         if kind == "open":
@@ -173,14 +173,20 @@ class DiskModel:
                 if call.flags & os.O_TRUNC:
                     self.inodes[ino].data = bytearray()
             self.fds[call.fd] = ("file", ino)
-        elif kind in ("write", "pwrite"):
+        elif call.writes:
             inode = self._inode_of(call.fd)
             end = call.offset + len(call.data)
             if len(inode.data) < call.offset:
                 inode.data.extend(b"\0" * (call.offset - len(inode.data)))
             inode.data[call.offset:end] = call.data
-        elif kind == "ftruncate":
-            inode = self._inode_of(call.fd)
+        elif kind in ("ftruncate", "truncate"):
+            if kind == "truncate":
+                directory, name = self._locate(call.path)
+                if name not in directory.entries:
+                    raise ModelError(f"truncate of {call.path}, which the model does not have")
+                inode = self.inodes[directory.entries[name]]
+            else:
+                inode = self._inode_of(call.fd)
             del inode.data[call.offset:]
             inode.data.extend(b"\0" * (call.offset - len(inode.data)))
         elif kind in ("fsync", "fdatasync"):
@@ -322,11 +328,13 @@ def materialise(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> 
             f.write(data)
 
 
-def sync_dir(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> None:
+def sync_dir(files: dict[str, bytes], dirs: tuple[str, ...], target: str, *, renew: bool = False) -> None:
     """Make ``target`` hold exactly ``files`` (and ``dirs``), touching only what differs.
 
     Checking hundreds of crash states one after another in one scratch directory this way
-    costs a fraction of creating and removing a directory tree per state.
+    costs a fraction of creating and removing a directory tree per state. With ``renew`` every
+    file is written afresh (a new inode), so a process that remembers files by inode, such as
+    a lock registry or a version cache, meets them as new files, exactly as in a fresh directory.
     """
     wanted = {os.path.normpath(os.path.join(target, rel)): data for rel, data in files.items()}
     for d in dirs:
@@ -334,7 +342,7 @@ def sync_dir(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> Non
     for here, _subdirs, names in os.walk(target):
         for name in names:
             path = os.path.join(here, name)
-            if path not in wanted:
+            if path not in wanted or renew:
                 os.unlink(path)
     for path, data in wanted.items():
         try:
@@ -345,3 +353,21 @@ def sync_dir(files: dict[str, bytes], dirs: tuple[str, ...], target: str) -> Non
             os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
+
+
+def unseen_changes(root: str, snapshot: tuple, calls: list) -> tuple[str, ...]:
+    """Files under ``root`` whose real content differs from what replaying ``calls`` from
+    ``snapshot`` gives: the writes the interposition layer did not see.
+
+    The model is only as good as the calls it sees; this is its check against the real disk.
+    A call the model cannot place (a rename of a file it never saw created) counts too.
+    """
+    model = DiskModel(root, *snapshot)
+    try:
+        for call in calls:
+            model.apply(call)
+    except ModelError as exc:
+        return (f"({exc})",)
+    modelled, (actual, _) = model.current(), snapshot_dir(root)
+    return tuple(sorted(name for name in set(modelled) | set(actual) if modelled.get(name) != actual.get(name)))
+

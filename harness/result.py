@@ -62,6 +62,7 @@ class ScenarioResult:
     unproven: list[str] = field(default_factory=list)  # why the fault was not exercised
     not_applicable: str | None = None  # why the scenario cannot observe this target
     elapsed_s: float = 0.0
+    not_applicable: str | None = None  # why the scenario cannot judge this target (not a failure)
 
     @property
     def verdict(self) -> str:
@@ -79,6 +80,11 @@ class ScenarioResult:
         A NOT PROVEN scenario has not passed: a proof that did not happen is not a proof.
         """
         return self.verdict in (PASS, NOT_APPLICABLE)
+
+    def mark_not_applicable(self, reason: str) -> None:
+        """The scenario cannot observe this target (e.g. its writes bypass the file-system layer)."""
+        self.not_applicable = reason
+        self.notes.append(f"NOT APPLICABLE: {reason}")
 
     def violate(self, prop: str, detail: str) -> None:
         self.violations.append(Violation(prop, detail, self.seed))

@@ -1,8 +1,9 @@
 """Watch a target from inside a worker process, without the target's cooperation.
 
-:func:`install` wraps ``fcntl.flock``/``fcntl.lockf`` and ``os.replace``/``os.rename`` in the
-calling process (a worker), so that for *any* store that locks the lock file and replaces the
-trade log we learn:
+:func:`install` puts a :class:`Spy` on the harness's one file-system interposition layer
+(:class:`tradestore_harness.fsfaults.FsShim`) as an observer of ``fcntl.flock``/``fcntl.lockf``
+and ``os.replace``/``os.rename`` in the calling process (a worker), so that for *any* store that
+locks the lock file and replaces the trade log we learn:
 
 - when the process acquired and released the lock (``lock``/``unlock`` events), and when it
   found the lock taken (``contended``);
@@ -22,13 +23,21 @@ import hashlib
 import os
 from typing import Callable
 
+from tradestore_harness.fsfaults import FsShim, Observer
 from tradestore_harness.history import HistoryWriter
 
-_real = {"flock": fcntl.flock, "lockf": fcntl.lockf, "replace": os.replace, "rename": os.rename}
+_installed: list[FsShim] = []
 
 
-class Spy:
-    """The installed wrappers' state for one worker process."""
+class Spy(Observer):
+    """The observer's state for one worker process."""
+
+    functions = ("flock", "lockf", "replace", "rename")
+
+    def around(self, name: str, proceed: Callable, args: tuple, kwargs: dict):
+        if name in ("flock", "lockf"):
+            return self._locking(proceed, *args, **kwargs)
+        return self._renaming(proceed, *args, **kwargs)
 
     def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
         self.history = history
@@ -49,7 +58,9 @@ class Spy:
             return False
         return (st.st_dev, st.st_ino) == (lk.st_dev, lk.st_ino)
 
-    def _locking(self, real: Callable, fd, operation, *rest):
+    def _locking(self, real: Callable, fd, operation, *rest, **kwargs):
+        if kwargs:  # lockf's len/start/whence by keyword
+            rest = rest + tuple(kwargs.values())
         if not self._is_lock_fd(fd):
             return real(fd, operation, *rest)
         unlocking = (operation & ~fcntl.LOCK_NB) == fcntl.LOCK_UN
@@ -103,21 +114,19 @@ def store_version(versions_dir: str, data: bytes) -> str:
         tmp = f"{final}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
             handle.write(data)
-        _real["replace"](tmp, final)
+        os.replace(tmp, final)  # not onto the trade log: the spy lets it pass
     return sha
 
 
 def install(history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None = None) -> Spy:
-    """Wrap the lock and rename calls of this process; return the :class:`Spy` to hook into."""
+    """Observe the lock and rename calls of this process; return the :class:`Spy` to hook into."""
     spy = Spy(history, trade_log, lock_file, versions_dir)
-    fcntl.flock = lambda fd, op: spy._locking(_real["flock"], fd, op)
-    fcntl.lockf = lambda fd, op, *rest: spy._locking(_real["lockf"], fd, op, *rest)
-    os.replace = lambda src, dst, *a, **k: spy._renaming(_real["replace"], src, dst, *a, **k)
-    os.rename = lambda src, dst, *a, **k: spy._renaming(_real["rename"], src, dst, *a, **k)
+    # No root: the spy's shim numbers no call and injects nothing; it only carries the observer.
+    _installed.append(FsShim(None, recording=False, file_objects=False, observers=[spy]).install())
     return spy
 
 
 def uninstall() -> None:
     """Restore the real functions (for a process that installed the spy and lives on)."""
-    fcntl.flock, fcntl.lockf = _real["flock"], _real["lockf"]
-    os.replace, os.rename = _real["replace"], _real["rename"]
+    while _installed:
+        _installed.pop().uninstall()

@@ -1,6 +1,6 @@
 """The benchmark: its smoke size runs and reports every part, and its baselines are fair.
 
-No timing is asserted here (timings belong to ``python -m tradestore_harness.bench``, not to tests); these
+No timing is asserted here (timings belong to ``python -m bench``, not to tests); these
 tests check the shape of the output and that every store in the comparison enforces the same
 rules on the same data.
 """
@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tradestore_harness import bench
-from tradestore_harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
-from tradestore_harness.bench_history import build_history, write_tradestore_log
+from bench import suite as bench
+from bench.baselines import RuleConfig, SeedPatternStore, SqliteStore
+from bench.history import build_history, write_tradestore_log
 from tradestore import TradeStore
 from tradestore.ledger import Ledger
 from tradestore.risk import RiskLimits
@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_quick_run_reports_every_part(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tradestore_harness.bench", "--quick", "--no-targets", "--json", str(out),
+        [sys.executable, "-m", "bench", "--quick", "--no-targets", "--json", str(out),
          "--dir", str(tmp_path / "work")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
@@ -54,17 +54,17 @@ def test_quick_run_reports_every_part(tmp_path):
 
 
 def test_help_and_bad_arguments():
-    ok = subprocess.run([sys.executable, "-m", "tradestore_harness.bench", "--help"], cwd=ROOT,
+    ok = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "--quick" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "tradestore_harness.bench", "--repeat", "0"], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "-m", "bench", "--repeat", "0"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0
 
 
 def test_profile_reports_where_the_write_path_spends_time(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "tradestore_harness.bench", "--profile", "--profile-history", "200",
+        [sys.executable, "-m", "bench", "--profile", "--profile-history", "200",
          "--profile-cycles", "3", "--profile-top", "5", "--dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )

@@ -16,8 +16,8 @@ import resource
 
 import pytest
 
-from tradestore_harness import bench
-from tradestore_harness.bench_history import WORKER_SYMBOLS
+from bench import suite as bench
+from bench.history import WORKER_SYMBOLS
 
 TINY = dict(bench.QUICK, sizes=(100,), writers=(1,), duration=0.01, cycle_cap=2, reconcile_sizes=(200,),
             handoff_rounds=2, rss_size=100)

@@ -96,13 +96,15 @@ def test_fdatasync_ftruncate_fchmod_and_mkdir_are_counted_inside_and_passed_thro
     assert sorted(p.name for p in outside.iterdir()) == ["sub"] == sorted(p.name for p in inside.iterdir())
 
 
-def test_fsync_of_a_file_object_is_passed_through(tmp_path):
+def test_file_objects_are_seen_through_the_os_calls_they_make(tmp_path):
     with FsShim(tmp_path) as shim:
-        with open(tmp_path / "x", "wb") as f:  # builtin open: invisible to the shim
+        with open(tmp_path / "x", "wb") as f:  # the builtin open(), routed through _pyio
             f.write(b"x")
             f.flush()
             os.fsync(f)
-    assert shim.count == 0
+    assert [c.kind for c in shim.calls] == ["open", "write", "fsync", "close"]
+    assert shim.calls[1].data == b"x"
+    assert open is not None and type(open(tmp_path / "x", "rb")).__module__ != "_pyio"  # restored
 
 
 def test_crash_after_a_write_leaves_the_whole_write_and_nothing_later(tmp_path):

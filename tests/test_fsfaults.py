@@ -138,3 +138,161 @@ def test_crashes_exit_at_the_armed_call(tmp_path, action, index, expect):
         assert [p.stat().st_size for p in temps] == [50]  # exactly half of the write landed
     if action == "crash":
         assert len(temps) == 1  # os._exit ran no cleanup: the stray temp is left for the sweep
+
+
+# -- every Python route to a file is one os call the shim sees ---------------------------------
+
+
+def _writes(shim: FsShim) -> bytes:
+    return b"".join(c.data for c in shim.calls if c.writes)
+
+
+def test_fdopen_tempfile_pathlib_and_shutil_writes_are_seen_with_their_bytes(tmp_path):
+    import pathlib
+    import shutil
+    import tempfile
+
+    with FsShim(tmp_path) as shim:
+        fd, name = tempfile.mkstemp(dir=tmp_path)
+        with os.fdopen(fd, "w") as f:
+            f.write("fdopen")
+            f.flush()
+            os.fsync(f.fileno())
+        with tempfile.NamedTemporaryFile("wb", dir=tmp_path, delete=False) as f:
+            f.write(b"named")
+        pathlib.Path(tmp_path, "p.txt").write_text("pathlib")
+        shutil.copyfile(name, tmp_path / "copy")  # Linux: os.sendfile
+        with open(tmp_path / "log", "a") as f:
+            f.write("append")
+    kinds = [c.kind for c in shim.calls]
+    assert kinds[:4] == ["open", "write", "fsync", "close"] and shim.calls[1].data == b"fdopen"
+    assert _writes(shim) == b"fdopen" + b"named" + b"pathlib" + b"fdopen" + b"append"
+    assert (tmp_path / "copy").read_bytes() == b"fdopen"
+
+
+def test_a_write_to_an_append_mode_file_records_where_it_landed(tmp_path):
+    (tmp_path / "log").write_bytes(b"0123")
+    with FsShim(tmp_path) as shim:
+        fd = os.open(tmp_path / "log", os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b"45")
+        os.close(fd)
+    assert (shim.calls[1].offset, shim.calls[1].data) == (4, b"45")
+
+
+def test_writev_copy_file_range_and_truncate_are_seen(tmp_path):
+    (tmp_path / "src").write_bytes(b"abcdef")
+    with FsShim(tmp_path) as shim:
+        fd = os.open(tmp_path / "dst", os.O_CREAT | os.O_RDWR)
+        os.writev(fd, [b"12", b"34"])
+        src = os.open(tmp_path / "src", os.O_RDONLY)
+        os.copy_file_range(src, fd, 3, 1, 4)
+        os.close(src)
+        os.close(fd)
+        os.truncate(tmp_path / "dst", 6)
+    by_kind = {c.kind: c for c in shim.calls}
+    assert (by_kind["writev"].data, by_kind["writev"].offset) == (b"1234", 0)
+    assert (by_kind["copy_file_range"].data, by_kind["copy_file_range"].offset) == (b"bcd", 4)
+    assert by_kind["truncate"].offset == 6 and (tmp_path / "dst").read_bytes() == b"1234bc"
+
+
+def test_file_objects_are_left_to_the_c_implementation_when_asked(tmp_path):
+    with FsShim(tmp_path, file_objects=False) as shim:
+        (tmp_path / "x").write_bytes(b"x")
+    assert shim.count == 0
+
+
+# -- the new fault actions -----------------------------------------------------------------------
+
+
+def test_a_short_write_lands_half_and_says_so_and_a_correct_loop_writes_the_rest(tmp_path):
+    target = tmp_path / "a.json"
+    with FsShim(tmp_path, faults=[Fault(None, "short", kind="write")]) as shim:
+        atomic.write_atomic(str(target), b"0123456789")
+    writes = [(c.data, c.offset, c.injected) for c in shim.calls if c.kind == "write"]
+    assert writes[:2] == [(b"01234", 0, "short"), (b"56", 5, "short")]  # every write was cut short
+    assert target.read_bytes() == b"0123456789"
+
+
+def test_eintr_raises_interrupted_error_before_anything_lands(tmp_path):
+    with FsShim(tmp_path, fault=Fault(1, "eintr")) as shim:
+        fd = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY)
+        with pytest.raises(InterruptedError):
+            os.write(fd, b"data")
+        os.write(fd, b"data")  # once: the retry works
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"data"
+    assert [(c.kind, c.error, c.injected) for c in shim.calls[1:3]] == [
+        ("write", errno.EINTR, "eintr"), ("write", None, None)]
+
+
+def test_skipped_calls_never_reach_an_outer_shim(tmp_path):
+    from tradestore_harness.fsfaults import skipping
+
+    with FsShim(tmp_path) as outer:
+        with skipping(str(tmp_path), "fsync"):
+            atomic.write_atomic(str(tmp_path / "a"), b"1")
+    assert [c.kind for c in outer.calls] == ["open", "write", "close", "replace", "open", "dirfsync", "close"]
+    assert os.fsync is not None and outer.original == {}
+
+
+def test_a_hook_runs_right_before_its_call_with_the_shim_paused(tmp_path):
+    seen = []
+
+    def hook(call):
+        seen.append(call.kind)
+        (tmp_path / "during").write_bytes(b"x")  # paused: not counted, not faulted
+
+    with FsShim(tmp_path, fault=Fault(None, "hook", kind="replace", hook=hook)) as shim:
+        atomic.write_atomic(str(tmp_path / "a"), b"1")
+    assert seen == ["replace"] and "replace" in [c.kind for c in shim.calls]
+    assert not [c for c in shim.calls if c.path and c.path.endswith("during")]
+
+
+def test_an_in_process_crash_kills_every_later_call_but_close(tmp_path):
+    from tradestore_harness.fsfaults import SimulatedCrash
+
+    target = tmp_path / "a"
+    target.write_bytes(b"old")
+    with FsShim(tmp_path, fault=Fault(2, "crash", in_process=True)) as shim:
+        with pytest.raises(SimulatedCrash):
+            atomic.write_atomic(str(target), b"new")  # its clean-up (unlink) dies too
+        assert shim.dead
+    assert target.read_bytes() == b"old"
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1  # the dead writer's temp
+
+
+def test_fault_validation_names_what_is_missing():
+    with pytest.raises(ValueError, match="hook=callable"):
+        Fault(0, "hook")
+    with pytest.raises(ValueError, match="call index"):
+        Fault(None, "skip")
+    with pytest.raises(ValueError, match="kind='nope'"):
+        Fault(None, "skip", kind="nope")
+
+
+def test_observers_see_the_calls_they_name_counted_or_not(tmp_path):
+    import fcntl
+
+    from tradestore_harness.fsfaults import Observer
+
+    class Seen(Observer):
+        functions = ("flock", "replace")
+
+        def __init__(self):
+            self.names = []
+
+        def around(self, name, proceed, args, kwargs):
+            self.names.append(name)
+            return proceed(*args, **kwargs)
+
+    seen = Seen()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with FsShim(tmp_path / "root", observers=[seen]):
+        (elsewhere / "a").write_bytes(b"1")
+        os.replace(elsewhere / "a", elsewhere / "b")
+        with open(elsewhere / "lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    assert seen.names == ["replace", "flock", "flock"]
+    assert fcntl.flock.__module__ is None or fcntl.flock.__name__ == "flock"  # restored to the builtin

@@ -1,8 +1,8 @@
-"""How io-errors and crash-points judge what they observe: every verdict on a hand-made state.
+"""How io-errors and crash-points turn one run into observations: whole fault points and crashes.
 
-The scenario tests (test_io_errors.py, test_crash_points.py) show our store passes and two
-controls fail; these tests pin each individual verdict, so a judging branch that stopped firing
-(or fired on a good state) is noticed even when no control happens to reach it.
+The checkers themselves are pinned on hand-made observations in test_fscheckers.py; these tests
+run one fault point or one crashed child end to end against misbehaving stores, so the
+scenario's glue (what it records, what it hands the checkers, what it counts) is checked too.
 """
 
 from __future__ import annotations
@@ -15,120 +15,31 @@ import pytest
 from tradestore_chaos.scenarios import crash_points, io_errors
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
-from tradestore_harness.fsfaults import CRASH_EXIT
+from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsCall
 from tradestore_harness.powerloss import sync_dir
 from tradestore import TradeStore
 
-ETH = {"id": "T001", "symbol": "ETH", "status": "CLOSED"}
-LINK = {"id": "T002", "symbol": "LINK", "status": "OPEN"}
-XRP = {"id": "T003", "symbol": "XRP", "status": "OPEN"}
-BEFORE = [ETH, LINK]
-AFTER_OPEN = [ETH, LINK, XRP]
 
-
-def _judge(op, outcome, value=None, failed=(), faulted=False, current=BEFORE, after=BEFORE,
-           states=(BEFORE, AFTER_OPEN), k=0, ids=None) -> dict[str, list[str]]:
-    findings = fw.Findings()
-    io_errors._judge_step(findings, "step", op, outcome, value, set(failed), faulted, list(current),
-                          list(after), list(states), k, ids or {"base": "T002"})
-    return findings.by_prop
-
-
-# -- io-errors: one operation under an injected error ------------------------------------------
-
-
-def test_an_ok_answer_that_is_in_the_log_as_returned_is_accepted():
-    value = dict(XRP, entry_time="2026-11-28T12:00:00+00:00")  # time fields are not compared
-    assert _judge(("open", "XRP"), "ok", value, after=AFTER_OPEN) == {}
-
-
-def test_an_ok_answer_although_a_write_failed_is_fault_surfaced():
-    found = _judge(("open", "XRP"), "ok", XRP, failed={"fsync", "write"}, faulted=True, after=AFTER_OPEN)
-    assert list(found) == ["fault-surfaced"]
-    assert found["fault-surfaced"] == ["step: returned ok although ['fsync', 'write'] failed"]
-
-
-def test_an_acknowledged_trade_missing_from_the_log_is_ack_durable():
-    found = _judge(("open", "XRP"), "ok", XRP, after=BEFORE)
-    assert found == {"ack-durable": ["step: acknowledged T003 XRP is missing"]}
-
-
-def test_an_acknowledged_trade_stored_differently_is_ack_durable():
-    found = _judge(("open", "XRP"), "ok", XRP, after=[ETH, LINK, dict(XRP, status="CLOSED")])
-    assert found == {"ack-durable": ["step: acknowledged T003 XRP is stored differently"]}
-
-
-def test_an_ok_operation_that_lost_another_trade_is_ack_durable():
-    found = _judge(("open", "XRP"), "ok", XRP, after=[ETH, XRP])
-    assert found == {"ack-durable": ["step: other trades changed or lost: T002 LINK OPEN (missing)"]}
-
-
-def test_an_ok_update_may_change_only_its_own_trade():
-    updated = dict(LINK, notes="trailed")
-    assert _judge(("update", "base"), "ok", updated, after=[ETH, updated]) == {}
-    found = _judge(("update", "base"), "ok", updated, after=[dict(ETH, status="OPEN"), updated])
-    assert found == {"ack-durable": ["step: other trades changed or lost: T001 ETH CLOSED (older version)"]}
-
-
-def test_a_plain_rejection_must_leave_the_log_alone():
-    assert _judge(("close", "new"), "fail", "NoTarget: 'new'") == {}
-    found = _judge(("close", "new"), "fail", "NoTarget: 'new'", after=[ETH])
-    assert found == {"state-before-or-after": ["step: a rejected operation changed the log"]}
-
-
-def test_a_failed_operation_on_the_recorded_path_must_give_before_or_after():
-    for after in (BEFORE, AFTER_OPEN):
-        assert _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=after) == {}
-    lost = _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=[ETH])
-    assert lost == {"ack-durable": ["step: neither before nor after; lost T002 LINK OPEN (missing)"]}
-    extra = dict(XRP, id="T004")
-    mixed = _judge(("open", "XRP"), "fail", "OSError", {"fsync"}, True, after=[ETH, LINK, XRP, extra])
-    assert mixed == {"state-before-or-after": ["step: neither before nor after"]}
-
-
-def test_off_the_recorded_path_a_failed_open_may_add_one_trade_and_change_nothing_else():
-    # current differs from the recording (an earlier op failed): only the shape can be judged
-    current = [ETH, dict(LINK, notes="trailed")]
-    judge = dict(op=("open", "XRP"), outcome="fail", value="OSError", failed={"write"}, faulted=True,
-                 current=current, states=(BEFORE, AFTER_OPEN, AFTER_OPEN), k=1)
-    assert _judge(after=current, **judge) == {}
-    assert _judge(after=current + [XRP], **judge) == {}
-    two = _judge(after=current + [XRP, dict(XRP, id="T004")], **judge)
-    assert two == {"state-before-or-after": ["step: the failed operation changed other trades: []"]}
-    other = _judge(after=[ETH, LINK, XRP], **judge)
-    assert other == {"state-before-or-after": [
-        "step: the failed operation changed other trades: ['T002 LINK OPEN (older version)']"]}
-
-
-def test_off_the_recorded_path_a_failed_update_may_change_only_its_target():
-    current = [dict(ETH, notes="x"), LINK]
-    judge = dict(op=("update", "base"), outcome="fail", value="OSError", failed={"replace"}, faulted=True,
-                 current=current, states=(BEFORE, BEFORE, BEFORE), k=1)
-    assert _judge(after=[current[0], dict(LINK, notes="trailed")], **judge) == {}
-    found = _judge(after=[ETH, LINK], **judge)
-    assert found == {"state-before-or-after": [
-        "step: the failed operation changed other trades: ['T001 ETH CLOSED (older version)']"]}
-    grew = _judge(after=current + [XRP], **judge)  # an update must not add a trade
-    assert list(grew) == ["state-before-or-after"]
-
-
-def test_a_reconcile_must_not_touch_the_log_nor_hide_a_failure():
-    assert _judge(("reconcile",), "ok") == {}
-    assert _judge(("reconcile",), "fail", "Aborted: x", {"replace"}, True) == {}
-    found = _judge(("reconcile",), "ok", failed={"dirfsync"}, faulted=True, after=[ETH])
-    assert found == {"state-before-or-after": ["step: a reconcile changed the trade log"],
-                     "fault-surfaced": ["step: reported ok although ['dirfsync'] failed"]}
-
-
-def test_only_absorbable_failures_may_be_swallowed():
-    from tradestore_harness.fsfaults import FsCall
-
+def test_only_failed_syncs_of_the_store_s_own_files_must_surface():
     lock = "/d/trades.json.lock"
-    assert io_errors._must_surface(FsCall(0, "fsync", "/d/trades.json"), lock)
-    assert io_errors._must_surface(FsCall(0, "replace", "/d/x.tmp", dst="/d/trades.json"), lock)
-    assert not io_errors._must_surface(FsCall(0, "pwrite", lock), lock)
-    for kind in ("close", "unlink", "mkdir"):
-        assert not io_errors._must_surface(FsCall(0, kind, "/d/trades.json"), lock)
+    assert io_errors._must_surface(FsCall(0, "fsync", "/d/trades.json", injected="error"), lock)
+    assert io_errors._must_surface(FsCall(0, "dirfsync", "/d", injected="error"), lock)
+    assert not io_errors._must_surface(FsCall(0, "fsync", lock, injected="error"), lock)
+    assert not io_errors._must_surface(FsCall(0, "fsync", "/d/trades.json", injected="short"), lock)
+    for kind in ("write", "replace", "close", "unlink", "mkdir", "open"):
+        assert not io_errors._must_surface(FsCall(0, kind, "/d/trades.json", injected="error"), lock)
+
+
+def test_fault_points_cover_every_index_in_both_modes_and_both_errnos_and_every_write_short_and_eintr():
+    calls = [FsCall(0, "open", "/d/t"), FsCall(1, "write", "/d/t", data=b"ab"), FsCall(2, "fsync", "/d/t"),
+             FsCall(3, "pwrite", "/d/l", data=b"1"), FsCall(4, "close", "/d/t")]
+    points = io_errors.fault_points(calls, quick=True)
+    errors = [f for f in points if f.action == "error"]
+    assert {(f.at, f.persistent) for f in errors} == {(i, p) for i in range(5) for p in (False, True)}
+    assert {(f.errno, f.persistent) for f in errors} == {(c, p) for c in io_errors.ERRNOS for p in (False, True)}
+    assert sorted((f.at, f.action) for f in points if f.action != "error") == [
+        (1, "eintr"), (1, "short"), (3, "eintr"), (3, "short")]
+    assert len([f for f in io_errors.fault_points(calls, quick=False) if f.action == "error"]) == 5 * 2 * 2
 
 
 # -- io-errors: one whole fault point, in this process, against misbehaving stores ---------------
@@ -196,7 +107,7 @@ def _fault_point(tmp_path, factory, ops, kind="fsync"):
     index = next(c.index for c in rec["calls"] if c.kind == kind)
     findings = fw.Findings()
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0}
-    io_errors._one_run(factory, os.path.join(wdir, "run"), snapshot, ops, rec, index, errno.EIO, False,
+    io_errors._one_run(factory, os.path.join(wdir, "run"), snapshot, ops, rec, Fault(index, "error", errno.EIO),
                        "here", findings, out)
     return findings.by_prop, out
 
@@ -306,33 +217,44 @@ def recorded(tmp_path):
     return ops, snapshot, rec, os.path.join(wdir, "run")
 
 
-def _verdict(factory, run_dir, ops, rec, index, action, status=CRASH_EXIT, messages=None):
-    out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
-           "kills": 0, "crash_points": 0, "by_point": {}}
-    if messages is None:
-        kind = "return" if action == "return" else rec["calls"][index].kind
-        messages = [{"invoke": 0}, {"crash": kind, "index": index}]
-    crash_points._judge(factory, run_dir, ops, rec, index, action, status, messages, out, 0)
+def _events(*items) -> list[dict]:
+    """A crashed child's history from short items: ("invoke", k), ("ok", k), ("crash", kind)."""
+    out = []
+    for t, (ev, value) in enumerate(items):
+        if ev == "crash":
+            out.append({"ev": "crash", "w": "crash", "pid": 1, "t": t, "kind": value})
+        else:
+            out.append({"ev": ev, "w": "crash", "pid": 1, "t": t, "op": f"op{value}", "f": "open"})
     return out
 
 
-def test_a_child_that_never_reached_its_crash_point_is_noted_not_counted(recorded):
+def _verdict(factory, run_dir, ops, rec, index, action, status=CRASH_EXIT, events=None):
+    out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
+           "kills": 0, "crash_points": 0, "by_point": {}}
+    if events is None:
+        kind = "return" if action == "return" else rec["calls"][index].kind
+        events = _events(("invoke", 0), ("crash", kind))
+    crash_points._judge(factory, run_dir, ops, rec, index, action, status, events, out, 0)
+    return out
+
+
+def test_a_child_that_never_reached_its_crash_point_is_a_failure_not_a_note(recorded):
     ops, snapshot, rec, run_dir = recorded
     sync_dir(*snapshot, run_dir)
-    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", status=0, messages=[{"invoke": 0}])
-    assert out["crash_points"] == 0 and out["violations"].by_prop == {}
-    assert out["notes"] == [f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): "
-                            "crash point not reached (exit 0); not counted"]
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", status=0, events=_events(("invoke", 0), ("ok", 0)))
+    assert out["crash_points"] == 0 and list(out["violations"].by_prop) == ["calls-repeatable"]
+    assert out["violations"].by_prop["calls-repeatable"][0].startswith(
+        f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): the run never reached")
 
 
-def test_a_crash_at_another_kind_of_call_is_noted_but_judged(recorded):
+def test_a_crash_at_another_kind_of_call_is_a_failure_and_not_judged_further(recorded):
     ops, snapshot, rec, run_dir = recorded
     sync_dir(*snapshot, run_dir)
     other = "write" if rec["calls"][0].kind != "write" else "open"
-    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", messages=[{"crash": other, "index": 0}])
-    assert out["notes"] == [f"workload 0 {ops}, crash at call 0 ({rec['calls'][0].describe()}): "
-                            f"the call there was {other} this time"]
-    assert out["crash_points"] == 1 and out["unknown"] == 1 and out["violations"].by_prop == {}
+    out = _verdict(TradeStore, run_dir, ops, rec, 0, "crash", events=_events(("invoke", 0), ("crash", other)))
+    assert list(out["violations"].by_prop) == ["calls-repeatable"]
+    assert f"the run met {other}" in out["violations"].by_prop["calls-repeatable"][0]
+    assert out["crash_points"] == 1 and out["unknown"] == 1
     assert out["by_point"] == {f"crash {rec['calls'][0].kind}": 1}
 
 
@@ -340,7 +262,7 @@ def test_a_trade_lost_after_its_operation_returned_is_ack_durable(recorded):
     ops, snapshot, rec, run_dir = recorded
     sync_dir(*snapshot, run_dir)  # the baseline: the open that returned is not there
     out = _verdict(TradeStore, run_dir, ops, rec, 0, "return",
-                   messages=[{"invoke": 0}, {"done": 0, "outcome": "ok"}, {"crash": "return", "index": 0}])
+                   events=_events(("invoke", 0), ("ok", 0), ("crash", "return")))
     assert out["violations"].by_prop == {
         "ack-durable": [f"workload 0 {ops}, crash after operation 0 returned: lost T003 XRP OPEN (missing)"]}
     assert (out["invoked"], out["ok"], out["unknown"]) == (1, 1, 0)
@@ -415,9 +337,8 @@ def _unreachable_point_worker(root: str, report) -> dict:
     return out
 
 
-def test_a_forked_child_that_completes_its_workload_is_not_counted(tmp_path):
+def test_a_forked_child_that_completes_its_workload_fails_calls_repeatable(tmp_path):
     out = fw.in_worker(_unreachable_point_worker, (str(tmp_path),), lambda _m: None, timeout=60)
-    assert out["violations"] == []
+    assert [prop for prop, _ in out["violations"]] == ["calls-repeatable"]
     assert out["crash_points"] == 1  # only call 0 was crashed at
-    assert len(out["notes"]) == 1 and "crash point not reached (exit 0); not counted" in out["notes"][0]
     assert sorted(os.listdir(tmp_path / "w")) == ["base", "rec"]  # run directories removed

@@ -6,10 +6,11 @@ shares no code with the library. Every operation is run on both; they must agree
 outcome (the record, or the exception and, for a risk refusal, which check refused) and,
 after every step, on the whole trade log.
 
-Crashes are simulated in this process: :class:`CrashingOs` wraps the ``os`` functions the
-write path uses and, at a chosen call (before it, after it, or half-way through a write),
-raises :class:`Crash`, a ``BaseException``, after which every later file-system call of the
-"dead" writer raises too, so no clean-up of the dead writer reaches the disk. A fresh store
+Crashes are simulated in this process by the harness's file-system layer (:class:`CrashingOs`
+arms an in-process crash of :class:`tradestore_harness.fsfaults.FsShim`): at a chosen call
+(before it, after it, or half-way through a write) it raises ``SimulatedCrash``, a
+``BaseException``, after which every later file-system call of the "dead" writer raises too,
+so no clean-up of the dead writer reaches the disk. A fresh store
 on the same files must then find exactly the state before the operation, or exactly the
 state after it if the rename onto the log had completed.
 
@@ -52,6 +53,7 @@ from tradestore import (
 )
 from tradestore import atomic, derive, integrity, risk
 from tradestore.reconciler import GUARD_FILE
+from tradestore_harness.fsfaults import Fault, FsShim, SimulatedCrash
 
 # -- the configuration both sides use --------------------------------------------------------
 
@@ -244,89 +246,42 @@ class Model:
 # -- simulated crashes ----------------------------------------------------------------------
 
 
-class Crash(BaseException):
-    """The simulated writer process died at this file-system call."""
-
-
 class CrashingOs:
-    """Wrap the ``os`` calls of the write path; the ``at``-th call under ``root`` kills the writer.
+    """The writer dies at the ``at``-th file-system call under ``root``: the harness's one
+    interposition layer (:class:`FsShim`) with an in-process crash.
 
     ``mode``: ``before`` (the call never runs), ``after`` (it runs, then the writer dies) or
-    ``torn`` (a ``write`` puts half its bytes, then the writer dies; other calls die before).
-    After the death every counted call raises :class:`Crash` without running, except
+    ``torn`` (a write puts half its bytes, then the writer dies; other calls die before).
+    After the death every counted call raises :class:`SimulatedCrash` without running, except
     ``close``, which the kernel does for a dead process anyway. ``landed`` is True once the
     rename onto ``trade_log`` has completed.
     """
 
-    WRAPPED = ("open", "write", "fsync", "fchmod", "link", "replace", "unlink", "close")
-    PATH_CALLS = ("open", "link", "replace", "unlink")
+    ACTIONS = {"before": "crash", "after": "crash-after", "torn": "torn"}
 
     def __init__(self, root: str, trade_log: str, at: int, mode: str) -> None:
-        self.root = os.path.realpath(root)
-        self.trade_log = trade_log
-        self.at, self.mode = at, mode
-        self.count = 0
-        self.calls: list[str] = []
-        self.dead = False
-        self.landed = False
+        self.trade_log, self.mode = trade_log, mode
         self.ops: list = []
-        self._fds: set[int] = set()
-        self._orig: dict = {}
+        self.shim = FsShim(root, fault=Fault(at, self.ACTIONS[mode], in_process=True), file_objects=False)
 
-    def _under_root(self, path) -> bool:
-        return os.path.realpath(os.fspath(path)).startswith(self.root)
+    @property
+    def dead(self) -> bool:
+        return self.shim.dead
 
-    def _counted(self, name: str, args: tuple) -> bool:
-        if name in self.PATH_CALLS:
-            return bool(args) and isinstance(args[0], (str, os.PathLike)) and self._under_root(args[0])
-        return bool(args) and args[0] in self._fds
+    @property
+    def calls(self) -> list[str]:
+        return [c.kind for c in self.shim.calls]
 
-    def _wrap(self, name: str):
-        orig = self._orig[name]
-
-        def wrapper(*args, **kwargs):
-            if not self._counted(name, args):
-                return orig(*args, **kwargs)
-            if name == "close":
-                self._fds.discard(args[0])
-            if self.dead:
-                if name == "close":
-                    return orig(*args, **kwargs)
-                raise Crash(f"{name} after the crash")
-            index = self.count
-            self.count += 1
-            self.calls.append(name)
-            if index == self.at:
-                self.dead = True
-                if self.mode == "after" or (self.mode == "torn" and name == "close"):
-                    orig(*args, **kwargs)
-                    self._after(name, args)
-                elif self.mode == "torn" and name == "write":
-                    data = bytes(args[1])
-                    orig(args[0], data[: len(data) // 2])
-                raise Crash(f"crash at call {index} ({name}, {self.mode})")
-            result = orig(*args, **kwargs)
-            if name == "open":
-                self._fds.add(result)
-            self._after(name, args)
-            return result
-
-        return wrapper
-
-    def _after(self, name: str, args: tuple) -> None:
-        if name == "replace" and os.path.abspath(os.fspath(args[1])) == self.trade_log:
-            self.landed = True
+    @property
+    def landed(self) -> bool:
+        return any(c.kind in ("replace", "rename") and c.dst == self.trade_log and c.ran for c in self.shim.calls)
 
     def __enter__(self) -> CrashingOs:
-        for name in self.WRAPPED:
-            self._orig[name] = getattr(os, name)
-        for name in self.WRAPPED:
-            setattr(os, name, self._wrap(name))
+        self.shim.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for name, orig in self._orig.items():
-            setattr(os, name, orig)
+        self.shim.uninstall()
 
 
 # -- the machine ----------------------------------------------------------------------------
@@ -502,7 +457,7 @@ class StoreMachine(RuleBasedStateMachine):
                     store_results = self._call_store(concrete, transaction)
             else:
                 store_results = self._call_store(concrete, transaction)
-        except Crash:
+        except SimulatedCrash:
             return self._recover_after_crash(predicted, outcome, crash)
         except (InvalidTrade, RiskRejected, TradeNotFound, TradeNotOpen) as exc:
             store_error = exc
@@ -568,6 +523,10 @@ class StoreMachine(RuleBasedStateMachine):
     def _recover_after_crash(self, predicted, outcome, crash: CrashingOs):
         """The writer died: a fresh store on the same files must see exactly before or after."""
         note(f"crash after calls {crash.calls}; landed={crash.landed}")
+        # The kernel releases a dead process's flock; the simulated death may have come inside
+        # acquire (the pid hint is written once the flock is taken), before any release could run.
+        while self.store._lock.held_by_current_thread():
+            self.store._lock.release()
         self.store = self.new_store()
         self.strays_possible = True
         if crash.landed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import random
 
 import pytest
@@ -10,7 +12,7 @@ from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.fsfaults import FsShim
 from tradestore_harness.powerloss import BLOCK, DiskModel, materialise, snapshot_dir
-from tradestore_harness.unsafe_durability import write_skipping
+from tradestore_harness.fsfaults import skipping
 from tradestore import atomic
 
 OLD = b'{"v":"old"}' + b" " * 600  # two sectors, so torn states exist
@@ -44,14 +46,20 @@ def test_a_correct_write_leaves_old_or_new_and_new_once_it_returned(tmp_path):
     assert f"torn after {BLOCK} bytes" in labels and "data dropped" in labels
 
 
+def _skipping(path: str, kind: str) -> None:
+    """The library's own atomic write, with every call of ``kind`` skipped by a fault."""
+    with skipping(os.path.dirname(path), kind):
+        atomic.write_atomic(path, NEW)
+
+
 def test_without_file_fsync_the_log_can_be_empty_or_torn_after_return(tmp_path):
-    cuts = _cut_states(tmp_path, lambda p: write_skipping(p, NEW, file_fsync=False, dir_fsync=True, keep_backup=False))
+    cuts = _cut_states(tmp_path, lambda p: _skipping(p, "fsync"))
     final = {s.files.get("a.json") for s in cuts[-1][2]}
     assert b"" in final and NEW[:BLOCK] in final and NEW in final
 
 
 def test_without_dir_fsync_the_rename_can_be_undone_after_return(tmp_path):
-    cuts = _cut_states(tmp_path, lambda p: write_skipping(p, NEW, file_fsync=True, dir_fsync=False, keep_backup=False))
+    cuts = _cut_states(tmp_path, lambda p: _skipping(p, "dirfsync"))
     assert {s.files.get("a.json") for s in cuts[-1][2]} == {OLD, NEW}
 
 
@@ -189,26 +197,57 @@ def test_a_rename_between_two_links_of_one_file_changes_nothing(tmp_path):
 
 
 class BuiltinOpenStore:
-    """Writes its log with the builtin open(): invisible to the shim, so it must be reported."""
+    """Rewrites its log in place with the builtin open(), never fsynced: seen, and caught."""
 
     def __new__(cls, trade_log, lock_file=None, **limits):
         from tradestore import TradeStore
 
         class _Store(TradeStore):
-            def _commit(self, ledger, open_symbols_before) -> None:
+            def _write_log(self, data: bytes):
                 with open(self.trade_log, "wb") as f:
-                    f.write(ledger.to_json())
-                ledger.mark_clean()
-                self._cache = None
+                    f.write(data)
+                return os.stat(self.trade_log)
 
         return _Store(trade_log, lock_file, **limits)
 
 
-def test_a_store_writing_around_the_os_module_is_reported_not_misjudged(tmp_path):
+_C_FILE_IO = io.FileIO  # the C class, as a C extension would write: below the interposition layer
+
+
+class InvisibleStore:
+    """Writes its log through the C ``FileIO`` class: the layer cannot see it."""
+
+    def __new__(cls, trade_log, lock_file=None, **limits):
+        from tradestore import TradeStore
+
+        class _Store(TradeStore):
+            def _write_log(self, data: bytes):
+                with _C_FILE_IO(self.trade_log, "w") as f:
+                    f.write(data)
+                return os.stat(self.trade_log)
+
+        return _Store(trade_log, lock_file, **limits)
+
+
+def test_a_store_writing_with_the_builtin_open_is_seen_and_judged(tmp_path):
     from tradestore_chaos.scenarios import power_loss
 
     report = fw.in_worker(power_loss.power_worker,
                           ("tests.test_power_loss:BuiltinOpenStore", str(tmp_path), [[("open", "XRP")]], 1, 12),
                           lambda _m: None)
-    assert [prop for prop, _ in report["violations"]] == ["writes-visible"]
-    assert report["states_checked"] == 0
+    assert report["not_applicable"] is None and report["states_checked"] > 0
+    props = dict(report["violations"])
+    assert "log-parses" in props and "acknowledged trades unreadable: T001 ETH CLOSED" in props["log-parses"]
+
+
+@pytest.mark.parametrize("module", ["crash_points", "io_errors", "power_loss"])
+def test_a_store_writing_below_the_layer_is_not_applicable_not_failed(tmp_path, module):
+    import importlib
+
+    scenario = importlib.import_module(f"tradestore_chaos.scenarios.{module}")
+    ctx = ScenarioContext(target="tests.test_power_loss:InvisibleStore", seed=1, quick=True, duration=None,
+                          writers=1, workdir=tmp_path)
+    result = scenario.run(ctx)
+    assert result.violations == [] and result.passed
+    assert result.not_applicable.startswith("the store changed trades.json through something")
+    assert result.notes[-1].startswith("NOT APPLICABLE: ")

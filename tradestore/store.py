@@ -55,7 +55,12 @@ class _Version:
         self.identity = file_identity(os.fstat(handle.fileno()))
 
     def close(self) -> None:
-        self.handle.close()
+        # A read-only descriptor: a failing close (EIO on some file systems) cannot lose data,
+        # and must not stop the caller from dropping this version.
+        try:
+            self.handle.close()
+        except OSError:
+            pass
 
 
 _stores: weakref.WeakSet[TradeStore] = weakref.WeakSet()
@@ -145,9 +150,9 @@ class TradeStore(LedgerStore):
         self._set_cache(None)
 
     def _set_cache(self, version: _Version | None) -> None:
-        if self._cache is not None and self._cache is not version:
-            self._cache.close()
-        self._cache = version
+        previous, self._cache = self._cache, version
+        if previous is not None and previous is not version:
+            previous.close()
 
     # -- loading ------------------------------------------------------------------------
 

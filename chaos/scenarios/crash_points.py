@@ -24,6 +24,9 @@ import shutil
 from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.fscheckers import (Observability, PointReached, Recovery, check_point_reached,
+                                           check_recovery, not_observable)
+from tradestore_harness.history import count_outcomes, now, operations
 from tradestore_harness.result import ScenarioResult
 
 NAME = "crash-points"
@@ -33,49 +36,75 @@ REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradesto
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
-    # quick: a one-op workload and a three-op one ending in a reconcile (about 100 points)
+    # quick: the first write, a one-op workload and a three-op one ending in a reconcile
     sizes = (1, 3) if ctx.quick else (1, 2, 3, 3, 3, 2, 3, 1)
     workloads = fw.make_workloads(ctx.seed, sizes, fw.uses_reconciler(ctx.target))
     report = fw.in_worker(crash_worker, (ctx.target, str(ctx.workdir), workloads), ctx.progress)
-    for prop, detail in report["violations"]:
-        result.violate(prop, detail)
-    for key in ("invoked", "ok", "rejected", "unknown", "kills", "crash_points"):
-        setattr(result, key, report[key])
-    result.notes.extend(report["notes"])
+    fw.fill_result(result, report, ("invoked", "ok", "rejected", "unknown", "kills", "crash_points"))
     return result
 
 
-def crash_plan(rec: dict) -> list[tuple[int, str]]:
+def crash_plan(rec: dict, views: list | None = None) -> list[tuple[int, str]]:
     """(index, action) for every crash point of a recorded workload.
 
-    ``crash`` before call ``index``; ``torn`` halfway through that ``write``; ``return``: just
+    ``crash`` before call ``index``; ``torn`` halfway through that write; ``return``: just
     after operation number ``index`` returned, before its caller could act on the answer.
+
+    ``views`` (what a reader sees after each prefix of the calls, see :func:`disk_views`)
+    drops a ``crash`` point that would leave the same files, in the same operation, as the
+    point before it: a crash keeps the page cache, so a call that changes no file's bytes or
+    names (a read-only open, a close, an fsync) leaves nothing a recovery could tell apart.
     """
     plan = []
+    seen = set()
     for call in rec["calls"]:
+        if views is not None:
+            finished, _ = fw.allowed_after_calls(rec["spans"], rec["states"], call.index)
+            key = (views[call.index], finished, any(start < call.index for start, _ in rec["spans"][finished:finished + 1]))
+            if key in seen:
+                continue
+            seen.add(key)
         plan.append((call.index, "crash"))
-        if call.kind == "write" and call.data and len(call.data) > 1:
+        if call.writes and call.data and len(call.data) > 1:
             plan.append((call.index, "torn"))
     plan.extend((k, "return") for k in range(len(rec["spans"])))
     return plan
+
+
+def disk_views(rec: dict, root: str, snapshot: tuple) -> list:
+    """What a reader sees in ``root`` after each prefix of the recorded calls (hashable)."""
+    from tradestore_harness.powerloss import DiskModel
+
+    model = DiskModel(root, *snapshot)
+    views = [tuple(sorted(model.current().items()))]
+    for call in rec["calls"]:
+        model.apply(call)
+        views.append(tuple(sorted(model.current().items())))
+    return views
 
 
 def crash_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: record each workload, then crash a forked child at every point."""
     factory = fw.resolve(target)
     out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
-           "kills": 0, "crash_points": 0, "by_point": {}}
+           "kills": 0, "crash_points": 0, "by_point": {}, "not_applicable": None, "same_files": 0}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
         ops, snapshot = fw.prepare(factory, wdir, ops)
         rec = fw.record(factory, os.path.join(wdir, "rec"), snapshot, ops)
-        plan = crash_plan(rec)
+        out["not_applicable"] = not_observable(Observability(rec["unseen"]))
+        if out["not_applicable"]:
+            break
+        plan = crash_plan(rec, disk_views(rec, os.path.join(wdir, "rec"), snapshot))
+        out["same_files"] += len(crash_plan(rec)) - len(plan)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: "
                            f"{len(rec['calls'])} calls, {len(plan)} crash points")
         _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w)
     out["violations"] = out["violations"].as_list()
     out["notes"].append("crash points by moment: " + ", ".join(
-        f"{name} {count}" for name, count in sorted(out.pop("by_point").items())))
+        f"{name} {count}" for name, count in sorted(out.pop("by_point").items()))
+        + f"; {out.pop('same_files')} more calls would leave the same files as the point before them "
+          "(a crash keeps the page cache) and were not run again")
     return out
 
 
@@ -108,15 +137,19 @@ def _run_plan(factory, ops, rec, plan, snapshot, wdir, out, w) -> None:
             del running[read_fd]
             pid, run_dir, index, action, chunks = entry
             _, status = os.waitpid(pid, 0)
-            messages = [json.loads(line) for line in b"".join(chunks).decode().splitlines() if line]
-            _judge(factory, run_dir, ops, rec, index, action, os.waitstatus_to_exitcode(status), messages, out, w)
+            events = [json.loads(line) for line in b"".join(chunks).decode().splitlines() if line]
+            _judge(factory, run_dir, ops, rec, index, action, os.waitstatus_to_exitcode(status), events, out, w)
             free.append(run_dir)
     for run_dir in free:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> tuple[int, int]:
-    """Fork a child that runs ``ops`` under a fault at ``index``; return (pid, read end of its reports)."""
+    """Fork a child that runs ``ops`` under a fault at ``index``; return (pid, read end of its history).
+
+    The child writes its history to the pipe in the events of :mod:`tradestore_harness.history`:
+    ``invoke``/``ok``/``fail`` per operation and ``crash`` (with the call's kind) where it died.
+    """
     from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsShim
 
     read_fd, write_fd = os.pipe()
@@ -126,21 +159,22 @@ def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> t
         try:
             os.close(read_fd)
 
-            def send(msg: dict) -> None:
-                os.write(write_fd, (json.dumps(msg) + "\n").encode())
+            def record(ev: str, **data) -> None:
+                event = {"ev": ev, "w": "crash", "pid": os.getpid(), "t": now(), **data}
+                os.write(write_fd, (json.dumps(event, default=repr) + "\n").encode())
 
             fault = None if action == "return" else Fault(index, action)
             shim = FsShim(run_dir, recording=False, fault=fault,
-                          on_crash=lambda call: send({"crash": call.kind, "index": call.index}))
+                          on_crash=lambda call: record("crash", kind=call.kind, index=call.index))
             shim.install()
             store = factory(*fw.paths(run_dir)[:2])
             ids = fw.base_ids()
             for k, op in enumerate(ops):
-                send({"invoke": k})
+                record("invoke", op=f"op{k}", f=op[0], args=list(op[1:]))
                 outcome, _ = fw.run_op(store, run_dir, op, ids)
-                send({"done": k, "outcome": outcome})
+                record(outcome, op=f"op{k}")
                 if action == "return" and k == index:
-                    send({"crash": "return", "index": k})
+                    record("crash", kind="return", index=k)
                     os._exit(CRASH_EXIT)
             code = 0
         finally:
@@ -149,62 +183,39 @@ def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> t
     return pid, read_fd
 
 
-def _judge(factory, run_dir, ops, rec, index, action, status, messages, out, w) -> None:
+def _judge(factory, run_dir, ops, rec, index, action, status, events, out, w) -> None:
+    """Turn one crashed child's history and files into observations for the pure checkers."""
     from tradestore_harness.fsfaults import CRASH_EXIT
 
     if action == "return":
-        where = f"workload {w} {ops}, crash after operation {index} returned"
+        where, expected = f"workload {w} {ops}, crash after operation {index} returned", "return"
     else:
-        where = f"workload {w} {ops}, {action} at call {index} ({rec['calls'][index].describe()})"
-    crashed = [m for m in messages if "crash" in m]
-    if status != CRASH_EXIT or not crashed:
-        out["notes"].append(f"{where}: crash point not reached (exit {status}); not counted")
+        call = rec["calls"][index]
+        where, expected = f"workload {w} {ops}, {action} at call {index} ({call.describe()})", call.kind
+    crashed = [e for e in events if e.get("ev") == "crash"]
+    met = crashed[0]["kind"] if crashed and status == CRASH_EXIT else None
+    problems = check_point_reached(PointReached(where, expected, met))
+    out["violations"].extend(problems)
+    if met is None:
         return
-    if action != "return" and crashed[0]["crash"] != rec["calls"][index].kind:
-        out["notes"].append(f"{where}: the call there was {crashed[0]['crash']} this time")
     out["crash_points"] += 1
     out["kills"] += 1
-    point = "after return" if action == "return" else f"{action} {rec['calls'][index].kind}"
+    point = "after return" if action == "return" else f"{action} {expected}"
     out["by_point"][point] = out["by_point"].get(point, 0) + 1
-    done = [m for m in messages if "done" in m]
-    out["invoked"] += sum(1 for m in messages if "invoke" in m)
-    out["ok"] += sum(1 for m in done if m["outcome"] == "ok")
-    out["rejected"] += sum(1 for m in done if m["outcome"] != "ok")
-    out["unknown"] += 0 if action == "return" else 1
+    ops_seen = operations(events)
+    for key, n in count_outcomes(ops_seen).items():
+        out[key] += n
+    if problems:
+        return  # judged against the wrong moment, the state checks would only mislead
     if action == "return":
         finished, allowed = index + 1, [rec["states"][index + 1]]
     else:
         finished, allowed = fw.allowed_after_calls(rec["spans"], rec["states"], index)
-    acked = rec["states"][finished]
-    try:
-        found = fw.load_state(factory, run_dir)
-    except fw.LogUnreadable as exc:
-        lost = fw.describe_loss(acked, None)
-        out["violations"].add("log-parses", f"{where}: {exc}; acknowledged trades unreadable: {', '.join(lost)}")
-        return
-    if found not in allowed:
-        lost = fw.describe_loss(acked, found)
-        if lost:
-            out["violations"].add("ack-durable", f"{where}: lost {', '.join(lost)}")
-        else:
-            out["violations"].add("state-before-or-after", f"{where}: recovered {len(found)} trades, "
-                                      f"neither the state before nor after the interrupted operation")
-        return
     reconciles = [k for k, op in enumerate(ops) if op == ("reconcile",)]
     if action == "return":
         touched_derived = any(k <= index for k in reconciles)
     else:
         touched_derived = any(rec["spans"][k][0] <= index for k in reconciles)
-    if touched_derived:  # earlier crashes cannot have changed the derived files
-        healed = fw.reconcile(run_dir, fsync=False)
-        problems = fw.derived_problems(run_dir)
-        if not healed.ok or problems:
-            out["violations"].add("derived-heals", f"{where}: one reconcile left "
-                                      f"{problems or healed.reason}")
-    why = fw.probe(factory, run_dir)
-    if why is not None:
-        out["violations"].add("recovers-writable", f"{where}: the next open after recovery failed: {why}")
-        return
-    after = fw.load_state(factory, run_dir)
-    if after[:-1] != found or after[-1].get("symbol") != fw.PROBE[0]:
-        out["violations"].add("recovers-writable", f"{where}: the open after recovery changed other trades")
+    # earlier crashes cannot have changed the derived files: only then is a reconcile due
+    seen = fw.recover(factory, run_dir, reconcile_due=touched_derived, probe_after=True)
+    out["violations"].extend(check_recovery(Recovery(where, rec["states"][finished], allowed, **seen)))

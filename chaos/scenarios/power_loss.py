@@ -32,6 +32,7 @@ import shutil
 from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.fscheckers import Observability, Recovery, check_recovery, not_observable
 from tradestore_harness.result import ScenarioResult
 
 NAME = "power-loss"
@@ -45,14 +46,8 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     cap = 12 if ctx.quick else 64
     workloads = fw.make_workloads(ctx.seed, sizes, fw.uses_reconciler(ctx.target))
     report = fw.in_worker(power_worker, (ctx.target, str(ctx.workdir), workloads, ctx.seed, cap), ctx.progress)
-    for prop, detail in report["violations"]:
-        result.violate(prop, detail)
-    result.states_checked = report["states_checked"]
-    result.crash_points = report["cuts"]
-    result.invoked = report["invoked"]
-    result.ok = report["ok"]
-    result.rejected = report["rejected"]
-    result.notes.extend(report["notes"])
+    fw.fill_result(result, report, ("states_checked", "invoked", "ok", "rejected"))
+    result.crash_points += report["cuts"]
     return result
 
 
@@ -63,27 +58,23 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
     factory = fw.resolve(target)
     rng = random.Random(f"{seed}:power-loss")
     findings = fw.Findings()
-    out = {"states_checked": 0, "cuts": 0, "unique": 0, "invoked": 0, "ok": 0, "rejected": 0, "notes": []}
+    out = {"states_checked": 0, "cuts": 0, "unique": 0, "invoked": 0, "ok": 0, "rejected": 0, "notes": [],
+           "not_applicable": None}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
         ops, snapshot = fw.prepare(factory, wdir, ops)
         has_reconcile = ("reconcile",) in ops
         rec_dir = os.path.join(wdir, "rec")
         rec = fw.record(factory, rec_dir, snapshot, ops)
+        out["not_applicable"] = not_observable(Observability(rec["unseen"]))
+        if out["not_applicable"]:
+            break
         out["invoked"] += len(ops)
         out["ok"] += rec["outcomes"].count("ok")
         out["rejected"] += len(ops) - rec["outcomes"].count("ok")
-        # the recording ran on a copy of the baseline made file by file (no hard links), so the
-        # model starts from the same: every baseline file its own inode
         calls = rec["calls"]
-        unseen = _unseen_changes(DiskModel(rec_dir, *snapshot), calls, rec_dir)
-        if unseen:
-            findings.add("writes-visible", f"workload {w} {ops}: the files differ from what the recorded os "
-                         f"calls produce ({', '.join(unseen)}): the store writes through something other than "
-                         f"the os module (e.g. the builtin open()), so its power-cut states cannot be built")
-            continue
         model = DiskModel(rec_dir, *snapshot)
-        verdicts: dict[tuple, tuple] = {}  # distinct disk -> what a fresh store made of it
+        verdicts: dict[tuple, dict] = {}  # distinct disk -> what a fresh store made of it
         before = out["states_checked"]
         for done in range(len(calls) + 1):
             if done:
@@ -91,13 +82,16 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
             finished, allowed = fw.allowed_after_calls(rec["spans"], rec["states"], done)
             moment = f"cut after {done} calls" + (f" (last: {calls[done - 1].describe()})" if done else "")
             out["cuts"] += 1
+            acked = rec["states"][finished]
+            # cases that lose what the workload itself acknowledged go first: they name the trade
+            workload_acked = bool(fw.describe_loss(acked, rec["states"][0]))
             for state in model.crash_states(rng, cap):
                 key = state.key()
                 if key not in verdicts:
                     verdicts[key] = _examine(factory, os.path.join(wdir, "pl"), state, snapshot[1], has_reconcile)
                 out["states_checked"] += 1
-                _judge(findings, f"workload {w} {ops}, {moment}, {state.label}", verdicts[key],
-                       rec["states"][finished], allowed, rec["states"][0])
+                findings.extend(check_recovery(Recovery(f"workload {w} {ops}, {moment}, {state.label}",
+                                                        acked, allowed, **verdicts[key])), first=workload_acked)
         out["unique"] += len(verdicts)
         shutil.rmtree(os.path.join(wdir, "pl"), ignore_errors=True)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(calls) + 1} cuts, "
@@ -108,52 +102,9 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
     return out
 
 
-def _unseen_changes(model, calls: list, rec_dir: str) -> list[str]:
-    """Files whose real content differs from the model's page-cache view after every call.
-
-    The model is only as good as the calls it sees; this is its check against the real disk.
-    """
-    from tradestore_harness.powerloss import snapshot_dir
-
-    for call in calls:
-        model.apply(call)
-    modelled, (actual, _) = model.current(), snapshot_dir(rec_dir)
-    return sorted(name for name in set(modelled) | set(actual) if modelled.get(name) != actual.get(name))
-
-
-def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> tuple:
-    """Materialise one disk and open it fresh: (trades or None, load error, derived problem)."""
+def _examine(factory, scratch: str, state, dirs: tuple, has_reconcile: bool) -> dict:
+    """Materialise one disk and open it fresh (see :func:`tradestore_harness.fsworkload.recover`)."""
     from tradestore_harness.powerloss import sync_dir
 
     sync_dir(state.files, dirs, scratch)
-    try:
-        found = fw.load_state(factory, scratch)
-    except fw.LogUnreadable as exc:
-        return None, str(exc), None
-    derived = None
-    if has_reconcile:
-        healed = fw.reconcile(scratch, fsync=False)
-        problems = fw.derived_problems(scratch)
-        if not healed.ok or problems:
-            derived = (f"the reconcile aborted ({healed.reason})" if not healed.ok
-                       else f"one reconcile left {problems}")
-    return found, None, derived
-
-
-def _judge(findings: "fw.Findings", where: str, verdict: tuple, acked: list, allowed: list, baseline: list) -> None:
-    found, error, derived = verdict
-    # Cases that lose what the workload itself acknowledged are listed first: they name the trade.
-    workload_acked = bool(fw.describe_loss(acked, baseline))
-    if error is not None:
-        lost = fw.describe_loss(acked, None)
-        findings.add("log-parses", f"{where}: {error}; acknowledged trades unreadable: {', '.join(lost)}",
-                     first=workload_acked)
-        return
-    if found not in allowed:
-        lost = fw.describe_loss(acked, found)
-        if lost:
-            findings.add("ack-durable", f"{where}: lost {', '.join(lost)}", first=workload_acked)
-        else:
-            findings.add("state-before-or-after", f"{where}: {len(found)} trades, neither before nor after")
-    if derived is not None:
-        findings.add("derived-heals", f"{where}: {derived}")
+    return fw.recover(factory, scratch, reconcile_due=has_reconcile, probe_after=False)

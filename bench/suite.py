@@ -1,11 +1,11 @@
 """Benchmark: write and reconcile cost as the trade log grows, against SQLite and the seed's pattern.
 
-Run ``python -m tradestore_harness.bench --help``. One run measures, on this machine:
+Run ``python -m bench --help`` from the repository's root. One run measures, on this machine:
 
 - writes: open + close cycles (each is two writes: an open and a close transaction) by 1, 2 and 4
   competing writer processes (spawned, released together on a barrier) against a history of
   100, 1,000 and 10,000 trades built before timing, for tradestore with fsync on and off, the
-  seed-pattern baseline and SQLite (WAL, synchronous=FULL); see harness/bench_baselines.py;
+  seed-pattern baseline and SQLite (WAL, synchronous=FULL); see bench/baselines.py;
 - ``reconcile()`` time at 1,000, 10,000 and 100,000 trades (cold: empty output directory);
 - lock hand-off latency between two processes (tradestore's FileLock and bare ``flock``);
 - peak resident memory of a writer at 10,000 trades.
@@ -37,8 +37,8 @@ import threading
 import time
 import traceback
 
-from tradestore_harness.bench_baselines import RuleConfig, SeedPatternStore, SqliteStore
-from tradestore_harness.bench_history import (
+from bench.baselines import RuleConfig, SeedPatternStore, SqliteStore
+from bench.history import (
     CORRELATION_GROUPS, WORKER_SYMBOLS, build_history, write_seed_log, write_tradestore_log,
 )
 from tradestore_harness.processes import context
@@ -478,7 +478,7 @@ def profile_writes(workdir: str, n: int, cycles: int, fsync: bool, top: int, log
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m tradestore_harness.bench",
+        prog="python -m bench",
         description="Measure tradestore's write and reconcile cost against the seed's pattern and "
                     "SQLite as the trade log grows, and print one table. Exits 1 if a run fails or "
                     "a target is missed (--no-targets to only report; --quick never judges targets).")
