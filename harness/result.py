@@ -62,7 +62,6 @@ class ScenarioResult:
     unproven: list[str] = field(default_factory=list)  # why the fault was not exercised
     not_applicable: str | None = None  # why the scenario cannot observe this target
     elapsed_s: float = 0.0
-    not_applicable: str | None = None  # why the scenario cannot judge this target (not a failure)
 
     @property
     def verdict(self) -> str:
