@@ -34,11 +34,21 @@ class LogUnreadable(Exception):
     """The trade log on disk is not strict JSON of the expected shape (or the store refused it)."""
 
 
+_reconciler: Any = None  # the reconciler class the target last resolved here declares, if any
+
+
 def resolve(target: str) -> Callable[..., Any]:
-    """The factory of a target name (ours, a negative control, or ``module:factory``)."""
+    """The factory of a target name (ours, a negative control, or ``module:factory``).
+
+    A factory may name the reconciler its log is reconciled with (``factory.reconciler``, a
+    :class:`tradestore.StateReconciler` subclass); :func:`reconcile` then uses it in this worker.
+    """
     from tradestore_harness.targets import resolve_target  # knows tradestore_harness.unsafe_durability's controls too
 
-    return resolve_target(target)
+    global _reconciler
+    factory = resolve_target(target)
+    _reconciler = getattr(factory, "reconciler", None)
+    return factory
 
 
 def uses_reconciler(target: str) -> bool:
@@ -98,7 +108,7 @@ def reconcile(directory: str, fsync: bool = True) -> Any:
     from tradestore import StateReconciler
 
     log, _, state = paths(directory)
-    return StateReconciler(log, state, clock=lambda: FIXED_NOW, fsync=fsync).reconcile()
+    return (_reconciler or StateReconciler)(log, state, clock=lambda: FIXED_NOW, fsync=fsync).reconcile()
 
 
 def derived_problems(directory: str) -> dict[str, str]:
@@ -327,8 +337,12 @@ def allowed_after_calls(spans: list[tuple[int, int]], states: list, done: int) -
     return finished, allowed
 
 
-def fill_result(result: Any, report: dict, counts: tuple[str, ...]) -> None:
-    """Copy a worker's report (violations, counts, notes, not-applicable reason) into ``result``."""
+def fill_result(result: Any, report: dict, counts: tuple[str, ...], *, proof: str, unproven: str) -> None:
+    """Copy a worker's report (violations, counts, notes, not-applicable reason) into ``result``.
+
+    A run whose count ``proof`` stayed 0 (no crash point reached, no fault hit, no state
+    checked) proved nothing: it is NOT PROVEN with ``unproven`` as the reason.
+    """
     for prop, detail in report["violations"]:
         result.violate(prop, detail)
     for key in counts:
@@ -336,6 +350,8 @@ def fill_result(result: Any, report: dict, counts: tuple[str, ...]) -> None:
     result.notes.extend(report["notes"])
     if report.get("not_applicable"):
         result.mark_not_applicable(report["not_applicable"])
+    elif not report[proof]:
+        result.not_proven(unproven)
 
 
 def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], None], timeout: float = 600.0) -> dict:

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tradestore_chaos.scenarios import crash_points, io_errors
+from tradestore_chaos.scenarios import crash_points, io_errors, power_loss
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.fsfaults import CRASH_EXIT, Fault, FsCall
@@ -342,3 +342,18 @@ def test_a_forked_child_that_completes_its_workload_fails_calls_repeatable(tmp_p
     assert [prop for prop, _ in out["violations"]] == ["calls-repeatable"]
     assert out["crash_points"] == 1  # only call 0 was crashed at
     assert sorted(os.listdir(tmp_path / "w")) == ["base", "rec"]  # run directories removed
+
+
+@pytest.mark.parametrize("module,proof", [(io_errors, "crash_points"), (crash_points, "crash_points"),
+                                          (power_loss, "states_checked")])
+def test_a_run_that_hit_no_fault_is_not_proven_and_an_unseen_store_not_applicable(tmp_path, monkeypatch,
+                                                                                 module, proof):
+    report = {"violations": [], "notes": [], "invoked": 1, "ok": 1, "rejected": 0, "unknown": 0, "kills": 0,
+              "crash_points": 0, "states_checked": 0, "cuts": 0}
+    monkeypatch.setattr(fw, "in_worker", lambda func, args, progress: dict(report))
+    ctx = ScenarioContext(target="tradestore", seed=11, quick=True, duration=None, writers=1, workdir=tmp_path)
+    result = module.run(ctx)
+    assert result.verdict == "NOT PROVEN" and not result.passed and result.unproven
+    report["not_applicable"] = "unseen writes"
+    result = module.run(ctx)
+    assert result.verdict == "NOT APPLICABLE" and result.not_applicable == "unseen writes"

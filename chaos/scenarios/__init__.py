@@ -22,6 +22,7 @@ MODULES = (
     "crash_points",
     "io_errors",
     "power_loss",
+    "log_replaced",
     "corrupt_derived",
     "corrupt_log",
     "reconcile_under_writes",

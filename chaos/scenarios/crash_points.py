@@ -40,7 +40,8 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     sizes = (1, 3) if ctx.quick else (1, 2, 3, 3, 3, 2, 3, 1)
     workloads = fw.make_workloads(ctx.seed, sizes, fw.uses_reconciler(ctx.target))
     report = fw.in_worker(crash_worker, (ctx.target, str(ctx.workdir), workloads), ctx.progress)
-    fw.fill_result(result, report, ("invoked", "ok", "rejected", "unknown", "kills", "crash_points"))
+    fw.fill_result(result, report, ("invoked", "ok", "rejected", "unknown", "kills", "crash_points"),
+                   proof="crash_points", unproven="no crash point was reached")
     return result
 
 

@@ -1,0 +1,189 @@
+"""log-replaced: another writer replaces the log at the two moments a cache or a reconciler trusts it.
+
+Two faults of the file system's naming, neither of which a kill or an I/O error produces:
+
+- **the same size within one timestamp tick.** A store does one write (and so holds a version
+  of the log in memory); another writer, holding the lock, replaces the log with a different
+  file of exactly the same size (one trade's stop moved to a number of the same length) and
+  the same mtime, as on a file system whose timestamps are coarse; then the store does one
+  more operation. A cache that knows the log by size and mtime alone takes the new file for
+  the one it holds and writes from stale data: the other writer's acknowledged change is lost
+  (``ack-durable``, judged by the same checker as the process scenarios' histories).
+- **between two reads of one reconcile.** The reconcile runs once per ``open`` it makes (every
+  read of a file starts with one), and the log is replaced by the next committed version (one
+  more trade) right before that open. Whatever the reconciler read, the derived files it
+  writes must equal the fresh rebuild of the log version they name (``derived-consistent``):
+  a reconciler that hashes one read and derives from another names one version and holds the
+  other.
+
+Each replacement is counted in the ``crash pts`` column. The negative controls
+``unsafe-cache-ignores-inode`` and ``unsafe-reconcile-two-reads`` fail here every time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+
+from tradestore_harness import checkers
+from tradestore_harness import fsworkload as fw
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import operations
+from tradestore_harness.hooks import TRADE_LOG_FILE
+from tradestore_harness.result import ScenarioResult
+
+NAME = "log-replaced"
+DESCRIPTION = ("the log replaced by another writer: with a same-size file in one mtime tick between two calls "
+               "of a store, and before every open of a reconcile: nothing acknowledged lost, derived files "
+               "hold what they name")
+REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
+
+SECOND_OPS = (("open", "XRP"), ("partial", "base"), ("close", "base"))
+_STOP = re.compile(rb'("id"\s*:\s*"T002"[^{}]*?"stop_price"\s*:\s*)19\.0(?=[,}\s])')
+MOVED_STOP = 18.5  # the baseline's T002 stop is 19.0: the same length as JSON
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    report = fw.in_worker(replaced_worker, (ctx.target, str(ctx.workdir), fw.uses_reconciler(ctx.target)),
+                          ctx.progress)
+    fw.fill_result(result, report, ("invoked", "ok", "rejected", "crash_points", "states_checked"),
+                   proof="crash_points", unproven="the log was never replaced")
+    return result
+
+
+def replaced_worker(target: str, root: str, reconcile: bool, report) -> dict:
+    """In a spawned worker: every same-size replacement, then every replacement during a reconcile."""
+    factory = fw.resolve(target)
+    findings = fw.Findings()
+    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "states_checked": 0, "notes": []}
+    for k, second in enumerate(SECOND_OPS):
+        findings.extend(same_size_round(factory, os.path.join(root, f"same-size-{k}"), second, out))
+    report("progress", f"same-size replacement before {len(SECOND_OPS)} second operations")
+    if reconcile:
+        findings.extend(reconcile_rounds(factory, os.path.join(root, "reconcile"), out, report))
+    out["violations"] = findings.as_list()
+    out["notes"].append(f"{out['crash_points']} replacements of the log by another writer")
+    return out
+
+
+# -- the same size within one timestamp tick ---------------------------------------------------
+
+
+def replace_with(log: str, lock: str, data: bytes, *, keep_mtime: bool) -> None:
+    """Replace ``log`` by ``data`` as another writer would: under the lock, temp file + rename;
+    with ``keep_mtime`` the new file gets the old one's mtime (a coarse timestamp tick)."""
+    old = os.stat(log)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            temp = f"{log}.other-writer.tmp"
+            with open(temp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if keep_mtime:
+                os.utime(temp, ns=(old.st_atime_ns, old.st_mtime_ns))
+            os.replace(temp, log)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _event(events: list, ev: str, op: str, **data) -> None:
+    events.append({"ev": ev, "w": "log-replaced", "pid": 0, "t": float(len(events)), "op": op, **data})
+
+
+def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[tuple[str, str]]:
+    """One store writes, another writer replaces the log with a same-size file, the store writes again."""
+    fw.setup_baseline(factory, directory, with_reconcile=False)
+    log, lock, _ = fw.paths(directory)
+    where = f"same-size replacement before {second}"
+    store = factory(log, lock)
+    ids = fw.base_ids()
+    events: list[dict] = []
+    for k, op in enumerate((("update", "base"), None, second)):
+        if op is None:  # the other writer's turn
+            data = _STOP.sub(rb"\g<1>" + repr(MOVED_STOP).encode(), open(log, "rb").read(), count=1)
+            if len(data) != os.path.getsize(log) or data == open(log, "rb").read():
+                return [("harness-error", f"{where}: the log has no T002 stop of 19.0 to move")]
+            _event(events, "invoke", "other", f="update", args=["T002", {"stop_price": MOVED_STOP}])
+            replace_with(log, lock, data, keep_mtime=True)
+            _event(events, "ok", "other", value={"id": "T002", "stop_price": MOVED_STOP})
+            out["crash_points"] += 1
+            continue
+        args = [ids.get(op[1], op[1])] if op[0] != "open" else [op[1]]
+        _event(events, "invoke", f"op{k}", f=op[0], args=args)
+        outcome, value = fw.run_op(store, directory, op, ids)
+        _event(events, outcome, f"op{k}", value=value if outcome == "ok" else None,
+               error=None if outcome == "ok" else value)
+        out["invoked"] += 1
+        out["ok" if outcome == "ok" else "rejected"] += 1
+    final = open(log, "rb").read()
+    out["states_checked"] += 1
+    found = [(p, f"{where}: {d}") for p, d in checkers.check_log_parses({"final log": final})]
+    doc, _ = checkers.parse_log(final)
+    if doc is not None:
+        ops = operations(events)
+        found += [(p, f"{where}: {d}") for p, d in checkers.check_acknowledged(ops, doc["trades"])]
+    return found
+
+
+# -- between two reads of one reconcile ----------------------------------------------------------
+
+
+def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[str, str]]:
+    """Record one reconcile; rerun it once per open it made, the log replaced right before that open."""
+    from tradestore_harness.derived import read_derived, rebuild
+    from tradestore_harness.fsfaults import Fault, FsShim
+    from tradestore_harness.powerloss import snapshot_dir, sync_dir
+
+    base = os.path.join(directory, "base")
+    fw.setup_baseline(factory, base, with_reconcile=True)
+    log, lock, state = fw.paths(base)
+    versions = {"baseline": open(log, "rb").read()}
+    _check(fw.run_op(factory(log, lock), base, ("update", "base"), fw.base_ids()), "update before the reconcile")
+    snapshot = snapshot_dir(base)
+    versions["reconciled"] = open(log, "rb").read()
+    # the version another writer commits meanwhile: one more trade
+    scratch = os.path.join(directory, "next")
+    sync_dir(*snapshot, scratch)
+    _check(fw.run_op(factory(*fw.paths(scratch)[:2]), scratch, ("open", "LTC"), fw.base_ids()), "the next version")
+    versions["next"] = open(fw.paths(scratch)[0], "rb").read()
+    by_sha = {hashlib.sha256(data).hexdigest(): data for data in versions.values()}
+    rebuilds = rebuild(by_sha, by_sha, fw.FIXED_NOW, os.path.join(directory, "rebuilds"))
+
+    run_dir = os.path.join(directory, "run")
+    sync_dir(*snapshot, run_dir, renew=True)
+    with FsShim(run_dir) as recording:
+        fw.reconcile(run_dir)
+    opens = [c.index for c in recording.calls if c.kind == "open"]
+    report("progress", f"reconcile: {len(recording.calls)} calls, the log replaced before each of its {len(opens)} opens")
+    found: list[tuple[str, str]] = []
+    for index in opens:
+        sync_dir(*snapshot, run_dir, renew=True)
+        run_log, run_lock, run_state = fw.paths(run_dir)
+        hook = Fault(index, "hook", hook=lambda _call: replace_with(run_log, run_lock, versions["next"],
+                                                                     keep_mtime=False))
+        with FsShim(run_dir, fault=hook, recording=False) as shim:
+            result = fw.reconcile(run_dir)
+            hit = shim.count > index
+        out["invoked"] += 1
+        out["ok" if result.ok else "rejected"] += 1
+        if not hit:
+            continue
+        out["crash_points"] += 1
+        out["states_checked"] += 1
+        where = f"log replaced before call {index} ({recording.calls[index].describe()}) of a reconcile"
+        found += checkers.check_derived(where, read_derived(run_state), rebuilds)
+    for d in ("next", "run", "rebuilds"):
+        shutil.rmtree(os.path.join(directory, d), ignore_errors=True)
+    return found
+
+
+def _check(outcome: tuple, what: str) -> None:
+    if outcome[0] != "ok":
+        raise RuntimeError(f"log-replaced: {what} was rejected: {json.dumps(outcome[1], default=str)}")
