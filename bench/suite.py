@@ -54,9 +54,10 @@ IMPLS = {
     "tradestore-nofsync": "ts",
     "seed-pattern": "seed",
     "sqlite-wal-full": "sqlite",
+    "tradestore-pg": "pg",  # PgTradeStore on a local server (harness/pg_bench.py); left out without one
 }
 REFERENCE = "tradestore"
-FILENAMES = {"ts": "trades.json", "seed": "trades.json", "sqlite": "trades.db"}
+FILENAMES = {"ts": "trades.json", "seed": "trades.json", "sqlite": "trades.db", "pg": "account"}
 
 # A cell stops after `duration` seconds or max(cycle_cap, growth x history) open + close cycles
 # (all writers together), whichever comes first, so the history grows by a bounded amount
@@ -82,11 +83,23 @@ def make_store(impl: str, path: str):
         return SeedPatternStore(path, rules=RULES)
     if impl == "sqlite-wal-full":
         return SqliteStore(path, rules=RULES)
+    if impl == "tradestore-pg":  # ``path`` is the account name
+        from tradestore_harness import pg_bench
+
+        return pg_bench.make_store(
+            path, max_positions=RULES.max_positions, starting_capital=RULES.starting_capital,
+            correlation_groups=RULES.correlation_groups, max_corr_group_risk_pct=RULES.max_corr_group_risk_pct,
+            asset_consecutive_loss_cap=RULES.asset_consecutive_loss_cap, lock_timeout=300.0,
+        )
     raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
 
 
 def count_trades(impl: str, path: str) -> int:
     """Number of trades in the store's file, read directly (not through the store)."""
+    if IMPLS[impl] == "pg":
+        from tradestore_harness import pg_bench
+
+        return pg_bench.count_trades(path)
     if IMPLS[impl] == "sqlite":
         db = sqlite3.connect(path)
         try:
@@ -169,6 +182,11 @@ class Bench:
         key = (fmt, n)
         if key not in self.templates:
             trades, next_id = build_history(n)
+            if fmt == "pg":
+                from tradestore_harness import pg_bench
+
+                self.templates[key] = pg_bench.create_account(f"bench-template-{n}", trades, next_id)
+                return self.templates[key]
             d = os.path.join(self.workdir, "templates", f"{fmt}-{n}")
             os.makedirs(d, exist_ok=True)
             path = os.path.join(d, FILENAMES[fmt])
@@ -183,6 +201,10 @@ class Bench:
 
     def fresh_copy(self, impl: str, n: int, tag: str) -> str:
         src = self.template(IMPLS[impl], n)
+        if IMPLS[impl] == "pg":
+            from tradestore_harness import pg_bench
+
+            return pg_bench.copy_account(src, f"bench-{tag}")
         d = os.path.join(self.workdir, "runs", tag)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -225,7 +247,12 @@ class Bench:
             raise RuntimeError(f"{impl} n={n} writers={writers}: expected {n + cycles} trades, found {found}")
         wall = max(r["t1"] for r in results) - min(r["t0"] for r in results)
         lat = sorted(x for r in results for x in r["lat"])
-        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        if IMPLS[impl] == "pg":
+            from tradestore_harness import pg_bench
+
+            pg_bench.drop_account(path)
+        else:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
         return {
             "writes": 2 * cycles, "wall_s": wall, "writes_per_s": 2 * cycles / wall,
             "ms_per_write": 1000 * statistics.median(lat),
@@ -235,7 +262,8 @@ class Bench:
         }
 
     def run_writes(self) -> list[dict]:
-        cells = [(impl, n, w) for n in self.cfg["sizes"] for w in self.cfg["writers"] for impl in IMPLS]
+        impls = [i for i in IMPLS if i in self.cfg.get("impls", IMPLS)]
+        cells = [(impl, n, w) for n in self.cfg["sizes"] for w in self.cfg["writers"] for impl in impls]
         rows = []
         for i, (impl, n, w) in enumerate(cells, 1):
             runs = [self.run_writes_once(impl, n, w, f"{impl}-{n}-{w}-{r}") for r in range(self.cfg["repeat"])]
@@ -496,6 +524,9 @@ def main(argv=None) -> int:
                          "use a real disk: fsync on tmpfs costs nothing")
     ap.add_argument("--only", choices=("writes", "reconcile", "handoff"), action="append",
                     help="run only these parts (repeatable)")
+    ap.add_argument("--stores", type=lambda v: tuple(v.split(",")), metavar="NAME,NAME",
+                    help=f"stores of the write cells (default: all of {','.join(IMPLS)}; "
+                         f"tradestore is always measured, as the reference)")
     ap.add_argument("--no-targets", action="store_true", help="report the targets but exit 0 if missed")
     ap.add_argument("--profile", action="store_true",
                     help="instead of the table, profile tradestore's write path with cProfile")
@@ -521,6 +552,19 @@ def main(argv=None) -> int:
             ap.error(f"--writers must be between 1 and {len(WORKER_SYMBOLS)}")
         cfg["writers"] = args.writers
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr
+    if args.stores:
+        unknown = set(args.stores) - set(IMPLS)
+        if unknown:
+            ap.error(f"--stores: unknown {', '.join(sorted(unknown))}; known: {', '.join(IMPLS)}")
+        cfg["impls"] = (REFERENCE, *args.stores)
+    pg_server = None
+    if "tradestore-pg" in cfg.get("impls", IMPLS) and "writes" in (args.only or ["writes"]):
+        from tradestore_harness import pg_bench
+
+        pg_server, why = pg_bench.server_for_run(log)
+        if why:
+            log(f"tradestore-pg left out: {why}")
+            cfg["impls"] = tuple(i for i in cfg.get("impls", IMPLS) if i != "tradestore-pg")
 
     workdir = args.dir or tempfile.mkdtemp(prefix="tradestore-bench-")
     os.makedirs(workdir, exist_ok=True)
@@ -559,6 +603,8 @@ def main(argv=None) -> int:
             return 0
         return 1 if missed and not args.no_targets else 0
     finally:
+        if pg_server is not None:
+            pg_server.destroy()
         if not args.dir:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -141,6 +141,13 @@ def lock_intervals(events: Iterable[dict]) -> list[Interval]:
             interval = open_by_pid.pop(e["pid"])
             interval.end = e["t"]
             done.append(interval)
+        elif kind == "session-ended" and e.get("target_pid") in open_by_pid:
+            # The nemesis ended the process's database session: the server released its lock
+            # then, though the process itself lives on and notices later.
+            interval = open_by_pid.pop(e["target_pid"])
+            interval.end = e["t"]
+            interval.extra["session_ended"] = True
+            done.append(interval)
         elif kind == "kill":
             killed.add(e.get("target_pid"))
             if e.get("target_pid") not in open_by_pid:

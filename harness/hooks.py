@@ -34,6 +34,7 @@ from typing import Any, Callable
 EXPORT = "chaos_export"
 OBSERVE = "chaos_observe"
 TRADE_LOG_FILE = "trade-log-file"  # what a scenario REQUIRES when it works on the file itself
+DATABASE = "chaos_database"  # a scenario that stops the target's database server or ends its sessions
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ def not_applicable(module: Any, target: str) -> str | None:
     if TRADE_LOG_FILE in needs and not hooks_of(target).file_backed:
         return ("the target keeps its state outside the trade log file (it declares chaos_export), "
                 "and this scenario damages, crashes or cuts power under that file, or reconciles from it")
+    if DATABASE in needs:
+        from tradestore_harness.targets import resolve_target
+
+        if getattr(resolve_target(target), DATABASE, None) is None:
+            return ("the target has no database server to fault (it declares no chaos_database: "
+                    "chaos_database(trade_log) -> an object with terminate_writers() and restart())")
     return None
 
 

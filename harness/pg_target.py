@@ -1,18 +1,20 @@
 """PostgreSQL targets of the chaos harness: our PgTradeStore, and its negative control.
 
-Both are factories ``factory(trade_log, lock_file, **limits)`` like every target (see
-:mod:`tradestore_harness.targets`). The database is ``$TRADESTORE_PG_DSN`` (spawned workers
-inherit it); the account is named after the run's directory, so every scenario round gets a
-fresh, empty account. File-only options (``fsync``, ``keep_backup``) are dropped: the server
-decides durability.
+Targets ``tradestore_harness.pg_target:tradestore_pg`` and
+``tradestore_harness.pg_target:pg_unlocked``, factories ``factory(trade_log, lock_file,
+**limits)`` like every target (see :mod:`tradestore_harness.targets`). The database is
+``$TRADESTORE_PG_DSN`` (spawned workers inherit it); the account is named after the run's
+directory, so every scenario round gets a fresh, empty account. File-only options (``fsync``,
+``keep_backup``) are dropped: the server decides durability.
 
-The stores tell an observer (``store.observe(observer)``) what a file store tells the spy by
-its system calls: ``lock()`` once it holds the account, ``contended()`` when it finds the
-account taken (before it waits), ``commit(data)`` with the FORMAT.md document after its rows are
-written and before COMMIT, ``unlock()`` right before the transaction ends. ``export_document()``
-gives the committed state as the document ``trades.json`` would hold.
+Beside each factory are the harness's hooks for stores that are not one file
+(:mod:`tradestore_harness.hooks`): ``chaos_export`` (the account as the FORMAT.md document),
+``chaos_observe`` (the store calls the observer when it holds the account, finds it taken,
+is about to COMMIT and is about to release it) and ``chaos_database`` (ends the writers'
+sessions, or stops the server with ``-m immediate`` and starts it again when
+``$TRADESTORE_PG_SERVER_DIR`` names a server the harness started).
 
-``pg-unlocked`` is the common idiom done wrong: read the account, run every check, insert, no
+``pg_unlocked`` is the common idiom done wrong: read the account, run every check, insert, no
 lock, no unique index (its tables live in their own PostgreSQL schema, created without the
 partial index), ids from a sequence. It announces its window with the ``decided`` wait-point
 (checked, nothing written yet), so a race catches it every run.
@@ -39,13 +41,6 @@ def account_for(trade_log: str) -> str:
     return "chaos-" + hashlib.sha256(directory.encode()).hexdigest()[:20]
 
 
-def control_dsn(dsn: str) -> str:
-    """``dsn`` with the control's own schema first on the search path."""
-    from psycopg.conninfo import make_conninfo
-
-    return make_conninfo(dsn, options=f"-csearch_path={CONTROL_SCHEMA}")
-
-
 def _ensure_tables(dsn: str, statements: tuple[str, ...], namespace: str | None = None) -> None:
     """Create the tables once per DSN and process (serialised: workers start together)."""
     if dsn in _ready:
@@ -69,29 +64,27 @@ class ObservedPgStore(PgTradeStore):
 
     _observer = None
 
-    def observe(self, observer) -> None:
-        self._observer = observer
-
     def _lock_account(self, conn) -> None:
         observer = self._observer
         if observer is not None:
+            # Try first, so a rival's hold is seen (and reported) before this one waits.
             taken = not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (self._key,)).fetchone()[0]
             if taken:
                 observer.contended()
                 super()._lock_account(conn)
             self._local.locked = True
-            observer.lock()
+            observer.locked()
         else:
             super()._lock_account(conn)
 
     def _release_observed(self) -> None:
         if getattr(self._local, "locked", False):
             self._local.locked = False
-            self._observer.unlock()
+            self._observer.unlocked()
 
     def _before_commit(self, ledger: Ledger) -> None:
         if self._observer is not None:
-            self._observer.commit(ledger.to_json())
+            self._observer.commit(ledger.to_document())
 
     def _commit_now(self, conn) -> None:
         self._release_observed()
@@ -126,20 +119,90 @@ def _options(limits: dict) -> dict:
     return {k: v for k, v in limits.items() if k not in _FILE_OPTIONS}
 
 
-def tradestore_pg(trade_log, lock_file=None, **limits) -> ObservedPgStore:
+def _dsn(trade_log, control: bool) -> str:
+    """The run's DSN: the control's schema first, and a session name that marks the run's writers."""
+    from psycopg.conninfo import make_conninfo
+
     dsn = resolve_dsn(None)
+    if control:
+        dsn = make_conninfo(dsn, options=f"-csearch_path={CONTROL_SCHEMA}")
+    # The session name marks the run and this process, so a fault can end the sessions of the
+    # run's writers and say which process it hit.
+    return make_conninfo(dsn, application_name=f"{account_for(trade_log)}:{os.getpid()}")
+
+
+def tradestore_pg(trade_log, lock_file=None, **limits) -> ObservedPgStore:
+    dsn = _dsn(trade_log, control=False)
     _ensure_tables(dsn, SCHEMA_SQL)
     return ObservedPgStore(account_for(trade_log), dsn, **_options(limits))
 
 
 def pg_unlocked(trade_log, lock_file=None, **limits) -> UnlockedPgStore:
-    dsn = control_dsn(resolve_dsn(None))
+    dsn = _dsn(trade_log, control=True)
     statements = tuple(s for s in SCHEMA_SQL if "UNIQUE INDEX" not in s) + (
         "CREATE SEQUENCE IF NOT EXISTS tradestore_control_ids",)
     _ensure_tables(dsn, statements, CONTROL_SCHEMA)
     return UnlockedPgStore(account_for(trade_log), dsn, **_options(limits))
 
 
-TARGETS = {"tradestore-pg": tradestore_pg}
-CONTROLS = {"pg-unlocked": pg_unlocked}
-__all__ = ["DSN_ENV", "TARGETS", "CONTROLS", "account_for", "control_dsn", "tradestore_pg", "pg_unlocked"]
+def _exporter(factory):
+    def export(trade_log, lock_file=None) -> dict | None:
+        store = factory(trade_log, lock_file)
+        try:
+            with store._reading() as ledger:
+                return ledger.to_document() if ledger.trades or ledger.next_id > 1 else None
+        finally:
+            store.close()
+    return export
+
+
+def _observe(store: ObservedPgStore, observer) -> None:
+    store._observer = observer
+
+
+class Database:
+    """The run's database, for the fault scenarios: end the writers' sessions, crash the server."""
+
+    def __init__(self, trade_log: str, control: bool) -> None:
+        self.dsn = _dsn(trade_log, control)
+        self.writers = account_for(trade_log)  # the application_name of the run's sessions
+        self.server_dir = os.environ.get(SERVER_DIR_ENV)
+
+    def terminate_writers(self, before=lambda client_pid: None) -> int:
+        """pg_terminate_backend of every session of the run inside a transaction; how many.
+
+        ``before(client_pid)`` is called for each victim first (the nemesis records it).
+        """
+        import psycopg
+
+        with psycopg.connect(resolve_dsn(None), autocommit=True) as admin:
+            victims = admin.execute(
+                "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s "
+                "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()", (self.writers + ":%",),
+            ).fetchall()
+            for _, name in victims:
+                before(int(name.rpartition(":")[2]))
+            return sum(admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] for pid, _ in victims)
+
+    def can_restart(self) -> str | None:
+        """None if :meth:`restart` can work, else why not."""
+        if not self.server_dir:
+            return f"${SERVER_DIR_ENV} is not set: the harness stops only a server it started"
+        return None
+
+    def restart(self) -> None:
+        """``pg_ctl stop -m immediate`` (a crash: no checkpoint, recovery from the WAL), then start."""
+        from tradestore_harness.pg_server import LocalServer
+
+        server = LocalServer(self.server_dir)
+        server.stop("immediate")
+        server.start()
+
+
+SERVER_DIR_ENV = "TRADESTORE_PG_SERVER_DIR"
+for _factory, _control in ((tradestore_pg, False), (pg_unlocked, True)):
+    _factory.chaos_export = _exporter(_factory)
+    _factory.chaos_observe = _observe
+    _factory.chaos_database = lambda trade_log, _control=_control: Database(trade_log, _control)
+
+__all__ = ["DSN_ENV", "SERVER_DIR_ENV", "Database", "account_for", "tradestore_pg", "pg_unlocked"]

@@ -77,7 +77,9 @@ def call(store: Any, f: str, args: list) -> tuple[str, Any]:
 
     ``f`` is ``open``, ``close``, ``partial``, ``update`` or ``read``. An exception or a dict
     with an ``"error"`` key is a rejection. A store without ``partial_close``/``update_trade``
-    rejects those operations.
+    rejects those operations. An exception whose class sets ``outcome_unknown = True`` (a
+    database COMMIT whose reply was lost) is ``("unknown", "Type: message")``: the call may
+    have landed, so it is neither acknowledged nor rejected.
     """
     method = {
         "open": "open_trade", "close": "close_trade", "partial": "partial_close",
@@ -89,7 +91,7 @@ def call(store: Any, f: str, args: list) -> tuple[str, Any]:
     try:
         value = fn(*args)
     except Exception as exc:  # any rejection or failure of the store is an outcome to record
-        return "fail", f"{type(exc).__name__}: {exc}"
+        return ("unknown" if getattr(exc, "outcome_unknown", False) else "fail"), f"{type(exc).__name__}: {exc}"
     if isinstance(value, dict) and "error" in value:
         return "fail", f"Rejected: {value['error']}"
     return "ok", value

@@ -90,6 +90,8 @@ def run_op(store, history: HistoryWriter, op_id: str, f: str, args: list, valid:
     outcome, value = call(store, f, args)
     if outcome == "ok":
         history.record("ok", op=op_id, value=value if isinstance(value, (dict, list)) else repr(value))
+    elif outcome == "unknown":  # no outcome event: the operation stays unknown to the checkers
+        history.record("outcome-unknown", op=op_id, error=value)
     else:
         history.record("fail", op=op_id, error=value)
     return outcome, value

@@ -131,6 +131,22 @@ class Ledger:
     def mark_clean(self) -> None:
         self.changed.clear()
 
+    def merge(self, records: Iterable[dict], next_id: int) -> None:
+        """Take newer versions of records from the store: a known id is replaced in place, a
+        new one appended (``records`` in id order, every new id above the known ones), and
+        ``next_id`` if higher. For a store that reads only what changed since its copy."""
+        for record in records:
+            current = self._index.get(record["id"])
+            if current is None:
+                self.trades.append(record)
+                self._index[record["id"]] = record
+            else:
+                current.clear()
+                current.update(record)
+            self._touch(record["id"])
+        self.next_id = max(self.next_id, next_id)
+        self.mark_clean()
+
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
         self._cache.clear()

@@ -94,6 +94,8 @@ class CommitOutcomeUnknown(DatabaseError):
     whether to repeat the operation.
     """
 
+    outcome_unknown = True  # for callers that sort failures into refused and unknown
+
 
 class _Retryable(DatabaseError):
     """A serialization failure or deadlock: the server rolled back; the operation may rerun."""
@@ -349,16 +351,18 @@ class PgTradeStore(LedgerStore):
             "SELECT id, record::text FROM tradestore_trade WHERE account = %s AND version > %s ORDER BY seq",
             (self.account, since),
         ).fetchall()
-        trades = {t["id"]: t for t in cached.ledger.trades} if since >= 0 else {}
-        for trade_id, text in rows:
-            record = self._parse(trade_id, text)
-            trades[trade_id] = record
-        ordered = sorted(trades.values(), key=lambda t: id_number(t["id"]))
-        try:
-            extra_doc = loads_strict(extra)
-        except ValueError as exc:
-            raise CorruptTradeLog(f"{self.name}: extra is not strict JSON ({exc})") from None
-        ledger = Ledger(ordered, next_id, extra_doc if isinstance(extra_doc, dict) else {})
+        records = [self._parse(trade_id, text) for trade_id, text in rows]
+        if since >= 0:
+            # Only what other writers changed since our copy: merged into it, not rebuilt
+            # (rebuilding a long history was most of a contended write's cost).
+            ledger = cached.ledger
+            ledger.merge(records, next_id)
+        else:
+            try:
+                extra_doc = loads_strict(extra)
+            except ValueError as exc:
+                raise CorruptTradeLog(f"{self.name}: extra is not strict JSON ({exc})") from None
+            ledger = Ledger(records, next_id, extra_doc if isinstance(extra_doc, dict) else {})
         self._cache = _Cached(version, ledger)
         return version, ledger
 

@@ -26,6 +26,8 @@ MODULES = (
     "corrupt_derived",
     "corrupt_log",
     "reconcile_under_writes",
+    "db_terminate",
+    "db_restart",
 )
 
 def _scan() -> tuple[dict[str, ModuleType], dict[str, str]]:

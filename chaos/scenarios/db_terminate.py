@@ -1,0 +1,36 @@
+"""db-terminate: the server ends a writer's session inside its transaction (pg_terminate_backend).
+
+The nemesis ends every session of the run's writers that is inside a transaction (holding the
+account, waiting for it, or about to COMMIT) at seeded moments. The server rolls such a
+transaction back and releases its lock; the writer sees an error, and a COMMIT whose reply
+was lost is reported as unknown, never as refused. Nothing acknowledged may be lost, nothing
+refused may be in the state, and the critical sections of the survivors never overlap.
+"""
+
+from __future__ import annotations
+
+from tradestore_chaos.scenarios._db_storm import database, storm
+from tradestore_harness.context import ScenarioContext
+from tradestore_harness.hooks import DATABASE
+from tradestore_harness.result import ScenarioResult
+
+NAME = "db-terminate"
+DESCRIPTION = "pg_terminate_backend of writers inside their transactions; acks kept, nothing refused written"
+REQUIRES = (DATABASE,)
+
+
+def run(ctx: ScenarioContext) -> ScenarioResult:
+    result = ScenarioResult(NAME, ctx.target, ctx.seed)
+    db = database(ctx)
+
+    def terminate(history) -> int:
+        def before(client_pid: int) -> None:
+            # Recorded first: the victim's hold of the lock ends here at the latest.
+            history.record("session-ended", target_pid=client_pid, why="pg_terminate_backend")
+        return db.terminate_writers(before)
+
+    landed = storm(ctx, result, 6 if ctx.quick else 20, (0.05, 0.3), terminate, "termination")
+    result.kills += landed
+    if not landed:
+        result.not_proven("no writer was inside a transaction when the sessions were ended")
+    return result
