@@ -130,24 +130,33 @@ def lock_intervals(events: Iterable[dict]) -> list[Interval]:
     open_by_pid: dict[int, Interval] = {}
     done: list[Interval] = []
     killed: set[int] = set()
+    ending: set[int] = set()  # pids whose database session the nemesis is ending
     for e in events:
         kind = e.get("ev")
         if kind == "lock" and e["pid"] in killed:
             # Taken between the kill's record and the signal's delivery: it ends at once.
             done.append(Interval(e["pid"], e["w"], e["t"], e["t"], {"killed": True}))
+        elif kind == "lock" and e["pid"] in ending:
+            done.append(Interval(e["pid"], e["w"], e["t"], e["t"], {"session_ended": True}))
         elif kind == "lock":
             open_by_pid[e["pid"]] = Interval(e["pid"], e["w"], e["t"])
         elif kind == "unlock" and e["pid"] in open_by_pid:
             interval = open_by_pid.pop(e["pid"])
             interval.end = e["t"]
             done.append(interval)
-        elif kind == "session-ended" and e.get("target_pid") in open_by_pid:
-            # The nemesis ended the process's database session: the server released its lock
-            # then, though the process itself lives on and notices later.
-            interval = open_by_pid.pop(e["target_pid"])
-            interval.end = e["t"]
-            interval.extra["session_ended"] = True
-            done.append(interval)
+        elif kind == "session-ending":
+            # The nemesis is ending the process's database session: the server releases its
+            # lock by the matching "session-ended", though the process lives on and notices
+            # later. Its hold ends here; a hold it reports until then was granted to the dying
+            # session, so it ends at once.
+            ending.add(e.get("target_pid"))
+            if e.get("target_pid") in open_by_pid:
+                interval = open_by_pid.pop(e["target_pid"])
+                interval.end = e["t"]
+                interval.extra["session_ended"] = True
+                done.append(interval)
+        elif kind == "session-ended":
+            ending.discard(e.get("target_pid"))
         elif kind == "kill":
             killed.add(e.get("target_pid"))
             if e.get("target_pid") not in open_by_pid:

@@ -164,25 +164,42 @@ class Database:
     """The run's database, for the fault scenarios: end the writers' sessions, crash the server."""
 
     def __init__(self, trade_log: str, control: bool) -> None:
-        self.dsn = _dsn(trade_log, control)
-        self.writers = account_for(trade_log)  # the application_name of the run's sessions
+        self.control = control
+        self.account = self.writers = account_for(trade_log)  # the sessions are named after it
         self.server_dir = os.environ.get(SERVER_DIR_ENV)
 
-    def terminate_writers(self, before=lambda client_pid: None) -> int:
-        """pg_terminate_backend of every session of the run inside a transaction; how many.
+    def terminate_writers(self, before=lambda client_pid: None, after=lambda client_pid: None) -> int:
+        """pg_terminate_backend of the run's writer inside its transaction; how many were ended.
 
-        ``before(client_pid)`` is called for each victim first (the nemesis records it).
+        Our store: the session holding the account's lock (a waiter could take the lock between
+        the choice and the signal, and its hold would then seem to outlive the server's
+        release). The control takes no lock: every session of the run inside a transaction.
+        ``before(client_pid)`` is called for each victim first and ``after(client_pid)`` once
+        its server process has exited, which is when the server released its lock (the
+        nemesis records both). A victim is ended only if it is still what it was chosen as.
         """
         import psycopg
 
+        from tradestore.pgstore import account_key
+
+        key = account_key(self.account) & 0xFFFFFFFFFFFFFFFF
+        holder = ("SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                  "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = %s "
+                  "AND l.objid::bigint = %s AND a.application_name LIKE %s")
+        in_transaction = ("SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s "
+                          "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()")
+        query, args = (in_transaction, ()) if self.control else (holder, (key >> 32, key & 0xFFFFFFFF))
         with psycopg.connect(resolve_dsn(None), autocommit=True) as admin:
-            victims = admin.execute(
-                "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s "
-                "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()", (self.writers + ":%",),
-            ).fetchall()
-            for _, name in victims:
-                before(int(name.rpartition(":")[2]))
-            return sum(admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] for pid, _ in victims)
+            victims = admin.execute(query, (*args, self.writers + ":%")).fetchall()
+            ended = 0
+            for pid, name in victims:
+                client = int(name.rpartition(":")[2])
+                before(client)
+                # With a timeout, pg_terminate_backend returns once the session has exited.
+                still = f"SELECT pg_terminate_backend(pid, 10000) FROM ({query}) v WHERE v.pid = %s"
+                ended += sum(row[0] for row in admin.execute(still, (*args, self.writers + ":%", pid)).fetchall())
+                after(client)
+            return ended
 
     def can_restart(self) -> str | None:
         """None if :meth:`restart` can work, else why not."""

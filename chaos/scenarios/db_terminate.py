@@ -26,8 +26,11 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     def terminate(history) -> int:
         def before(client_pid: int) -> None:
             # Recorded first: the victim's hold of the lock ends here at the latest.
-            history.record("session-ended", target_pid=client_pid, why="pg_terminate_backend")
-        return db.terminate_writers(before)
+            history.record("session-ending", target_pid=client_pid, why="pg_terminate_backend")
+
+        def after(client_pid: int) -> None:
+            history.record("session-ended", target_pid=client_pid)
+        return db.terminate_writers(before, after)
 
     landed = storm(ctx, result, 6 if ctx.quick else 20, (0.05, 0.3), terminate, "termination")
     result.kills += landed
