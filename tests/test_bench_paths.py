@@ -36,7 +36,7 @@ def test_an_unknown_implementation_is_refused_with_the_choices(tmp_path):
     with pytest.raises(ValueError) as info:
         bench.make_store("mongo", str(tmp_path / "x"))
     assert str(info.value) == ("unknown implementation 'mongo'; choose from tradestore, tradestore-nofsync, "
-                               "seed-pattern, sqlite-wal-full")
+                               "seed-pattern, sqlite-wal-full, tradestore-pg")
 
 
 def test_peak_memory_falls_back_to_getrusage_without_proc(monkeypatch):

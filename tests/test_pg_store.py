@@ -113,9 +113,12 @@ def test_reads_and_derived_files_work_unchanged_on_an_export(pg_dsn, pg_account,
     fixed = lambda: clock.now  # noqa: E731
     a = StateReconciler(tmp_path / "pg.json", tmp_path / "a", clock=fixed)
     b = StateReconciler(tmp_path / "file.json", tmp_path / "b", clock=fixed)
-    assert a.reconcile().ok and b.reconcile().ok
+    direct = StateReconciler(store, tmp_path / "c", clock=fixed)  # reads the account itself
+    assert a.reconcile().ok and b.reconcile().ok and direct.reconcile().ok
     for name in ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert direct.verify() == {}
     assert store.verify_integrity() == [] and store.equity() == file_store.equity()
 
 

@@ -243,7 +243,10 @@ class StateReconciler:
         fsync: bool = True,
     ) -> None:
         threshold = limit_number("corruption_threshold", corruption_threshold, at_most=1.0)  # a fraction
-        self.trade_log = os.fspath(trade_log)
+        # A store that is not one file (a PgTradeStore) is read through its export_document(),
+        # the FORMAT.md document; its name stands for the path in messages and the guard file.
+        self._source = trade_log if hasattr(trade_log, "export_document") else None
+        self.trade_log = trade_log.name if self._source is not None else os.fspath(trade_log)
         self.output_dir = os.fspath(output_dir)
         capital = limit_number("starting_capital", starting_capital, positive=True)
         self.config = derive.DeriveConfig(starting_capital=capital, drawdown_limits=drawdown_limits)
@@ -269,6 +272,12 @@ class StateReconciler:
         for name in (GUARD_FILE, *derive.FILES):
             logfile.check_not_log_file(self.path(name), self.trade_log, "derived file")
 
+    def _read_log(self) -> tuple[bytes, Ledger]:
+        if self._source is not None:
+            data = self._source.export_document()
+            return data, Ledger.from_json(data, self.trade_log)
+        return read_log(self.trade_log)
+
     def _read_outputs(self) -> dict[str, tuple[str, Any]]:
         return {name: _read_json(self.path(name)) for name in (GUARD_FILE, *derive.FILES)}
 
@@ -277,7 +286,7 @@ class StateReconciler:
 
         Raises FileNotFoundError or CorruptTradeLog when the log cannot be read.
         """
-        data, ledger = read_log(self.trade_log)
+        data, ledger = self._read_log()
         return self._build(data, ledger, now or self.clock())
 
     def verify(self) -> dict[str, str]:
@@ -311,7 +320,7 @@ class StateReconciler:
         outputs = self._read_outputs()  # read once: the guard's memory and the heal check
         memory = _memory(outputs)
         try:
-            data, ledger = read_log(self.trade_log)
+            data, ledger = self._read_log()
         except FileNotFoundError:
             if memory is not None and memory.trade_count > 0:
                 return self._abort("trade log not found", memory, None)
@@ -331,7 +340,7 @@ class StateReconciler:
         self._sweep_strays()
         for name, fresh in docs.items():
             self._write(name, fresh, version, outputs[name], result)
-        guard = {"format": FORMAT, "trade_log": os.path.abspath(self.trade_log),
+        guard = {"format": FORMAT, "trade_log": self.trade_log if self._source else os.path.abspath(self.trade_log),
                  "source": version.as_dict(), "generated_at": now.isoformat()}
         self._write(GUARD_FILE, guard, version, outputs[GUARD_FILE], result)
         if result.healed:
