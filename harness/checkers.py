@@ -74,8 +74,14 @@ def _by_id(trades: list[dict]) -> dict[str, dict]:
     return {t["id"]: t for t in trades}
 
 
-def check_acknowledged(ops: Iterable[Op], final_trades: list[dict]) -> list[Finding]:
-    """Every acknowledged open, close, partial close and last stop update is in the log."""
+def _at(t: float | None, t0: float) -> str:
+    """A time of the run as a person reads it: seconds since its first event."""
+    return "?" if t is None else f"+{t - t0:.3f}s"
+
+
+def check_acknowledged(ops: Iterable[Op], final_trades: list[dict], t0: float = 0.0) -> list[Finding]:
+    """Every acknowledged open, close, partial close and last stop update is in the log.
+    Findings give the time of the acknowledgement in seconds from ``t0`` (the run's start)."""
     found = []
     trades = _by_id(final_trades)
     ops = list(ops)
@@ -91,11 +97,11 @@ def check_acknowledged(ops: Iterable[Op], final_trades: list[dict]) -> list[Find
             trade = trades.get(value.get("id"))
             if trade is None or trade.get("symbol") != value.get("symbol"):
                 found.append(("ack-durable", f"open {op.id} acknowledged as {value.get('id')} "
-                                             f"{value.get('symbol')} but that trade is not in the final log"))
+                                             f"{value.get('symbol')} at {_at(op.end_t, t0)} but that trade is not in the final log"))
         elif op.f == "close":
             trade = trades.get(op.args[0])
             if trade is None or trade.get("status") != "CLOSED":
-                found.append(("ack-durable", f"close {op.id} of {op.args[0]} acknowledged but the trade is "
+                found.append(("ack-durable", f"close {op.id} of {op.args[0]} acknowledged at {_at(op.end_t, t0)} but the trade is "
                                              f"{'missing' if trade is None else trade.get('status')} in the final log"))
         elif op.f == "partial":
             partial_ok[op.args[0]] += 1
@@ -107,7 +113,7 @@ def check_acknowledged(ops: Iterable[Op], final_trades: list[dict]) -> list[Find
         trade = trades.get(trade_id)
         wanted = op.args[1].get("stop_price") if len(op.args) > 1 and isinstance(op.args[1], dict) else None
         if op.ok and trade is not None and wanted is not None and trade.get("stop_price") != wanted:
-            found.append(("ack-durable", f"update {op.id} set {trade_id} stop to {wanted}, final log has "
+            found.append(("ack-durable", f"update {op.id} set {trade_id} stop to {wanted} at {_at(op.end_t, t0)}, final log has "
                                          f"{trade.get('stop_price')}"))
     return found
 
@@ -192,8 +198,10 @@ def check_states(versions: Mapping[str, bytes], max_positions: int | None) -> li
 
 def check_mutual_exclusion(intervals: list[Interval], events: Iterable[dict]) -> list[Finding]:
     """Lock-hold intervals of different processes never overlap; sentinels never collide;
-    every commit of the log was made by a process holding the lock."""
+    every commit of the log was made by a process holding the lock. Times are seconds from
+    the first event."""
     events = list(events)
+    t0 = min((e.get("t", 0.0) for e in events), default=min((i.start for i in intervals), default=0.0))
     horizon = max((e.get("t", 0.0) for e in events), default=0.0)
     found: list[Finding] = []
     # Sweep in start order, remembering the interval that reaches furthest: a long hold can
@@ -203,18 +211,18 @@ def check_mutual_exclusion(intervals: list[Interval], events: Iterable[dict]) ->
     for i in spans:
         end = i.end if i.end is not None else horizon
         if latest is not None and i.start < latest_end and i.pid != latest.pid:
-            detail = (f"{latest.worker} (pid {latest.pid}) held the lock until {latest_end:.6f} while "
-                      f"{i.worker} (pid {i.pid}) took it at {i.start:.6f}")
+            detail = (f"{latest.worker} (pid {latest.pid}) held the lock until {_at(latest_end, t0)} while "
+                      f"{i.worker} (pid {i.pid}) took it at {_at(i.start, t0)}")
             found.append(("mutual-exclusion", detail))
         if end > latest_end:
             latest_end, latest = end, i
     for e in events:
         if e.get("ev") == "sentinel-collision":
             found.append(("mutual-exclusion", f"{e['w']} (pid {e['pid']}) found the critical-section sentinel "
-                                              f"already present at {e['t']:.6f}"))
+                                              f"already present at {_at(e['t'], t0)}"))
         elif e.get("ev") == "commit" and not e.get("locked"):
             found.append(("mutual-exclusion", f"{e['w']} (pid {e['pid']}) replaced the trade log without "
-                                              f"holding the lock at {e['t']:.6f}"))
+                                              f"holding the lock at {_at(e['t'], t0)} (version sha {str(e.get('sha'))[:12]})"))
     return found
 
 
@@ -230,11 +238,12 @@ def comparable(doc: Any) -> Any:
 
 
 def check_derived(name: str, files: Mapping[str, Any], rebuilds: Mapping[str, Mapping[str, Any]],
-                  prop: str = "derived-consistent") -> list[Finding]:
+                  prop: str = "derived-consistent", names: Mapping[str, str] | None = None) -> list[Finding]:
     """A derived set equals the fresh rebuild of the log version it names.
 
     ``files``: file name -> parsed document (None if missing or unreadable). ``rebuilds``:
-    log sha256 -> {file name -> fresh document} for every committed version.
+    log sha256 -> {file name -> fresh document} for every committed version. ``names``: sha ->
+    how to call a version in a finding (its number, committer and time; default the sha).
     """
     metas = {n: (d.get("_meta") or {}).get("source", {}).get("sha256") if isinstance(d, dict) else None
              for n, d in files.items()}
@@ -245,8 +254,13 @@ def check_derived(name: str, files: Mapping[str, Any], rebuilds: Mapping[str, Ma
     fresh = rebuilds.get(sha)
     if fresh is None:
         return [(prop, f"{name}: built from log version {sha[:12]}, which was never committed")]
+    called = (names or {}).get(sha, f"log version {sha[:12]}")
     found = []
     for file_name, doc in files.items():
         if comparable(doc) != comparable(fresh.get(file_name)):
-            found.append((prop, f"{name}: {file_name} differs from a fresh rebuild of log version {sha[:12]}"))
+            keys = sorted(k for k in set(comparable(doc) or {}) | set(comparable(fresh.get(file_name)) or {})
+                          if (comparable(doc) or {}).get(k) != (comparable(fresh.get(file_name)) or {}).get(k)) \
+                if isinstance(doc, dict) else []
+            which = f" (keys {', '.join(keys[:5])})" if keys else ""
+            found.append((prop, f"{name}: {file_name} differs from a fresh rebuild of {called}{which}"))
     return found

@@ -33,6 +33,29 @@ def read_log(workdir: str | os.PathLike[str], target: str = DEFAULT) -> bytes | 
     return hooks.read_state(target, trade_log, lock_path(trade_log))
 
 
+def version_names(events: Iterable[dict], versions: dict[str, bytes]) -> dict[str, str]:
+    """sha -> a name a person can find: the version's number in commit order, its trade count
+    and next_id, who committed it and when (seconds from the run's first event), and the sha.
+
+    Versions never committed by a worker (the setup's, kept by the scenario) are named ``setup``.
+    """
+    events = list(events)
+    t0 = min((e.get("t", 0.0) for e in events), default=0.0)
+    first: dict[str, dict] = {}
+    for e in events:
+        if e.get("ev") == "commit" and e.get("sha") in versions:
+            first.setdefault(e["sha"], e)
+    names = {}
+    order = sorted(versions, key=lambda sha: first[sha]["t"] if sha in first else float("-inf"))
+    for n, sha in enumerate(order, 1):
+        doc, _ = checkers.parse_log(versions[sha])
+        shape = f"{len(doc['trades'])} trades, next_id {doc.get('next_id')}" if doc else f"{len(versions[sha])} bytes"
+        e = first.get(sha)
+        who = f"committed by {e['w']} (pid {e['pid']}) at +{e['t'] - t0:.3f}s" if e else "setup"
+        names[sha] = f"log version {n} ({shape}; {who}; sha {sha[:12]})"
+    return names
+
+
 def tally(result: ScenarioResult, ops: Iterable[Op]) -> None:
     """Add the operation counts of ``ops`` to the verdict table's numbers."""
     counts = count_outcomes(ops)
@@ -60,7 +83,8 @@ def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_pos
     tally(result, ops)
     versions = read_versions(workdir)
     final = read_log(workdir, result.target)
-    observed = dict(versions)
+    names = version_names(events, versions)
+    observed = {names[sha]: data for sha, data in versions.items()}
     if final is not None:
         observed["final log"] = final
     add(result, checkers.check_log_parses(observed), where)
@@ -68,7 +92,8 @@ def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_pos
     result.states_checked += len(observed)
     doc = checkers.parse_log(final)[0] if final is not None else ({"trades": []} if not final_required else None)
     if doc is not None:
-        add(result, checkers.check_acknowledged(ops, doc["trades"]), where)
+        t0 = min((e.get("t", 0.0) for e in events), default=0.0)
+        add(result, checkers.check_acknowledged(ops, doc["trades"], t0), where)
         add(result, checkers.check_no_duplicates(ops, doc["trades"]), where)
         add(result, checkers.check_ids(ops, doc), where)
     elif final is None and any(op.ok for op in ops):

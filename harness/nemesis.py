@@ -17,6 +17,10 @@ from tradestore_harness.history import HistoryWriter
 
 DERIVED_DAMAGE = ("delete", "truncate", "garbage", "empty", "forged")
 LOG_DAMAGE = ("torn", "emptied", "garbage")
+# Damage that still parses: only the reconciler's guard can tell. ``shrunk`` keeps a quarter of
+# the trades (a fall beyond the guard's threshold); ``next-id-back`` drops the last trade and
+# moves next_id back onto its id (a small fall that only the guard's memory of next_id catches).
+LOG_DAMAGE_PARSEABLE = ("shrunk", "next-id-back")
 
 
 def kill(process, history: HistoryWriter, why: str = "random moment") -> None:
@@ -33,7 +37,8 @@ def kill(process, history: HistoryWriter, why: str = "random moment") -> None:
 
 
 def damage_file(path: str, how: str, r: random.Random) -> None:
-    """Damage ``path`` in one of :data:`DERIVED_DAMAGE` or :data:`LOG_DAMAGE` ways.
+    """Damage ``path`` in one of :data:`DERIVED_DAMAGE`, :data:`LOG_DAMAGE` or
+    :data:`LOG_DAMAGE_PARSEABLE` ways (the last two need a trade log that parses).
 
     ``forged`` leaves valid JSON with wrong content (a silently drifted file), the hardest
     damage to notice; ``torn`` keeps a random proper prefix (a crash mid-write in place).
@@ -47,7 +52,16 @@ def damage_file(path: str, how: str, r: random.Random) -> None:
             data = handle.read()
     except FileNotFoundError:
         data = b""
-    if how in ("truncate", "torn"):
+    if how in LOG_DAMAGE_PARSEABLE:
+        doc = json.loads(data)
+        trades = doc["trades"]
+        if how == "shrunk":
+            doc["trades"] = trades[: max(1, len(trades) // 4)]
+        else:
+            doc["trades"] = trades[:-1]
+            doc["next_id"] = int(str(trades[-1]["id"]).lstrip("T"))
+        new = json.dumps(doc).encode()
+    elif how in ("truncate", "torn"):
         new = data[: r.randrange(1, max(2, len(data) - 1))] if len(data) > 2 else b"{"
     elif how in ("empty", "emptied"):
         new = b""

@@ -21,3 +21,49 @@ def test_our_store_passes_every_loss_cap_round():
     run = campaign("tradestore", "race-loss-cap")
     assert run.passed, describe(run)
     assert run.results[0].ok >= 1  # the below-cap round admitted its one open
+
+
+def test_the_guard_is_reached_by_damage_that_parses(monkeypatch):
+    from tradestore import StateReconciler
+
+    run = campaign("tradestore", "corrupt-log")
+    assert run.passed, describe(run)
+    notes = " ".join(run.results[0].notes)
+    assert "fell from 4 to 1" in notes and "next_id went backwards from 5 to 4" in notes
+    # A reconciler without its guard is caught on both: the threshold and the memory.
+    monkeypatch.setattr(StateReconciler, "_guard", lambda self, version, memory: None)
+    run = campaign("tradestore", "corrupt-log")
+    found = [v.detail for v in run.results[0].violations if v.property == "guard-aborts"]
+    assert any(d.startswith("shrunk log: 4 trades") for d in found), describe(run)
+    assert any(d.startswith("next-id-back log: 4 trades and next_id 5 became 3 trades and next_id 4") for d in found)
+
+
+def test_the_reference_matches_numbers_worked_out_by_hand():
+    from tradestore_harness import reference
+
+    # BTC: partial +50 then closed, pnl_usd 75 in all (FORMAT.md: pnl_usd holds the partials).
+    # ETH: closed at -20. SOL: open, one partial of +5. Equity 1000 + 75 - 20 + 5 = 1060.
+    log = {"trades": [
+        {"id": "T001", "symbol": "BTC", "status": "CLOSED", "pnl_usd": 75.0, "partial_exits": [{"pnl_usd": 50.0}]},
+        {"id": "T002", "symbol": "ETH", "status": "CLOSED", "pnl_usd": -20.0, "partial_exits": []},
+        {"id": "T003", "symbol": "SOL", "status": "OPEN", "pnl_usd": None, "partial_exits": [{"pnl_usd": 5.0}]},
+    ]}
+    want = reference.expected(log, 1000.0)
+    portfolio = want["portfolio.json"]
+    assert (portfolio["closed_pnl"], portfolio["open_partial_pnl"], portfolio["balance"]) == (55.0, 5.0, 1060.0)
+    assert (portfolio["winning_trades"], portfolio["losing_trades"], portfolio["positions"]) == (1, 1, ["T003"])
+    assert want["equity.json"]["win_rate"] == 50.0 and want["risk_state.json"]["open_symbols"] == ["SOL"]
+    files = {"portfolio.json": dict(portfolio, balance=1061.0), "equity.json": None}
+    [(prop, detail)] = reference.check("cycle 1", files, log, 1000.0)
+    assert prop == "derived-correct" and "balance is 1061.0, the log says 1060.0" in detail
+
+
+def test_a_derivation_wrong_in_the_library_itself_is_caught_by_the_reference(monkeypatch):
+    # The rebuild the scenarios compare with is the same library: a consistently wrong formula
+    # agrees with itself, and only the independent reference sees it.
+    from tradestore import derive
+
+    real = derive.net_pnl
+    monkeypatch.setattr(derive, "net_pnl", lambda trade: real(trade) + 1.0)
+    run = campaign("tradestore", "corrupt-derived", duration=1.0)
+    assert set(run.violated()) == {"derived-correct"}, describe(run)

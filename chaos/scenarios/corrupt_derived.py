@@ -12,8 +12,9 @@ import json
 
 from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, flag, start_writers, stop_writers
 from tradestore_harness.hooks import TRADE_LOG_FILE
-from tradestore_harness import checkers, derived, evaluate, nemesis, workers
+from tradestore_harness import checkers, derived, evaluate, reference, nemesis, workers
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import read_events
 from tradestore_harness.result import ScenarioResult
 from tradestore_harness.unsafe import state_dir_for
 
@@ -68,12 +69,14 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
     ctx.progress("writers stopped; checking histories and rebuilding derived files")
     evaluate.standard(result, ctx.workdir, max_positions=LIMITS["max_positions"])
     versions = evaluate.read_versions(ctx.workdir)
+    names = evaluate.version_names(read_events(ctx.workdir / "history"), versions)
     rebuilds = derived.rebuild(versions, derived.named_versions(s[3] for s in snapshots), now,
                                str(ctx.workdir / "rebuild"))
     for n, how, victims, files, guard_ok in snapshots:
         label = f"round {n} ({how} {', '.join(victims)})"
-        found = checkers.check_derived(label, files, rebuilds, "derived-heals")
+        found = checkers.check_derived(label, files, rebuilds, "derived-heals", names)
         evaluate.add(result, found)
+        evaluate.add(result, reference.check_named(label, files, versions))
         if not guard_ok:
             result.violate("derived-heals", f"{label}: the guard record is still unreadable")
         for victim in victims:

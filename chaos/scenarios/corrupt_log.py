@@ -1,5 +1,7 @@
 """corrupt-log: a torn, emptied or garbled trade log is refused by every writer and left as it
-is, reads do not pretend there are no trades, and the reconciler's guard aborts.
+is, reads do not pretend there are no trades, and the reconciler's guard aborts. Then damage
+that still parses (three quarters of the trades gone; the last trade gone and next_id moved back
+onto its id): the guard must abort on its threshold and on its memory of next_id.
 
 An unreadable log is the moment a store can destroy history: one that takes it for an empty
 log replaces every trade with its next one. Here each writer process tries to open, close,
@@ -84,10 +86,40 @@ def _round(ctx: ScenarioContext, result: ScenarioResult, how: str, r) -> None:
         result.violate("guard-aborts", f"{how} log: derived files changed although the log is unreadable")
 
 
+def _guard_round(ctx: ScenarioContext, result: ScenarioResult, how: str, r) -> None:
+    """Damage that parses (trades lost, next_id moved back): writers cannot tell, the
+    reconciler's guard must, from its threshold or its memory, and then write nothing."""
+    from tradestore import StateReconciler
+
+    workdir = ctx.subdir(how)
+    symbols = r.sample(SYMBOLS, 4)
+    prepare(ctx, workdir, {"max_positions": 7},  # reconciles once: the guard remembers 4 trades
+            [["open", open_args(r, s, f"setup-{i}")] for i, s in enumerate(symbols)])
+    trade_log = workdir / "trades.json"
+    state = state_dir_for(str(trade_log))
+    before = checkers.parse_log(trade_log.read_bytes())[0]
+    nemesis.damage_file(str(trade_log), how, r)
+    result.corruptions_injected += 1
+    after = checkers.parse_log(trade_log.read_bytes())[0]
+    derived_before = _snapshot(state)
+    outcome = StateReconciler(str(trade_log), state).reconcile()
+    change = (f"{how} log: {len(before['trades'])} trades and next_id {before['next_id']} became "
+              f"{len(after['trades'])} trades and next_id {after['next_id']}")
+    if not outcome.aborted:
+        result.violate("guard-aborts", f"{change}, and the reconciler did not abort")
+    elif _snapshot(state) != derived_before:
+        result.violate("guard-aborts", f"{change}: the reconciler aborted but changed derived files")
+    else:
+        result.notes.append(f"{change}: the guard aborted ({outcome.reason})")
+
+
 def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     r = ctx.rng(NAME)
     for how in nemesis.LOG_DAMAGE if not ctx.quick else ("torn", "emptied"):
         ctx.progress(f"{how} log: {ctx.writers} writers try every operation")
         _round(ctx, result, how, r)
+    for how in nemesis.LOG_DAMAGE_PARSEABLE:
+        ctx.progress(f"{how} log: the reconciler's guard must abort")
+        _guard_round(ctx, result, how, r)
     return result

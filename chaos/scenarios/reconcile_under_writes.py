@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, flag, start_writers, stop_writers
 from tradestore_harness.hooks import TRADE_LOG_FILE
-from tradestore_harness import checkers, derived, evaluate, workers
+from tradestore_harness import checkers, derived, evaluate, reference, workers
 from tradestore_harness.context import ScenarioContext
+from tradestore_harness.history import read_events
 from tradestore_harness.result import ScenarioResult
 from tradestore_harness.unsafe import state_dir_for
 
@@ -56,10 +57,12 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
             snapshots.append((path.stem, snap["files"]))
     ctx.progress(f"{len(snapshots)} reconcile cycles; rebuilding each named log version")
     versions = evaluate.read_versions(ctx.workdir)
+    names = evaluate.version_names(read_events(ctx.workdir / "history"), versions)
     rebuilds = derived.rebuild(versions, derived.named_versions(files for _, files in snapshots), now,
                                str(ctx.workdir / "rebuild"))
     for name, files in snapshots:
-        evaluate.add(result, checkers.check_derived(f"cycle {name}", files, rebuilds))
+        evaluate.add(result, checkers.check_derived(f"cycle {name}", files, rebuilds, names=names))
+        evaluate.add(result, reference.check_named(f"cycle {name}", files, versions))
     result.states_checked += len(snapshots)
     if not snapshots:
         result.violate("derived-consistent", "the reconciler completed no cycle")
