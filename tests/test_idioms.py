@@ -188,6 +188,11 @@ def test_the_matrix_command_prints_the_table(tmp_path, capsys):
     assert "| `open-flock` |" in printed and out.read_text() in printed
     row = next(line for line in printed.splitlines() if line.startswith("| `open-flock/check-outside-lock`"))
     assert status == 0 if "caught" in row.split("|")[-2] else status == 1
+    # the saved cells render the same table without running anything
+    assert matrix.main(["--render", str(tmp_path / "cells.json"), "--scenario", "race-duplicate"]) == status
+    rendered = capsys.readouterr().out
+    assert rendered.splitlines()[:4] == printed.splitlines()[:4]
+    assert matrix.main(["--render", str(tmp_path / "missing.json")]) == 2
 
 
 # -- the harness on the stores --------------------------------------------------------------------

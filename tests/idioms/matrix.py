@@ -145,7 +145,50 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--writers", type=int, default=3, metavar="N", help="competing writer processes (default 3)")
     p.add_argument("--out", metavar="FILE", help="also write the table to FILE")
     p.add_argument("--json", metavar="FILE", help="write every cell (verdict, properties, detail) to FILE")
+    p.add_argument("--render", metavar="FILE", nargs="+",
+                   help="run nothing: print the table of cells saved by --json (a later file's cells replace "
+                        "an earlier one's, so a re-run of some rows updates a full run)")
     return p
+
+
+def load_cells(paths: list[str]) -> tuple[dict, list[int], dict]:
+    """Cells, seeds and run settings saved by ``--json`` in ``paths`` (later files win)."""
+    results: dict[tuple[str, str], list[Cell]] = {}
+    seeds: list[int] = []
+    settings: dict = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        seeds = seeds or saved["seeds"]
+        if saved["seeds"] != seeds:
+            raise ValueError(f"{path}: seeds {saved['seeds']} differ from {seeds} of the files before it")
+        settings = {k: saved[k] for k in ("quick", "writers")}
+        for key, cells in saved["cells"].items():
+            store, scenario = key.rsplit(" ", 1)
+            results[(store, scenario)] = [Cell(c["verdict"], tuple(c["properties"]), c["detail"], c["elapsed_s"])
+                                          for c in cells]
+    return results, seeds, settings
+
+
+def _render(args, stores: list[Idiom], scenarios: list[str]) -> int:
+    try:
+        results, seeds, settings = load_cells(args.render)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: --render: {exc}", file=sys.stderr)
+        return 2
+    stores = [s for s in stores if any(k[0] == s.name for k in results)]
+    text = table(stores, scenarios, results, seeds)
+    text += f" {'Quick' if settings.get('quick') else 'Full'} size, {settings.get('writers')} writers.\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    return _status(stores, scenarios, results)
+
+
+def _status(stores: list[Idiom], scenarios: list[str], results: dict) -> int:
+    verdicts = [row_summary(s, {n: results[(s.name, n)] for n in scenarios if (s.name, n) in results}) for s in stores]
+    return 0 if all(v in ("ok", "caught") for v in verdicts) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.correct_only:
         stores = [s for s in stores if s.correct]
+    if args.render:
+        return _render(args, stores, scenarios)
     seeds = [args.first_seed + k for k in range(args.seeds)]
     total = len(stores) * len(scenarios) * len(seeds)
     results: dict[tuple[str, str], list[Cell]] = {}
@@ -191,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             f.write(text)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({f"{k[0]} {k[1]}": [asdict(c) for c in v] for k, v in results.items()}, f, indent=1)
-    verdicts = [row_summary(s, {n: results[(s.name, n)] for n in scenarios}) for s in stores]
-    return 0 if all(v in ("ok", "caught") for v in verdicts) else 1
+            json.dump({"seeds": seeds, "quick": args.quick, "writers": args.writers,
+                       "cells": {f"{k[0]} {k[1]}": [asdict(c) for c in v] for k, v in results.items()}}, f, indent=1)
+    return _status(stores, scenarios, results)
 
 
 if __name__ == "__main__":
