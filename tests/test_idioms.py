@@ -219,16 +219,7 @@ def test_a_blocking_flock_store_checking_outside_its_lock_is_caught_in_every_toc
     assert caught == set(range(1, rounds + 1)), _explain([result])
 
 
-# Harness defects the corpus found, not fixed yet (see docs/CHAOS.md, "The idiom matrix"): the
-# affected checks are expected to fail until the harness sees writes made through file objects
-# and injects short writes.
-KNOWN = {
-    ("open-flock/in-place", "crash-points"): "crash-points does not yet see writes made through open()",
-    ("open-flock/no-fsync", "power-loss"): "power-loss does not yet see writes made through open()",
-    ("os-write/single-write", "io-errors"): "io-errors does not yet inject short writes",
-}
-CATCHES = [pytest.param(s, name, id=f"{s.name}-{name}",
-                        marks=[pytest.mark.xfail(reason=KNOWN[(s.name, name)], strict=False)] if (s.name, name) in KNOWN else [])
+CATCHES = [pytest.param(s, name, id=f"{s.name}-{name}")
            for s in STORES if not s.correct for name in s.caught_by
            if (s.name, name) != ("open-flock/check-outside-lock", "toctou-waitpoint")]  # its own test below
 
@@ -241,13 +232,21 @@ def test_each_negative_control_is_caught_with_the_property_it_breaks(idiom, scen
     assert matrix.verdict_of(result) == "FAIL"
 
 
+# The scenarios whose observation of a store depends on its idiom: how it locks (the lock
+# wrappers, blocked-waiter detection) and how it writes (the file-system layer).
+OBSERVING = ["toctou-waitpoint", "mutex", "crash-points", "io-errors", "power-loss", "log-replaced"]
+
+
+def test_the_correct_builtin_open_store_passes_the_scenarios_that_observe_it():
+    results = _campaign(by_name("open-flock"), OBSERVING)
+    assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(OBSERVING, "PASS"), _explain(results)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason="power-loss does not yet see writes made through open()", strict=False)
 def test_the_correct_builtin_open_store_passes_the_quick_campaign():
     results = _campaign(by_name("open-flock"), list(_all_scenarios()))
     verdicts = {r.scenario: matrix.verdict_of(r) for r in results}
-    assert set(verdicts.values()) <= {"PASS", "NOT APPLICABLE"}, f"{verdicts}; {_explain(results)}"
-    assert sum(v == "PASS" for v in verdicts.values()) >= len(verdicts) - 3, verdicts
+    assert set(verdicts.values()) == {"PASS"}, f"{verdicts}; {_explain(results)}"
 
 
 def _all_scenarios():
