@@ -29,6 +29,14 @@ from tradestore_harness.history import HistoryWriter
 _installed: list[FsShim] = []
 
 
+def _entry(path) -> str:
+    """The directory entry ``path`` names, as rename(2) resolves it: the directory with its
+    symlinks resolved, the last name as it is (so a store that resolves the log's directory,
+    as TradeStore does, and a worker given a path through a symlinked directory agree)."""
+    path = os.path.abspath(os.fspath(path))
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 class Spy(Observer):
     """The observer's state for one worker process."""
 
@@ -41,7 +49,7 @@ class Spy(Observer):
 
     def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
         self.history = history
-        self.trade_log = os.path.abspath(trade_log)
+        self.trade_log = _entry(trade_log)
         self.lock_file = os.path.abspath(lock_file)
         self.versions_dir = versions_dir
         self.holding = False
@@ -86,7 +94,7 @@ class Spy(Observer):
         return result
 
     def _renaming(self, real: Callable, src, dst, *args, **kwargs):
-        if os.path.abspath(os.fspath(dst)) != self.trade_log:
+        if _entry(dst) != self.trade_log:
             return real(src, dst, *args, **kwargs)
         sha = self.capture(os.fspath(src))
         for hook in self.on_commit:
