@@ -16,7 +16,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, strategies as st
 
-from tradestore import CorruptTradeLog, StateReconciler, TradeStore, UnsafePath, atomic, derive, logfile
+from tradestore import CorruptTradeLog, FileLock, LockTimeout, StateReconciler, TradeStore, UnsafePath, atomic, derive, logfile
 from tradestore.cli import UsageError, build_parser, store_from_args
 from tradestore.reconciler import GUARD_FILE
 from tradestore_harness.workers import make_spec
@@ -336,6 +336,7 @@ def test_lock_timeout_accepts_exactly_none_and_numbers_at_least_zero(tmp_path_fa
             TradeStore(log, lock_timeout=value)
 
 
+@pytest.mark.xdist_group("processes")
 def test_infinite_lock_timeout_waits_for_the_holder(tmp_path):
     from .workers import SPAWN, hold_lock
 
@@ -494,3 +495,47 @@ def test_the_library_is_silent_by_default(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "" and done.stdout.strip() == "True"
+
+
+def _while_held_in_another_process(log, attempt, held="HELD"):
+    """Run ``attempt()`` while a spawned process holds a transaction on ``log`` (checks done,
+    write pending); then let it commit. Returns (attempt's outcome, symbols in the log)."""
+    from .workers import SPAWN, hold_in_transaction
+
+    checked, release, done = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_in_transaction, args=(str(log), checked, release, done, held))
+    holder.start()
+    try:
+        assert checked.wait(60)
+        try:
+            attempt()
+            outcome = "wrote"
+        except LockTimeout:
+            outcome = "waited"
+    finally:
+        release.set()
+        assert done.wait(60)
+        holder.join(60)
+    return outcome, [t["symbol"] for t in TradeStore(log).get_all_trades()]
+
+
+@pytest.mark.xdist_group("processes")
+def test_stores_on_every_route_to_a_log_exclude_each_other(tmp_path):
+    real, routes = _routes(tmp_path)
+    for i, (name, route) in enumerate(sorted(routes.items())):
+        other = TradeStore(route, lock_timeout=0.2, correlation_groups={})
+        outcome, symbols = _while_held_in_another_process(real, lambda: open_one(other, f"R{i}"), f"H{i}")
+        assert outcome == "waited", name  # the same lock, whatever the route
+        assert symbols[-1] == f"H{i}"
+
+
+@pytest.mark.xdist_group("processes")
+def test_negative_control_a_second_lock_file_loses_an_acknowledged_trade(tmp_path):
+    # What the refused lock_file="trades.lock" used to do: the same check catches it.
+    log = tmp_path / "trades.json"
+    TradeStore(log).open_trade("BTC", "LONG", 100, 95, 120, 1)
+    other = TradeStore(log, lock_timeout=0.2, correlation_groups={})
+    other._lock = FileLock(tmp_path / "trades.lock", timeout=0.2)  # bypasses the refusal
+    outcome, symbols = _while_held_in_another_process(log, lambda: open_one(other, "SOL"))
+    assert outcome == "wrote"  # no exclusion ...
+    assert "SOL" not in symbols  # ... and the holder's commit overwrote the acknowledged SOL
