@@ -179,8 +179,21 @@ def reproduce_command(target: str, seed: int, scenarios: list[str], *, quick: bo
 
 
 def timeline(workdir: pathlib.Path, max_ops: int = 4000) -> dict:
-    """Lanes of lock-hold intervals, operations and kills of one scenario, for the report."""
-    events = read_events(workdir)
+    """The report's timelines of one scenario: one group of lanes per round (each round has
+    its own processes and history directory), ``{"rounds": [{"label", "lanes", "t1"}]}``."""
+    directories = sorted({p.parent.parent for p in workdir.rglob("*.history.jsonl")})
+    rounds = []
+    for directory in directories:
+        group = _lanes(read_events(directory / "history"), max_ops)
+        if group["lanes"]:
+            label = str(directory.relative_to(workdir)) if directory != workdir else ""
+            rounds.append({"label": label, **group})
+    return {"rounds": rounds}
+
+
+def _lanes(events: list[dict], max_ops: int) -> dict:
+    """Lanes of lock-hold intervals, operations and kills of one round's processes. An
+    operation with no outcome (cut off by a kill) has no end: it is drawn as a mark."""
     if not events:
         return {"lanes": [], "t0": 0.0, "t1": 0.0}
     t0 = min(e["t"] for e in events)
@@ -196,8 +209,8 @@ def timeline(workdir: pathlib.Path, max_ops: int = 4000) -> dict:
         end = interval.end if interval.end is not None else t1
         lane(interval.pid, interval.worker)["locks"].append([interval.start - t0, end - t0])
     for op in operations(events)[:max_ops]:
-        end = op.end_t if op.end_t is not None else t1
-        lane(op.pid, op.worker)["ops"].append([op.invoke_t - t0, end - t0, op.f, op.outcome])
+        end = op.end_t - t0 if op.end_t is not None else None
+        lane(op.pid, op.worker)["ops"].append([op.invoke_t - t0, end, op.f, op.outcome])
     for e in events:
         if e.get("ev") == "kill":
             lane(e.get("target_pid"), f"pid {e.get('target_pid')}")["kills"].append(e["t"] - t0)

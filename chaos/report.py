@@ -1,9 +1,11 @@
 """Campaign reports: the verdict table for the terminal, and JSON + HTML files for people.
 
-The HTML page draws, per scenario, one SVG timeline with a lane per process: a filled bar
-for every interval the process held the lock (so overlapping critical sections would be
-visible at once), a thin tick for every operation (green ok, grey rejected, orange unknown)
-and a red cross for every kill.
+The HTML page opens with a short summary of what failed or was not proven, then draws, per
+scenario and per round, one SVG timeline with a lane per process: a filled bar for every
+interval the process held the lock (so overlapping critical sections would be visible at
+once), a thin tick for every operation (green ok, grey rejected), an orange mark where an
+operation was cut off by a kill (its end is unknown), and a red cross for every kill. A
+scenario with no competing processes (crash points, power loss) says what it did instead.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ _COLORS = {"ok": "#2e9e44", "fail": "#9a9a9a", "unknown": "#f08c00"}
 
 
 def svg_timeline(data: dict, width: int = 1100, lane_h: int = 22) -> str:
-    """One SVG: a lane per process with lock holds, operations and kills."""
+    """One SVG for one round: a lane per process with lock holds, operations and kills. An
+    operation cut off by a kill (no outcome) is a mark at its start, not a bar to the end."""
     lanes = data.get("lanes") or []
     span = max(data.get("t1") or 0.0, 1e-6)
     left = 170
@@ -109,7 +112,13 @@ def svg_timeline(data: dict, width: int = 1100, lane_h: int = 22) -> str:
             parts.append(f'<rect x="{left + start * scale:.2f}" y="{y + 3}" width="{w:.2f}" height="{lane_h - 8}" '
                          f'fill="#3b6fd4" fill-opacity="0.55"><title>lock held {start:.4f}s to {end:.4f}s</title></rect>')
         for start, end, f, outcome in lane["ops"]:
-            x1, x2 = left + start * scale, left + max(end * scale, start * scale + 1)
+            x1 = left + start * scale
+            if end is None:  # cut off: it may or may not have taken effect; its end is unknown
+                yy = y + lane_h - 4
+                parts.append(f'<path d="M{x1:.2f},{yy - 4} l4,4 l-4,4 l-4,-4 z" fill="{_COLORS["unknown"]}">'
+                             f'<title>{html.escape(f)} unknown (cut off), invoked at {start:.4f}s</title></path>')
+                continue
+            x2 = left + max(end * scale, start * scale + 1)
             color = _COLORS.get(outcome, "#000")
             parts.append(f'<line x1="{x1:.2f}" y1="{y + lane_h - 4}" x2="{x2:.2f}" y2="{y + lane_h - 4}" '
                          f'stroke="{color}" stroke-width="3"><title>{html.escape(f)} {outcome} '
@@ -125,6 +134,43 @@ def svg_timeline(data: dict, width: int = 1100, lane_h: int = 22) -> str:
     return "".join(parts)
 
 
+def _what_it_did(r: ScenarioResult) -> str:
+    """For a scenario with no process timeline (it crashes, faults or power-cuts one process's
+    file-system calls): what it did, in numbers and its own notes."""
+    done = [f"{r.invoked} operations ({r.ok} ok, {r.rejected} rejected, {r.unknown} unknown)"]
+    if r.crash_points:
+        done.append(f"{r.crash_points} file-system calls crashed at or faulted")
+    if r.states_checked:
+        done.append(f"{r.states_checked} states checked")
+    if r.corruptions_injected:
+        done.append(f"{r.corruptions_injected} files damaged")
+    return (f"<p>No competing processes to draw: {html.escape('; '.join(done))}.</p>")
+
+
+def _timelines(r: ScenarioResult, data: dict | None) -> str:
+    rounds = (data or {}).get("rounds") or []
+    if not rounds:
+        return _what_it_did(r)
+    out = []
+    for group in rounds:
+        if len(rounds) > 1 or group.get("label"):
+            out.append(f"<h3>{html.escape(group.get('label') or r.scenario)}</h3>")
+        out.append(svg_timeline(group))
+    return "".join(out)
+
+
+def _summary(results: list[ScenarioResult]) -> str:
+    """The short list at the top of the page: what failed or was not proven, and why."""
+    items = []
+    for prop, per in by_property(results).items():
+        where = ", ".join(f"{html.escape(name)} ({n})" for name, n in per.items())
+        items.append(f"<li><b>{html.escape(prop)}</b> violated {sum(per.values())} times: {where}</li>")
+    for r in results:
+        if r.verdict == "NOT PROVEN":
+            items.append(f"<li><b>{html.escape(r.scenario)}</b> NOT PROVEN: {html.escape('; '.join(r.unproven))}</li>")
+    return f"<ul class=summary>{''.join(items)}</ul>" if items else ""
+
+
 def write_html(path: pathlib.Path, summary: dict, results: list[ScenarioResult], timelines: dict) -> None:
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _row(r)) + "</tr>" for r in results)
@@ -133,17 +179,21 @@ def write_html(path: pathlib.Path, summary: dict, results: list[ScenarioResult],
     for r in results:
         violations = "".join(f"<li><b>{html.escape(v.property)}</b>: {html.escape(v.detail)}</li>"
                              for v in r.violations[:50])
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in r.notes + [f"NOT PROVEN: {u}" for u in r.unproven])
+        if r.not_applicable:
+            notes += f"<li>not applicable: {html.escape(r.not_applicable)}</li>"
         sections.append(
-            f"<h2>{html.escape(r.scenario)} {'passed' if r.passed else 'FAILED'}</h2>"
-            f"<ul>{violations}{notes}</ul>{svg_timeline(timelines.get(r.scenario) or {})}")
+            f"<h2>{html.escape(r.scenario)}: {html.escape(r.verdict)}</h2>"
+            f"<ul>{violations}{notes}</ul>{'' if r.not_applicable else _timelines(r, timelines.get(r.scenario))}")
     verdict = html.escape(summary["verdict"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>chaos report</title>
 <style>body{{font-family:sans-serif;margin:1em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace}}</style>
-</head><body><h1>{verdict}</h1>
+</head><body><h1>{verdict}</h1>{_summary(results)}
 <p>target <b>{html.escape(summary['target'])}</b>, seed <b>{summary['seed']}</b>,
-{summary['elapsed_s']:.1f} s. Lanes are processes; blue bars are lock-hold intervals (they must never
-overlap across lanes), ticks are operations (green ok, grey rejected, orange unknown), red x are kills.</p>
+{summary['elapsed_s']:.1f} s. One timeline per round; lanes are processes; blue bars are lock-hold intervals
+(they must never overlap across lanes), ticks are operations (green ok, grey rejected), orange diamonds are
+operations cut off by a kill (their outcome is unknown), red x are kills.</p>
+<p>{html.escape(LEGEND)}</p>
 <table><tr>{head}</tr>{rows}</table>{''.join(sections)}</body></html>
 """
     path.write_text(page, encoding="utf-8")

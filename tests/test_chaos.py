@@ -125,7 +125,7 @@ def test_command_passes_on_our_store_and_writes_reports(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["passed"] and report["seed"] == 9 and len(report["scenarios"]) == 2
     mutex = next(s for s in report["scenarios"] if s["scenario"] == "mutex")
-    assert any(lane["locks"] for lane in mutex["timeline"]["lanes"])
+    assert any(lane["locks"] for group in mutex["timeline"]["rounds"] for lane in group["lanes"])
     page = (tmp_path / "report.html").read_text()
     assert "<svg" in page and "lock held" in page
 

@@ -112,3 +112,23 @@ def test_reproduce_names_everything_the_run_needs(tmp_path, monkeypatch):
     # An installed module (or a named target) needs no PYTHONPATH.
     assert reproduce_command("tradestore", 5, []).startswith("python -m chaos --seed 5")
     assert reproduce_command("pytest:main", 5, []).startswith("python -m chaos --target")
+
+
+def test_the_report_page_summarises_failures_draws_rounds_and_marks_cut_operations(tmp_path):
+    failed = ScenarioResult("kill-storm", "t", 1, invoked=2, ok=1, unknown=1)
+    failed.violate("ack-durable", "open w0-1 acknowledged as T007 BTC at +1.000s but missing")
+    idle = ScenarioResult("toctou-waitpoint", "t", 1)
+    idle.not_proven("round1 (duplicate): 1 of 1 rivals were never seen waiting")
+    crashes = ScenarioResult("crash-points", "t", 1, invoked=30, crash_points=12, states_checked=24)
+    lane = {"pid": 7, "worker": "w0", "locks": [[0.1, 0.2]], "kills": [0.5], "first": 0.0,
+            "ops": [[0.0, 0.3, "open", "ok"], [0.4, None, "close", "unknown"]]}
+    timelines = {"kill-storm": {"rounds": [{"label": "round1", "lanes": [lane], "t1": 1.0},
+                                           {"label": "round2", "lanes": [lane], "t1": 1.0}]}}
+    summary = {"verdict": "FAIL: ack-durable", "target": "t", "seed": 1, "elapsed_s": 1.0}
+    report.write_html(tmp_path / "r.html", summary, [failed, idle, crashes], timelines)
+    page = (tmp_path / "r.html").read_text()
+    top = page[:page.index("<table>")]
+    assert "<b>ack-durable</b> violated 1 times: kill-storm (1)" in top and "toctou-waitpoint</b> NOT PROVEN" in top
+    assert page.count("<svg") == 2 and "<h3>round1</h3>" in page and "<h3>round2</h3>" in page
+    assert "close unknown (cut off), invoked at 0.4000s" in page  # a mark, not a bar to the end
+    assert "No competing processes to draw: 30 operations" in page and "12 file-system calls crashed" in page

@@ -25,6 +25,7 @@ worker killed inside ``Event.is_set()`` would leave its lock taken and hang ever
 
 from __future__ import annotations
 
+import math
 import time
 
 from tradestore_harness.processes import wait
@@ -40,17 +41,18 @@ NAME = "kill-storm"
 DESCRIPTION = "writers SIGKILLed at random moments and restarted; log always parses, acks never lost"
 
 
-def kill_plan(ctx: ScenarioContext, duration: float) -> list[tuple[float, int]]:
+def kill_plan(ctx: ScenarioContext, duration: float, segment: int = 0) -> list[tuple[float, int]]:
     """``(delay, victim)`` pairs: seconds of work before each kill and which writer dies.
 
     Drawn up front from the seed alone, so the same seed gives the same plan however many of
     its slots fit into the duration on this machine.
     """
-    r = ctx.rng(NAME)
+    r = ctx.rng(NAME if segment == 0 else f"{NAME}:{segment}")
     return [(round(r.uniform(0.02, 0.2), 4), r.randrange(ctx.writers)) for _ in range(int(duration / 0.02) + 1)]
 
 
-LONG = 120.0  # seconds: storms longer than this keep no committed versions
+LONG = 120.0  # seconds: storms longer than this keep no committed versions and run in segments
+SEGMENT = 120.0  # seconds of one segment of a long storm
 
 
 def cut_floor(kills: int) -> int:
@@ -60,14 +62,44 @@ def cut_floor(kills: int) -> int:
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
-    workdir = ctx.workdir
     duration = ctx.duration or (3.0 if ctx.quick else 6.0)
+    if duration <= LONG:
+        kills, cut, plan, used = _storm(ctx, result, ctx.workdir, duration, 0)
+        schedule = f"schedule {generator.digest(plan)}: {used} of {len(plan)} kill slots used"
+    else:
+        # A long storm is a chain of segments, each on a fresh log: one log that grows for an
+        # hour makes every write, restart and check slower, and the storm would stop storming.
+        count = math.ceil(duration / SEGMENT)
+        kills = cut = 0
+        digests = []
+        for k in range(count):
+            ctx.progress(f"segment {k + 1}/{count}: {result.kills} kills so far, {result.ok} acknowledged")
+            seg_kills, seg_cut, plan, _ = _storm(ctx, result, ctx.subdir(f"segment{k + 1}"), duration / count, k,
+                                                 where=f"segment {k + 1}: ")
+            kills, cut = kills + seg_kills, cut + seg_cut
+            digests.append(generator.digest(plan))
+        schedule = f"schedule {generator.digest(digests)}: {count} segments of {duration / count:.0f}s on fresh logs"
+    result.writes_cut = cut
+    share = f"{100 * cut / kills:.0f}%" if kills else "-"
+    result.notes.append(f"{cut} of {kills} kills cut a write in progress ({share}); "
+                        f"{result.ok} of {result.invoked} operations acknowledged")
+    if cut < cut_floor(kills):
+        result.not_proven(f"only {cut} of {kills} kills cut a write in progress (between taking the lock "
+                          f"and the caller seeing the result); at least {cut_floor(kills)} needed")
+    result.notes.append(schedule)
+    return result
+
+
+def _storm(ctx: ScenarioContext, result: ScenarioResult, workdir, duration: float, segment: int,
+           where: str = "") -> tuple[int, int, list, int]:
+    """One storm on the log in ``workdir``; adds its findings to ``result``.
+    Returns (kills, kills that cut a write, the kill plan, plan slots used)."""
     limits = {"max_positions": max(5, ctx.writers)}  # one open trade per writer always fits
-    deaths = ctx.rng(NAME + ":wait-point")
-    plan = kill_plan(ctx, duration)
-    # A long storm keeps no copy of every committed version (the log grows with every trade,
-    # so that would be quadratic on disk); the log after every kill and at the end is checked.
-    long_storm = duration > LONG
+    deaths = ctx.rng(f"{NAME}:wait-point:{segment}")
+    plan = kill_plan(ctx, duration, segment)
+    # A long storm keeps no copy of every committed version (each is the whole log: that would
+    # be quadratic on disk); the log after every kill and at the end is checked.
+    long_storm = ctx.duration is not None and ctx.duration > LONG
     flags = workdir / "flags"
     flags.mkdir()
     stop = FileFlag(flags / "stop")
@@ -96,7 +128,7 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         if data is not None:
             _, broken = parse_log(data)
             if broken:
-                result.violate("log-parses", f"after kill {result.kills} ({why}): the trade log is {broken}")
+                result.violate("log-parses", f"{where}after kill {result.kills} ({why}): the trade log is {broken}")
 
     preload = ("tradestore_harness.workers", "tradestore", ctx.target.partition(":")[0] if ":" in ctx.target else "tradestore_harness.unsafe")
     procs = [start(w) for w in range(ctx.writers)]
@@ -133,14 +165,6 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
         proc.join(30)
         if proc.is_alive():
             nemesis.kill(proc, nemesis_history, why="did not stop")
-    evaluate.standard(result, workdir, max_positions=limits["max_positions"], final_required=False)
+    evaluate.standard(result, workdir, max_positions=limits["max_positions"], final_required=False, where=where)
     kills, cut = writes_cut_by_kills(read_events(workdir / "history"))
-    result.writes_cut = cut
-    share = f"{100 * cut / kills:.0f}%" if kills else "-"
-    result.notes.append(f"{cut} of {kills} kills cut a write in progress ({share}); "
-                        f"{result.ok} of {result.invoked} operations acknowledged")
-    if cut < cut_floor(kills):
-        result.not_proven(f"only {cut} of {kills} kills cut a write in progress (between taking the lock "
-                          f"and the caller seeing the result); at least {cut_floor(kills)} needed")
-    result.notes.append(f"schedule {generator.digest(plan)}: {used} of {len(plan)} kill slots used, lives {lives}")
-    return result
+    return kills, cut, plan, used
