@@ -296,3 +296,51 @@ def test_observers_see_the_calls_they_name_counted_or_not(tmp_path):
             fcntl.flock(f, fcntl.LOCK_UN)
     assert seen.names == ["replace", "flock", "flock"]
     assert fcntl.flock.__module__ is None or fcntl.flock.__name__ == "flock"  # restored to the builtin
+
+
+def test_the_new_calls_pass_through_outside_the_root_and_truncate_takes_a_descriptor(tmp_path):
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "src").write_bytes(b"abc")
+    with FsShim(inside) as shim:
+        with FsShim(inside, recording=False):  # nested: routed once, restored once
+            fd = os.open(outside / "dst", os.O_CREAT | os.O_RDWR)
+            src = os.open(outside / "src", os.O_RDONLY)
+            os.writev(fd, [b"12"])
+            os.sendfile(fd, src, 0, 3)
+            os.copy_file_range(src, fd, 1, 0)
+            os.truncate(fd, 4)
+            os.truncate(outside / "dst", 5)
+            os.close(src)
+            os.close(fd)
+        inner_fd = os.open(inside / "f", os.O_CREAT | os.O_RDWR)
+        os.truncate(inner_fd, 0)  # a descriptor: recorded as ftruncate
+        os.close(inner_fd)
+    assert shim.count == 3 and [c.kind for c in shim.calls] == ["open", "ftruncate", "close"]
+    assert (outside / "dst").read_bytes() == b"12ab\0"
+
+
+def test_a_hooked_or_skipped_write_and_the_calls_of_a_dead_writer(tmp_path):
+    from tradestore_harness.fsfaults import SimulatedCrash
+
+    seen = []
+    faults = [Fault(1, "hook", hook=lambda call: seen.append(call.kind)), Fault(2, "skip")]
+    with FsShim(tmp_path, faults=faults) as shim:
+        fd = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY)
+        assert os.write(fd, b"ab") == 2  # hooked, then written
+        assert os.write(fd, b"cd") == 2  # skipped: reported written, nothing lands
+        os.close(fd)
+    assert seen == ["write"] and (tmp_path / "f").read_bytes() == b"ab"
+    assert shim.calls[2].injected == "skip"
+    with FsShim(tmp_path, fault=Fault(2, "crash", in_process=True)) as shim:
+        fd = os.open(tmp_path / "g", os.O_CREAT | os.O_WRONLY)
+        other = os.open(tmp_path / "h", os.O_CREAT | os.O_WRONLY)
+        with pytest.raises(SimulatedCrash):
+            os.close(fd)  # the kernel still closes it
+        with pytest.raises(SimulatedCrash):
+            os.write(other, b"x")  # a dead writer writes nothing
+        os.close(other)  # but its descriptors are closed
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert (tmp_path / "h").read_bytes() == b""

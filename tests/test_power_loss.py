@@ -196,37 +196,23 @@ def test_a_rename_between_two_links_of_one_file_changes_nothing(tmp_path):
     assert sorted(model.current()) == ["bak", "log", "t"]
 
 
-class BuiltinOpenStore:
-    """Rewrites its log in place with the builtin open(), never fsynced: seen, and caught."""
+def _in_place_store(opener):
+    """A store that rewrites its log in place through ``opener(path, "wb")``, never fsynced."""
+    from tradestore import TradeStore
 
-    def __new__(cls, trade_log, lock_file=None, **limits):
-        from tradestore import TradeStore
+    class InPlace(TradeStore):
+        def _write_log(self, data: bytes):
+            with opener(self.trade_log, "wb") as f:
+                f.write(data)
+            return os.stat(self.trade_log)
 
-        class _Store(TradeStore):
-            def _write_log(self, data: bytes):
-                with open(self.trade_log, "wb") as f:
-                    f.write(data)
-                return os.stat(self.trade_log)
-
-        return _Store(trade_log, lock_file, **limits)
+    return lambda trade_log, lock_file=None, **limits: InPlace(trade_log, lock_file, **limits)
 
 
-_C_FILE_IO = io.FileIO  # the C class, as a C extension would write: below the interposition layer
-
-
-class InvisibleStore:
-    """Writes its log through the C ``FileIO`` class: the layer cannot see it."""
-
-    def __new__(cls, trade_log, lock_file=None, **limits):
-        from tradestore import TradeStore
-
-        class _Store(TradeStore):
-            def _write_log(self, data: bytes):
-                with _C_FILE_IO(self.trade_log, "w") as f:
-                    f.write(data)
-                return os.stat(self.trade_log)
-
-        return _Store(trade_log, lock_file, **limits)
+# The builtin open(): seen by the layer, so judged (and caught: nothing is fsynced).
+BuiltinOpenStore = _in_place_store(lambda path, mode: open(path, mode))
+# The C FileIO class, taken before any layer is installed, as a C extension writes: not seen.
+InvisibleStore = _in_place_store(io.FileIO)
 
 
 def test_a_store_writing_with_the_builtin_open_is_seen_and_judged(tmp_path):
