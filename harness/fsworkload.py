@@ -281,6 +281,11 @@ class Findings:
         for prop, detail in findings:
             self.add(prop, detail, first=first)
 
+    def merge(self, by_prop: dict[str, list[str]]) -> None:
+        """Add another :class:`Findings`' ``by_prop`` (e.g. a forked child's) after these."""
+        for prop, details in by_prop.items():
+            self.by_prop.setdefault(prop, []).extend(details)
+
     def as_list(self) -> list[tuple[str, str]]:
         """One (property, detail) per property: the count and the first few examples."""
         out = []
@@ -352,6 +357,54 @@ def fill_result(result: Any, report: dict, counts: tuple[str, ...], *, proof: st
         result.mark_not_applicable(report["not_applicable"])
     elif not report[proof]:
         result.not_proven(unproven)
+
+
+def forked_map(func: Callable[[list], Any], items: list, parallel: int = 2) -> list:
+    """``func(share)`` for each of ``parallel`` shares of ``items`` (every ``parallel``-th item),
+    each share in a child forked from this worker; the results (pickled back) in share order.
+
+    Fault points are independent runs from the baseline, each in its own directory, so two
+    children make use of two cores. Call only from a worker's main thread. A child that raises
+    or dies raises RuntimeError here, with its traceback.
+    """
+    import pickle
+    import traceback
+
+    children = []
+    for j in range(parallel):
+        share = items[j::parallel]
+        if not share:
+            continue
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                os.close(read_fd)
+                try:
+                    payload = ("result", func(share))
+                except BaseException:
+                    payload = ("error", traceback.format_exc())
+                data = pickle.dumps(payload)
+                while data:
+                    data = data[os.write(write_fd, data):]
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        children.append((pid, read_fd))
+    results = []
+    for pid, read_fd in children:
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 16):
+            chunks.append(chunk)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        if not chunks:
+            raise RuntimeError(f"a forked child ended without a result (exit code {os.waitstatus_to_exitcode(status)})")
+        kind, value = pickle.loads(b"".join(chunks))
+        if kind == "error":
+            raise RuntimeError(f"a forked child failed:\n{value}")
+        results.append(value)
+    return results
 
 
 def in_worker(func: Callable[..., dict], args: tuple, progress: Callable[[str], None], timeout: float = 600.0) -> dict:

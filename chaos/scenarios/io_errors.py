@@ -41,6 +41,7 @@ DESCRIPTION = ("ENOSPC/EIO at every file-system call, once and persistently, sho
 REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 ERRNOS = (errno.ENOSPC, errno.EIO)
+PARALLEL = 2  # forked children sharing a workload's fault points: independent runs, two cores
 
 
 def _must_surface(call, lock_path: str) -> bool:
@@ -100,13 +101,25 @@ def io_worker(target: str, root: str, workloads: list, quick: bool, report) -> d
             break
         points = fault_points(rec["calls"], quick)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")
-        run_dir = os.path.join(wdir, "run")  # reset to the baseline before every fault point
-        for fault in points:
-            call = rec["calls"][fault.at]
-            where = f"workload {w} {ops}, {describe_fault(fault)} at call {fault.at} ({call.describe()})"
-            if _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out):
-                kinds[fault.action] = kinds.get(fault.action, 0) + 1
-        shutil.rmtree(run_dir, ignore_errors=True)
+
+        def share(faults: list, w=w, ops=ops, snapshot=snapshot, rec=rec, wdir=wdir) -> tuple:
+            """In a forked child: these fault points, in its own directory reset before each."""
+            mine, counts, hit = fw.Findings(), {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0}, {}
+            run_dir = os.path.join(wdir, f"run-{os.getpid()}")
+            for fault in faults:
+                call = rec["calls"][fault.at]
+                where = f"workload {w} {ops}, {describe_fault(fault)} at call {fault.at} ({call.describe()})"
+                if _one_run(factory, run_dir, snapshot, ops, rec, fault, where, mine, counts):
+                    hit[fault.action] = hit.get(fault.action, 0) + 1
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return mine.by_prop, counts, hit
+
+        for by_prop, counts, hit in fw.forked_map(share, points, PARALLEL):
+            findings.merge(by_prop)
+            for key, n in counts.items():
+                out[key] += n
+            for action, n in hit.items():
+                kinds[action] = kinds.get(action, 0) + n
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['crash_points']} I/O fault points injected (counted as crash points): "
                         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
