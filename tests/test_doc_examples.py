@@ -4,7 +4,8 @@ A block's info string says what it is and so how it is tested; anything else fai
 
 - ```` ```python ````: a script, run in an empty directory; it must exit 0.
 - ```` ```sh ````: shell commands, run one after the other (``set -e``) in an empty directory with
-  the installed commands on PATH; each must exit 0.
+  the installed commands on PATH; each must exit 0. Only quick programs (``tradestore`` and a
+  few shell tools, :data:`RUNNABLE_PROGRAMS`) may appear in such a block.
 - ```` ```sh check ````: commands too long to run in the suite (campaigns, the suite itself, the
   benchmark). Each is parsed by its own program, from the repository root, without running it:
   argparse programs stop right after accepting their arguments, pytest (``ci/test``) right
@@ -202,8 +203,16 @@ def test_python_block_runs(block, tmp_path):
     run([sys.executable, str(script)], tmp_path, environment(), block.name)
 
 
+# What an ```sh block may run in the suite: the library's quick command and a few shell tools.
+# Anything else (a campaign, the suite, a benchmark) belongs in an ```sh check block.
+RUNNABLE_PROGRAMS = {"tradestore", "cat", "cd", "echo", "grep", "head", "ls", "mkdir", "printf"}
+
+
 @pytest.mark.parametrize("block", runnable("sh"))
 def test_shell_block_runs(block, tmp_path):
+    slow = sorted({words[0] for words in shell_commands(block.text)} - RUNNABLE_PROGRAMS)
+    assert not slow, (f"{block.name}: an ```sh block runs in the test suite, and may only run "
+                      f"{sorted(RUNNABLE_PROGRAMS)}; mark a block running {slow} ```sh check")
     script = tmp_path / "example.sh"
     script.write_text("set -euo pipefail\nset -x\n" + block.text)
     run(["bash", str(script)], tmp_path, environment(), block.name)
@@ -243,6 +252,11 @@ def test_pytest_project_passes(document, tmp_path):
 
 
 # --------------------------------------------------------------------------- the checker itself
+
+def test_a_shell_block_may_not_run_a_long_command(tmp_path):
+    with pytest.raises(AssertionError, match="mark a block running"):
+        test_shell_block_runs(Block("x.md", 1, "sh", "tradestore status\npython -m chaos\n"), tmp_path)
+
 
 def test_a_block_that_fails_fails(tmp_path):
     with pytest.raises(AssertionError, match="exit 1"):
