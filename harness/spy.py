@@ -40,12 +40,39 @@ def _entry(path) -> str:
 class Spy(Observer):
     """The observer's state for one worker process."""
 
-    functions = ("flock", "lockf", "replace", "rename")
+    functions = ("flock", "lockf", "replace", "rename", "close", "open")
 
     def around(self, name: str, proceed: Callable, args: tuple, kwargs: dict):
         if name in ("flock", "lockf"):
             return self._locking(proceed, *args, **kwargs)
+        if name == "close":
+            return self._closing(proceed, *args, **kwargs)
+        if name == "open":
+            return self._opening(proceed, *args, **kwargs)
         return self._renaming(proceed, *args, **kwargs)
+
+    def _opening(self, real: Callable, path, flags, *args, **kwargs):
+        # A read of the trade log: the moment a store looks at the state it will decide on.
+        # Hooks run once the file is open, so the descriptor holds that version even if
+        # another process replaces the log meanwhile.
+        fd = real(path, flags, *args, **kwargs)
+        if self.on_read and (flags & os.O_ACCMODE) == os.O_RDONLY and _entry(path) == self.trade_log:
+            for hook in self.on_read:
+                hook()
+        return fd
+
+    def _closing(self, real: Callable, fd, *args, **kwargs):
+        # Closing the descriptor that holds the lock releases it (flock: the last descriptor of
+        # the open file description; lockf: any descriptor of the file): a store that lets a
+        # `with open(lock)` block or os.close() unlock must be seen unlocking here.
+        if self.holding and fd in self._lock_fds:
+            self._lock_fds.discard(fd)
+            if not self._lock_fds:
+                for hook in self.on_unlock:
+                    hook()
+                self.holding = False
+                self.history.record("unlock", by="close")
+        return real(fd, *args, **kwargs)
 
     def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
         self.history = history
@@ -57,6 +84,8 @@ class Spy(Observer):
         self.on_unlock: list[Callable[[], None]] = []  # called right before it is released
         self.on_contended: list[Callable[[], None]] = []
         self.on_commit: list[Callable[[str], None]] = []  # called with the sha, before the rename
+        self._lock_fds: set[int] = set()  # descriptors that took the lock we hold
+        self.on_read: list[Callable[[], None]] = []  # called when the trade log was opened for reading
 
     def _is_lock_fd(self, fd) -> bool:
         try:
@@ -76,6 +105,7 @@ class Spy(Observer):
             for hook in self.on_unlock:
                 hook()
             self.holding = False
+            self._lock_fds.clear()
             self.history.record("unlock")
             return real(fd, operation, *rest)
         try:
@@ -86,6 +116,8 @@ class Spy(Observer):
                 for hook in self.on_contended:
                     hook()
             raise
+        if operation & fcntl.LOCK_EX:
+            self._lock_fds.add(fd if isinstance(fd, int) else fd.fileno())
         if operation & fcntl.LOCK_EX and not self.holding:
             self.holding = True
             self.history.record("lock")
@@ -130,7 +162,9 @@ def install(history: HistoryWriter, trade_log: str, lock_file: str, versions_dir
     """Observe the lock and rename calls of this process; return the :class:`Spy` to hook into."""
     spy = Spy(history, trade_log, lock_file, versions_dir)
     # No root: the spy's shim numbers no call and injects nothing; it only carries the observer.
-    _installed.append(FsShim(None, recording=False, file_objects=False, observers=[spy]).install())
+    # File objects go through the os wrappers too (file_objects), so closing a locked file
+    # object (leaving `with open(lock) as f:`) is seen as the unlock it is.
+    _installed.append(FsShim(None, recording=False, file_objects=True, observers=[spy]).install())
     return spy
 
 

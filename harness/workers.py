@@ -99,12 +99,16 @@ def run_op(store, history: HistoryWriter, op_id: str, f: str, args: list, valid:
 
 # --------------------------------------------------------------------------- scripted workers
 
-def script_worker(spec: dict, ops: list, barrier=None, decided=None) -> None:
+def script_worker(spec: dict, ops: list, barrier=None, decided=None, read=None) -> None:
     """Run ``ops`` (``[f, args]`` pairs) in order, after ``barrier`` releases every worker.
 
     ``decided``: a barrier armed at the negative controls' ``decided`` wait-point, so every
-    worker of a race has decided before any of them writes (the widened window). A worker
-    that finishes without reaching it breaks it, so the others never wait in vain.
+    worker of a race has decided before any of them writes (the widened window). ``read``: a
+    barrier at each worker's first open of the trade log for reading, when it does not hold
+    the lock then: every worker of a store that reads outside the lock (checks before it
+    locks) then holds the same stale version, in any store, without a wait-point of its own.
+    A worker that reads under the lock, or finishes without reaching a barrier, breaks it, so
+    the others never wait in vain.
     """
     store, history, spy = _setup(spec)
     if decided is not None:
@@ -120,12 +124,26 @@ def script_worker(spec: dict, ops: list, barrier=None, decided=None) -> None:
         waitpoints.arm("decided", at_decided)
     if barrier is not None:
         _wait(barrier)
+    reads = []
+    if read is not None:
+        def at_read() -> None:
+            if reads:
+                return
+            reads.append(True)
+            if spy.holding:
+                read.abort()  # reads under the lock: nothing stale to race on
+            else:
+                history.record("waitpoint", name="read-outside-lock")
+                _wait(read)
+        spy.on_read.append(at_read)
     try:
         for n, (f, args) in enumerate(ops):
             run_op(store, history, f"{spec['worker']}-{n}", f, args)
     finally:
         if decided is not None and not waitpoints.hits("decided"):
             decided.abort()
+        if read is not None and not reads:
+            read.abort()
 
 
 def _wait(barrier) -> None:

@@ -4,6 +4,7 @@ damages files as named, contexts and generators are pure functions of the seed."
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -125,3 +126,29 @@ def test_a_changed_registry_leaves_no_trace_once_restored(monkeypatch):
         patch.setattr(scenarios, "MODULES", scenarios.MODULES + ("no_such_scenario_module",))
         assert scenarios.missing()
     assert scenarios.missing() == {}  # a later campaign is not refused for a module it never had
+
+
+@pytest.mark.parametrize("how", ["os.close", "with open"])
+def test_closing_the_locked_descriptor_is_seen_as_the_unlock(tmp_path, how):
+    # Closing a descriptor releases its flock; a store that unlocks that way (leaving a
+    # `with open(lock)` block, os.close) must not look as if it held the lock forever.
+    import fcntl
+
+
+
+    lock = tmp_path / "trades.json.lock"
+    lock.write_text("")
+    history = HistoryWriter(tmp_path / "history", "w")
+    installed = spy.install(history, str(tmp_path / "trades.json"), str(lock))
+    try:
+        if how == "os.close":
+            fd = os.open(lock, os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.close(fd)
+        else:
+            with open(lock, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        assert not installed.holding
+    finally:
+        spy.uninstall()
+    assert [e["ev"] for e in read_events(tmp_path / "history")] == ["lock", "unlock"]

@@ -72,3 +72,11 @@ def test_a_racy_blocking_flock_store_is_caught_in_every_round():
     rounds = {v.detail.split(" ")[0].rstrip(":") for v in run.results[0].violations
               if v.property in ("duplicate-open-symbol", "position-cap")}
     assert rounds == {"round1", "round2", "round3"}, describe(run)
+
+
+def test_the_barrier_races_catch_a_store_that_checks_before_it_locks_without_a_wait_point():
+    # The idiom store has no wait-point of the harness: the read barrier (every racer holds the
+    # version it opened outside the lock) makes every racer decide on the same stale state.
+    run = campaign("tests.idioms.open_flock:CheckOutsideLock", "race-duplicate")
+    found = [v.detail for v in run.results[0].violations if v.property == "duplicate-open-symbol"]
+    assert any("3 of 3 racing opens succeeded" in d for d in found), describe(run)

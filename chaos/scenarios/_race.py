@@ -4,7 +4,9 @@ Each round: the parent prepares the log through the target (the ``setup`` operat
 the derived files once (so a store that reads them has something stale to read), then starts
 one process per contender; all wait on one barrier and call at once. The negative controls'
 ``decided`` wait-point is armed with a second barrier, so every contender of a broken store
-decides before any of them writes. Exactly ``allowed`` contenders may succeed.
+decides before any of them writes; a third holds every contender at its first read of the
+trade log made outside the lock, so any store that checks before it locks decides on one
+stale version, with or without a wait-point. Exactly ``allowed`` contenders may succeed.
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ def run_race(ctx: ScenarioContext, result: ScenarioResult, *, limits: dict, setu
     workdir = ctx.subdir(label)
     prepare(ctx, workdir, limits, setup_ops)
     mp = workers.context()
-    barrier, decided = mp.Barrier(len(contenders)), mp.Barrier(len(contenders))
+    barrier, decided, read = (mp.Barrier(len(contenders)) for _ in range(3))
     procs = []
     for n, ops in enumerate(contenders):
         spec = workers.make_spec(ctx.target, str(workdir), f"racer{n}", limits=limits)
-        procs.append(workers.spawn(workers.script_worker, spec, ops, barrier, decided))
+        procs.append(workers.spawn(workers.script_worker, spec, ops, barrier, decided, read))
     for proc in procs:
         proc.join(60)
         if proc.is_alive():
