@@ -7,6 +7,10 @@ it; and just after each operation returned). After each crash a fresh store open
 files and must find exactly the state before or after the interrupted operation, with every
 earlier (acknowledged) operation present; it must then accept one more trade; and where the
 workload reconciles, one reconcile must bring the derived files back to a fresh rebuild.
+A crash point whose run did not meet the recorded call there fails ``calls-repeatable``; a
+crash that would leave the same files as the point before it is run once (see
+:func:`crash_plan`); each crashed child's history and files become observations for the pure
+checkers of :mod:`tradestore_harness.fscheckers`.
 
 Each crash runs in its own process: a spawned worker forks one child per crash point (two at
 a time, in two directories), because a fork costs milliseconds where a spawn costs a tenth of a

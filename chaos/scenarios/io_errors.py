@@ -1,23 +1,24 @@
-"""io-errors: ENOSPC and EIO at every file-system call, once and persistently.
+"""io-errors: ENOSPC and EIO at every file-system call, short writes and EINTR at every write.
 
-Each workload (one to three operations) runs once recorded, then once per (call index, errno,
-once|persistent): the call at that index raises ``OSError`` instead of running (persistent: so
-does every later call of the same kind, as on a full or failing disk). After every operation a
-fresh store must find:
+Each workload (one to three operations) runs once recorded, then once per fault point (see
+:func:`fault_points`): the call at that index raises ``OSError`` instead of running (persistent:
+so does every later call of the same kind, as on a full or failing disk), or a write lands only
+half its bytes and says so, or raises ``InterruptedError`` before landing any. After every
+operation a fresh store must find:
 
 - a log that parses (``log-parses``);
 - an operation that returned ok in the log as returned (``ack-durable``), and no ok answer
-  from an operation whose write, fsync, rename or directory fsync failed (``fault-surfaced``:
-  a failed fsync means the data may be gone, so it must not be retried into a success); only a
-  failed ``close``, ``unlink``, ``mkdir`` of an existing directory or write of the lock file
-  (which holds only a pid) may be absorbed;
+  from an operation whose fsync or directory fsync failed (``fault-surfaced``: the data may be
+  gone, so it must not be retried into a success); every other failure may be absorbed or
+  retried, since what it loses shows in the files;
 - after a failed operation, the state before it or (when only the final directory fsync failed)
   after it, with nothing else changed (``state-before-or-after``);
 
 and once the fault clears, the same store must accept the next trade, changing nothing else
 (``next-call-succeeds``), and one reconcile must bring the derived files back to a fresh rebuild
-(``derived-heals``). All runs of a workload happen in one spawned worker: an injected error does
-not end the process.
+(``derived-heals``). A run that does not meet, at the fault's index, the call the recording had
+there fails ``calls-repeatable``. The runs of a workload share two forked children; an injected
+error does not end the process. The findings come from :mod:`tradestore_harness.fscheckers`.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ directory and opened with a fresh store, which must find:
   rebuild (``derived-heals``): whatever the cut left in the output directory.
 
 Before any of that, the model's view after the last call must equal the real files the
-recorded run left (``writes-visible``): a store that writes through something the shim cannot
-see (the builtin ``open()``) cannot be judged here, and is reported instead of misjudged.
+recorded run left: a store that writes through something the file-system layer cannot see
+(``mmap``, a C library; the builtin ``open()`` and ``os.fdopen`` are seen) cannot be judged
+here, and the scenario is NOT APPLICABLE to it, naming the files, instead of misjudging it.
+The findings come from the pure checkers of :mod:`tradestore_harness.fscheckers`.
 
 The negative controls ``unsafe-no-fsync`` and ``unsafe-no-dir-fsync`` fail here every time:
 every workload's first operation writes the log, and the state right after it returns already
