@@ -37,9 +37,7 @@ from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness.result import ScenarioResult
 
 NAME = "log-replaced"
-DESCRIPTION = ("the log replaced by another writer: with a same-size file in one mtime tick between two calls "
-               "of a store, and before every open of a reconcile: nothing acknowledged lost, derived files "
-               "hold what they name")
+DESCRIPTION = "another writer replaces the log (same size and mtime; before each open of a reconcile): no ack lost"
 REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 SECOND_OPS = (("open", "XRP"), ("partial", "base"), ("close", "base"))
