@@ -257,11 +257,11 @@ def test_a_worker_that_raises_hands_back_its_traceback():
     assert "ValueError: boom in the worker" in str(info.value)
 
 
-def _boom(share):
+def _share_raises(share):
     raise ValueError(f"boom {share}")
 
 
-def _dies(share):
+def _share_dies(share):
     os._exit(3)
 
 
@@ -269,6 +269,6 @@ def test_forked_map_hands_back_each_share_in_order_and_reports_a_failing_child()
     assert fw.forked_map(sum, [1, 2, 3, 4, 5], 2) == [1 + 3 + 5, 2 + 4]
     assert fw.forked_map(sum, [7], 2) == [7]  # an empty share forks no child
     with pytest.raises(RuntimeError, match=r"failed:(.|\n)*boom \[1\]"):
-        fw.forked_map(_boom, [1], 2)
+        fw.forked_map(_share_raises, [1], 2)
     with pytest.raises(RuntimeError, match=r"without a result \(exit code 3\)"):
-        fw.forked_map(_dies, [1], 2)
+        fw.forked_map(_share_dies, [1], 2)
