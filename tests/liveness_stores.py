@@ -42,3 +42,10 @@ class NoLossCapStore(_ControlStore):
     def __init__(self, trade_log, lock_file=None, **limits):
         limits.pop("asset_consecutive_loss_cap", None)
         super().__init__(trade_log, lock_file, asset_consecutive_loss_cap=10_000, **limits)
+
+
+def dead_reconciler(*_args) -> None:
+    """A reconciler process that dies at once (a crashed supervisor job)."""
+    import os
+
+    os._exit(3)

@@ -67,3 +67,14 @@ def test_a_derivation_wrong_in_the_library_itself_is_caught_by_the_reference(mon
     monkeypatch.setattr(derive, "net_pnl", lambda trade: real(trade) + 1.0)
     run = campaign("tradestore", "corrupt-derived", duration=1.0)
     assert set(run.violated()) == {"derived-correct"}, describe(run)
+
+
+def test_a_reconciler_process_that_dies_is_noticed(monkeypatch):
+    from tradestore_harness import workers
+
+    from .liveness_stores import dead_reconciler
+
+    monkeypatch.setattr(workers, "reconciler_loop", dead_reconciler)
+    run = campaign("tradestore", "reconcile-under-writes", duration=0.5)
+    found = [v.detail for v in run.results[0].violations if v.property == "liveness"]
+    assert any("did not complete a first cycle (exit code 3)" in d for d in found), describe(run)
