@@ -344,10 +344,14 @@ def test_reads_by_id(trade_id):
 # --------------------------------------------------------------------------- limits
 
 
-LIMIT_NAMES = sorted(
-    f.name for f in dataclasses.fields(RiskLimits)
-    if f.name != "correlation_groups" and f.name in inspect.signature(TradeStore).parameters
-)
+def _takes(cls, name: str) -> bool:
+    """Whether ``cls(...)`` takes the keyword ``name`` (by name, or through ``**options``)."""
+    parameters = inspect.signature(cls).parameters
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+LIMIT_NAMES = sorted(f.name for f in dataclasses.fields(RiskLimits)
+                     if f.name != "correlation_groups" and _takes(TradeStore, f.name))
 
 
 @given(name=st.sampled_from(LIMIT_NAMES), value=anything)
@@ -407,10 +411,7 @@ def test_time_arithmetic_at_the_ends_of_the_calendar(moment, cooldown):
 
 
 def _reconciler_limits() -> list[str]:
-    parameters = inspect.signature(StateReconciler).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    names = {"corruption_threshold", *(n for n in LIMIT_NAMES if takes_any or n in parameters)}
-    return sorted(n for n in names if takes_any or n in parameters)
+    return sorted({n for n in ("corruption_threshold", "starting_capital", *LIMIT_NAMES) if _takes(StateReconciler, n)})
 
 
 @given(name=st.sampled_from(_reconciler_limits()), value=anything)

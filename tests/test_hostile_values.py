@@ -220,7 +220,7 @@ def test_the_reader_reads_every_valid_document_as_json_does(data, expected):
 
 
 def test_shape_errors_name_the_problem():
-    for data, message in ((b"  ", "empty"), (b"[]", "wrong shape"), (b'{"schema":2,"trades":[]}', "schema 2"),
+    for data, message in ((b"  ", "empty"), (b"[]", "wrong shape"), (b'{"schema":99,"trades":[]}', "schema 99"),
                           (b'{"trades":[{"id":"T' + b"1" * 16 + b'","status":"OPEN","symbol":"A"}]}', "15 digits"),
                           (b'{"trades":[{"id":"T001","status":"X","symbol":"A"}]}', "status"),
                           (b'{"next_id":1000000000000001,"trades":[]}', "next_id")):
