@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tradestore.ledger import Ledger
+from tradestore import risk
 from tradestore.risk import RiskLimits
 
 __all__ = ["RuleConfig", "Rejected", "SeedPatternStore", "SqliteStore"]
@@ -78,8 +79,8 @@ def _new_trade(tid, symbol, direction, entry, stop, target, size, setup_type, gr
         "entry_price": entry, "stop_price": stop, "original_stop": stop,
         "target_price": target, "size": size, "original_size": size,
         "entry_time": _now(), "exit_price": None, "exit_time": None, "exit_reason": None,
-        "pnl_usd": None, "pnl_pct": None, "r_multiple": None, "status": "OPEN",
-        "setup_type": setup_type, "grade": grade, "notes": notes,
+        "pnl_usd": None, "pnl_pct": None, "r_multiple": None, "net_pnl_usd": None, "net_r_multiple": None,
+        "status": "OPEN", "setup_type": setup_type, "grade": grade, "notes": notes,
         "partial_exits": [], "lessons": "",
     }
 
@@ -137,7 +138,7 @@ class SeedPatternStore:
             # tradestore's own pure rules over the freshly parsed list: the same checks, the
             # same validation and the same record; only the storage pattern differs.
             ledger = Ledger(data["trades"], data.get("next_id"))
-            trade = ledger.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
+            trade = risk.checked_open(ledger, symbol, direction, entry_price, stop_price, target_price, size,
                                       setup_type, grade, notes, now=datetime.now(timezone.utc),
                                       limits=self._limits)
             data["trades"], data["next_id"] = ledger.trades, ledger.next_id
@@ -157,7 +158,8 @@ class SeedPatternStore:
 _COLUMNS = (
     "id", "symbol", "direction", "entry_price", "stop_price", "original_stop", "target_price",
     "size", "original_size", "entry_time", "exit_price", "exit_time", "exit_reason", "pnl_usd",
-    "pnl_pct", "r_multiple", "status", "setup_type", "grade", "notes", "partial_exits", "lessons",
+    "pnl_pct", "r_multiple", "net_pnl_usd", "net_r_multiple", "status", "setup_type", "grade", "notes",
+    "partial_exits", "lessons",
 )
 
 _SCHEMA = """
@@ -168,7 +170,7 @@ CREATE TABLE IF NOT EXISTS trades (
     entry_price REAL NOT NULL, stop_price REAL NOT NULL, original_stop REAL NOT NULL,
     target_price REAL NOT NULL, size REAL NOT NULL, original_size REAL NOT NULL,
     entry_time TEXT NOT NULL, exit_price REAL, exit_time TEXT, exit_reason TEXT,
-    pnl_usd REAL, pnl_pct REAL, r_multiple REAL, status TEXT NOT NULL,
+    pnl_usd REAL, pnl_pct REAL, r_multiple REAL, net_pnl_usd REAL, net_r_multiple REAL, status TEXT NOT NULL,
     setup_type TEXT, grade TEXT, notes TEXT,
     partial_exits TEXT NOT NULL DEFAULT '[]',
     partial_pnl REAL NOT NULL DEFAULT 0,   -- sum of partial exits' pnl_usd, for equity
@@ -251,14 +253,15 @@ class SqliteStore:
             raise Rejected("position_cap", f"{n_open}/{cfg.max_positions} positions open")
         n = cfg.asset_consecutive_loss_cap
         if n:
-            last = q("SELECT pnl_usd FROM trades WHERE symbol=? AND status='CLOSED' "
+            # a trade's net P&L: its final exit's pnl_usd plus its partial exits'
+            last = q("SELECT pnl_usd + partial_pnl FROM trades WHERE symbol=? AND status='CLOSED' "
                      "ORDER BY exit_time DESC, n DESC LIMIT ?", (symbol, n)).fetchall()
             if len(last) == n and all(p <= 0 for (p,) in last):
                 raise Rejected("loss_cap", f"{symbol}: last {n}/{n} closed trades lost")
         groups = cfg.groups_of(symbol)
         if groups:
-            (realized,) = q("SELECT coalesce(sum(CASE WHEN status='CLOSED' THEN pnl_usd "
-                            "ELSE partial_pnl END), 0) FROM trades").fetchone()
+            (realized,) = q("SELECT coalesce(sum(coalesce(pnl_usd, 0) + partial_pnl), 0) "
+                            "FROM trades").fetchone()
             budget = (cfg.starting_capital + realized) * cfg.max_corr_group_risk_pct / 100.0
             for members in groups:
                 (used,) = q(
@@ -297,7 +300,7 @@ class SqliteStore:
                                                     now=datetime.now(timezone.utc))
             self.db.execute(
                 "UPDATE trades SET exit_price=?, exit_time=?, exit_reason=?, pnl_usd=?, pnl_pct=?, "
-                "r_multiple=?, status='CLOSED', lessons=? WHERE id=?",
+                "r_multiple=?, net_pnl_usd=?, net_r_multiple=?, status='CLOSED', lessons=? WHERE id=?",
                 (t["exit_price"], t["exit_time"], t["exit_reason"], t["pnl_usd"], t["pnl_pct"],
-                 t["r_multiple"], t["lessons"], trade_id))
+                 t["r_multiple"], t["net_pnl_usd"], t["net_r_multiple"], t["lessons"], trade_id))
             return t

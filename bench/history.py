@@ -56,6 +56,7 @@ def build_history(n: int, seed: int = 6) -> tuple[list[dict], int]:
             "target_price": target, "size": size, "original_size": size,
             "entry_time": _iso(entry_time), "exit_price": None, "exit_time": None,
             "exit_reason": None, "pnl_usd": None, "pnl_pct": None, "r_multiple": None,
+            "net_pnl_usd": None, "net_r_multiple": None,
             "status": "OPEN", "setup_type": rng.choice(["RSI_Div", "Breakout", "Pullback", "Range"]),
             "grade": rng.choice("ABC"), "notes": "", "partial_exits": [], "lessons": "",
         }
@@ -63,9 +64,9 @@ def build_history(n: int, seed: int = 6) -> tuple[list[dict], int]:
             partial_pnl = 0.0
             if rng.random() < 0.1:  # some trades took partial profit first
                 px = round(entry + sign * entry * 0.02, 2)
-                closed = t["size"] * 0.5
-                t["size"] = t["size"] - closed
-                pp = round(sign * (px - entry) * closed, 8)
+                closed = round(t["size"] * 0.5, 6)  # the format's (the seed's) rounding
+                t["size"] = round(t["size"] - closed, 6)
+                pp = round(sign * (px - entry) * closed, 2)
                 partial_pnl = pp
                 t["partial_exits"].append({
                     "exit_price": px, "size_closed": closed, "pnl_usd": pp, "reason": "Partial TP",
@@ -73,13 +74,15 @@ def build_history(n: int, seed: int = 6) -> tuple[list[dict], int]:
                 })
             win = rng.random() < 0.55
             exit_price = target if win else stop
-            pnl = round(sign * (exit_price - entry) * t["size"] + partial_pnl, 8)
+            move = sign * (exit_price - entry)  # pnl_usd, pnl_pct, r_multiple: the final exit's
+            pnl = round(move * t["size"], 2)
+            net = pnl + partial_pnl
             risk = abs(entry - stop) * t["original_size"]
             t.update(
                 exit_price=exit_price, exit_time=_iso(entry_time + timedelta(minutes=40)),
                 exit_reason="TP hit" if win else "SL hit", pnl_usd=pnl,
-                pnl_pct=round(pnl / (entry * t["original_size"]) * 100, 4),
-                r_multiple=round(pnl / risk, 4) if risk else None, status="CLOSED",
+                pnl_pct=round(move / entry * 100, 2), r_multiple=round(move / abs(entry - stop), 2),
+                net_pnl_usd=round(net, 2), net_r_multiple=round(net / risk, 4) if risk else None, status="CLOSED",
                 lessons="held to plan" if win else "stopped out",
             )
         trades.append(t)
@@ -87,9 +90,9 @@ def build_history(n: int, seed: int = 6) -> tuple[list[dict], int]:
 
 
 def write_tradestore_log(path: str, trades: list[dict], next_id: int) -> None:
-    """Write a schema-1 trade log (compact, as tradestore writes it)."""
+    """Write a schema-2 trade log (compact, as tradestore writes it)."""
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"schema": 1, "next_id": next_id, "trades": trades}, f,
+        json.dump({"schema": 2, "next_id": next_id, "trades": trades}, f,
                   separators=(",", ":"), allow_nan=False)
 
 

@@ -50,6 +50,7 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday; every clock below is T
 # Numbers a JSON document cannot hold are written as {"$number": "NaN" | "Infinity" | "-Infinity"}.
 SPECIAL = "$number"
 
+# Written out rather than taken from RiskLimits(): a changed default must change the vectors.
 DEFAULT_LIMITS = {
     "max_positions": 7,
     "starting_capital": 5000.0,
@@ -59,14 +60,11 @@ DEFAULT_LIMITS = {
     "loss_cap_cooldown_hours": None,
     "max_drawdown_pct": None,
     "max_daily_loss_pct": None,
+    "max_weekly_loss_pct": None,
     "max_portfolio_heat_pct": None,
+    "caution_drawdown_pct": 10.0,
 }
-assert set(DEFAULT_LIMITS) == set(RiskLimits.__dataclass_fields__), "a limit is missing from the vectors' config"
-
-DEFAULT_DERIVE = {
-    "starting_capital": 5000.0,
-    "drawdown_limits": {"daily": 5.0, "weekly": 10.0, "total": 20.0, "caution": 10.0},
-}
+assert DEFAULT_LIMITS == RiskLimits().as_dict(), "the vectors' default limits are not the library's"
 
 # Limits under which any setup can be built (the case's own limits apply to its operation).
 PERMISSIVE = {"max_positions": 1000, "max_corr_group_risk_pct": 1e9, "asset_consecutive_loss_cap": None}
@@ -167,10 +165,7 @@ def run_derivation(vector: dict) -> dict:
         path = os.path.join(directory, "trades.json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(vector["log_text"])
-        config = vector["config"]
-        reconciler = StateReconciler(path, os.path.join(directory, "state"),
-                                     starting_capital=config["starting_capital"],
-                                     drawdown_limits=config["drawdown_limits"], fsync=False)
+        reconciler = StateReconciler(path, os.path.join(directory, "state"), fsync=False, **vector["config"])
         _, docs = reconciler.build(datetime.fromisoformat(vector["clock"]))
     # the files as written (strict JSON), minus the one field that is the generation time
     docs = json.loads(json.dumps(docs, allow_nan=False))
@@ -214,7 +209,6 @@ class Case:
     limits: dict = field(default_factory=dict)  # the operation's limits, over DEFAULT_LIMITS
     setup_limits: dict = field(default_factory=dict)
     clock: float = 100.0  # hours after T0
-    derive: dict = field(default_factory=dict)  # derivation config over DEFAULT_DERIVE
 
     def vector(self) -> dict:
         text = self.log_text if self.log_text is not None else build_log(self.setup, self.setup_limits)
@@ -223,9 +217,7 @@ class Case:
         if self.operation is None:
             assert text is not None, f"{self.name}: a derivation needs a log"
             base["kind"] = "derivation"
-            base["config"] = {**DEFAULT_DERIVE, **self.derive,
-                              "drawdown_limits": {**DEFAULT_DERIVE["drawdown_limits"],
-                                                  **self.derive.get("drawdown_limits", {})}}
+            base["config"] = {**DEFAULT_LIMITS, **self.limits}
             base["expect"] = run_derivation(base)
         else:
             base["kind"] = "operation"
@@ -261,9 +253,9 @@ def losses(symbol: str, n: int, start: float = 0.0, *, last_pnl: float = -5.0) -
     return steps
 
 
-def seed_log(extra_trades: list[dict] | None = None) -> str:
-    """A log as the seed's original code wrote it: indent=2, no schema, no next_id; the open
-    trade lacks ``lessons``, the second closed one every field added later."""
+def seed_log(extra_trades: list[dict] | None = None, next_id: int | None = 3) -> str:
+    """A log as the seed's original code wrote it: indent=2, no schema, its ``next_id`` (which
+    may lag behind extra trades); the open trade lacks ``lessons``."""
     trades = [
         {"id": "T001", "symbol": "BTC", "direction": "LONG", "entry_price": 65000, "stop_price": 63500,
          "original_stop": 63500, "target_price": 68000, "size": 0.02, "original_size": 0.02,
@@ -277,7 +269,8 @@ def seed_log(extra_trades: list[dict] | None = None) -> str:
          "exit_reason": None, "pnl_usd": None, "pnl_pct": None, "r_multiple": None, "status": "OPEN",
          "setup_type": "", "grade": "", "notes": "", "partial_exits": []},
     ] + (extra_trades or [])
-    return json.dumps({"trades": trades}, indent=2)
+    doc = {"trades": trades} if next_id is None else {"trades": trades, "next_id": next_id}
+    return json.dumps(doc, indent=2)
 
 
 SEED_BARE_OPEN = {"id": "T003", "symbol": "SOL", "direction": "LONG", "entry_price": 100, "stop_price": 90,
@@ -287,6 +280,45 @@ SEED_BARE_OPEN = {"id": "T003", "symbol": "SOL", "direction": "LONG", "entry_pri
 
 def raw(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"))
+
+
+def _record(tid, symbol, direction, entry, stop, size, original_size, entry_time, **fields) -> dict:
+    return {"id": tid, "symbol": symbol, "direction": direction, "entry_price": entry, "stop_price": stop,
+            "original_stop": stop, "target_price": entry * (1.5 if direction == "LONG" else 0.5), "size": size,
+            "original_size": original_size, "entry_time": entry_time, "exit_price": None, "exit_time": None,
+            "exit_reason": None, "pnl_usd": None, "pnl_pct": None, "r_multiple": None, "status": "OPEN",
+            "setup_type": "", "grade": "", "notes": "", "partial_exits": [], "lessons": "", **fields}
+
+
+def _part(price, size_closed, pnl, timestamp) -> dict:
+    return {"exit_price": price, "size_closed": size_closed, "pnl_usd": pnl, "reason": "TP1", "timestamp": timestamp}
+
+
+# Written as the seed's code writes them, every number worked out by hand with its formulas:
+# T001 LONG 100 stop 90, 2 units: 1 at 120 (+20), the other 1 at 95: pnl_usd -5, pnl_pct -5, r -0.5
+# T002 SHORT 50 stop 55, 4 units: 2 at 45 (+10), the other 2 at 52: pnl_usd -4, pnl_pct -4, r -0.4
+# T003 LONG 10 stop 9, 10 units at 9: pnl_usd -10, pnl_pct -10, r -1
+# T004 LONG 200 stop 190, 1 unit, OPEN: 0.5 at 210 (+5)
+SEED_PARTIALS = json.dumps({"trades": [
+    _record("T001", "BTC", "LONG", 100.0, 90.0, 1.0, 2.0, "2026-01-01T00:00:00+00:00", setup_type="A",
+            exit_price=95.0, exit_time="2026-01-02T00:00:00+00:00", exit_reason="SL", pnl_usd=-5.0, pnl_pct=-5.0,
+            r_multiple=-0.5, status="CLOSED", partial_exits=[_part(120.0, 1.0, 20.0, "2026-01-01T06:00:00+00:00")]),
+    _record("T002", "ETH", "SHORT", 50.0, 55.0, 2.0, 4.0, "2026-01-02T01:00:00+00:00", setup_type="A",
+            exit_price=52.0, exit_time="2026-01-03T00:00:00+00:00", exit_reason="SL", pnl_usd=-4.0, pnl_pct=-4.0,
+            r_multiple=-0.4, status="CLOSED", partial_exits=[_part(45.0, 2.0, 10.0, "2026-01-02T02:00:00+00:00")]),
+    _record("T003", "SOL", "LONG", 10.0, 9.0, 10.0, 10.0, "2026-01-03T01:00:00+00:00", setup_type="B",
+            exit_price=9.0, exit_time="2026-01-03T02:00:00+00:00", exit_reason="SL", pnl_usd=-10.0, pnl_pct=-10.0,
+            r_multiple=-1.0, status="CLOSED"),
+    _record("T004", "XAU", "LONG", 200.0, 190.0, 0.5, 1.0, "2026-01-04T00:00:00+00:00",
+            partial_exits=[_part(210.0, 0.5, 5.0, "2026-01-04T01:00:00+00:00")]),
+], "next_id": 5}, indent=2)
+
+# An earlier version's log (schema 1): pnl_usd, pnl_pct and r_multiple were the NET of the trade.
+# BTC LONG 100 stop 95, 2 units: 1 at 110 (+10), the other 1 at 104 (+4): net 14, 7 %, 1.4 R.
+SCHEMA_1_LOG = raw({"schema": 1, "next_id": 2, "trades": [
+    _record("T001", "BTC", "LONG", 100.0, 95.0, 1.0, 2.0, "2026-01-05T09:00:00+00:00", exit_price=104.0,
+            exit_time="2026-01-05T11:00:00+00:00", exit_reason="TP", pnl_usd=14.0, pnl_pct=7.0, r_multiple=1.4,
+            status="CLOSED", partial_exits=[_part(110.0, 1.0, 10.0, "2026-01-05T10:00:00+00:00")])]})
 
 
 def operation_cases() -> list[Case]:
@@ -319,7 +351,7 @@ def operation_cases() -> list[Case]:
            setup=[(0, "open", BTC), (1, "close", {"trade_id": "T001", "exit_price": 105})]))
 
     # -- closing, partial exits, P&L ------------------------------------------------------
-    add(op("close/long-win", "LONG 100 -> 110 x2, stop 95: pnl 20, pnl_pct 10, r 2",
+    add(op("close/long-win", "LONG 100 -> 110 x2, stop 95: pnl 20, pnl_pct 10 (per unit), r 2",
            ["op:close", "pnl:long", "pnl_pct", "r_multiple"],
            ("close", {"trade_id": "T001", "exit_price": 110, "exit_reason": "TP hit", "lessons": "patience"}),
            setup=[(0, "open", BTC)]))
@@ -331,12 +363,12 @@ def operation_cases() -> list[Case]:
     add(op("partial/long-quarter", "a quarter of 2 units at 105: size_closed 0.5, pnl 2.5, size 1.5",
            ["op:partial_close", "partial:size", "partial:pnl"],
            ("partial_close", {"trade_id": "T001", "close_pct": 0.25, "exit_price": 105}), setup=[(0, "open", BTC)]))
-    add(op("partial/short-then-close", "SHORT: half at 2900 (+50) then the rest at 2950 (+25): net 75, pct 2.5, r 0.75",
+    add(op("partial/short-then-close", "SHORT: half at 2900 (+50) then the rest at 2950: pnl_usd 25, pnl_pct 1.67, r 0.5 (the rest's); net 75, net R 0.75",
            ["op:close", "partial:net-pnl", "direction:SHORT"],
            ("close", {"trade_id": "T001", "exit_price": 2950}),
            setup=[(0, "open", ETH_SHORT), (1, "partial_close", {"trade_id": "T001", "close_pct": 0.5,
                                                                  "exit_price": 2900, "reason": "TP1"})]))
-    add(op("partial/two-then-close-loss", "two halves, then a loss on the rest: pnl_pct and r use the original size",
+    add(op("partial/two-then-close-loss", "two halves, then a loss on the rest: the seed's fields are the rest's, the net counts every exit",
            ["op:close", "partial:net-pnl", "partial:repeated"],
            ("close", {"trade_id": "T001", "exit_price": 96}),
            setup=[(0, "open", BTC), (1, "partial_close", {"trade_id": "T001", "close_pct": 0.5, "exit_price": 104}),
@@ -346,7 +378,11 @@ def operation_cases() -> list[Case]:
            ("close", {"trade_id": "T001", "exit_price": 104}),
            setup=[(0, "open", opening("BTC", "LONG", 100, 95, 110, 1)),
                   (1, "update", {"trade_id": "T001", "updates": {"stop_price": 104}})]))
-    add(op("close/rounding", "money to 8 decimals, ratios to 4: 1/3 unit x 0.1",
+    add(op("partial/sizes-rounded", "a half of 1/3 unit: size_closed and size rounded to 6 decimals, P&L to cents",
+           ["op:partial_close", "partial:size", "rounding"],
+           ("partial_close", {"trade_id": "T001", "close_pct": 0.5, "exit_price": 10.6}),
+           setup=[(0, "open", opening("LINK", "LONG", 10, 9.7, 11, 1 / 3))]))
+    add(op("close/rounding", "the seed's rounding: P&L, percent and R to 2 decimals (1/3 unit x 0.1); net R to 4",
            ["rounding"], ("close", {"trade_id": "T001", "exit_price": 10.1}),
            setup=[(0, "open", opening("LINK", "LONG", 10, 9.7, 11, 1 / 3))]))
 
@@ -408,6 +444,11 @@ def operation_cases() -> list[Case]:
     bad("partial-pct-one", "close_pct", ("partial_close", {"trade_id": "T001", "close_pct": 1, "exit_price": 105}))
     bad("partial-pct-percent", "close_pct", ("partial_close", {"trade_id": "T001", "close_pct": 50, "exit_price": 105}))
     bad("partial-pct-string", "close_pct", ("partial_close", {"trade_id": "T001", "close_pct": "0.5", "exit_price": 105}))
+    tiny = [(0, "open", opening("BTC", "LONG", 100, 95, 110, 0.000001))]
+    bad("partial-closes-nothing", "close_pct",
+        ("partial_close", {"trade_id": "T001", "close_pct": 0.4, "exit_price": 105}), setup=tiny)
+    bad("partial-leaves-nothing", "close_pct",
+        ("partial_close", {"trade_id": "T001", "close_pct": 0.6, "exit_price": 105}), setup=tiny)
     bad("partial-exit-negative", "exit_price", ("partial_close", {"trade_id": "T001", "close_pct": 0.5, "exit_price": -1}))
     bad("partial-reason-not-string", "reason", ("partial_close", {"trade_id": "T001", "close_pct": 0.5,
                                                                   "exit_price": 105, "reason": None}))
@@ -455,7 +496,8 @@ def operation_cases() -> list[Case]:
     # -- corrupt logs: the store refuses to read and to write, and leaves the file as it is ---
     for name, text in [
         ("empty-file", ""), ("whitespace", "  \n"), ("truncated", '{"schema":1,"next_id":2,"trades":[{"id":"T0'),
-        ("top-level-list", "[]"), ("trades-not-list", '{"trades":{}}'), ("schema-2", '{"schema":2,"trades":[]}'),
+        ("top-level-list", "[]"), ("trades-not-list", '{"trades":{}}'), ("schema-3", '{"schema":3,"trades":[]}'),
+        ("schema-true", '{"schema":true,"trades":[]}'),
         ("trade-without-id", '{"trades":[{"symbol":"BTC","status":"OPEN"}]}'),
         ("bad-id", '{"trades":[{"id":"X1","symbol":"BTC","status":"OPEN"}]}'),
         ("bad-status", '{"trades":[{"id":"T001","symbol":"BTC","status":"MAYBE"}]}'),
@@ -469,13 +511,24 @@ def operation_cases() -> list[Case]:
            ["error:corrupt_log", "never-write-over-unreadable"], ("open", BTC), log_text='{"schema":1,"tra'))
 
     # -- seed-format logs -----------------------------------------------------------------
-    add(op("seed/load", "a seed log (no schema, no next_id, indent=2) loads unchanged; next id follows the highest",
+    add(op("seed/load", "a seed log (no schema, its next_id, indent=2) loads unchanged",
            ["seed:load", "seed:next_id"], ("load", {}), log_text=seed_log()))
-    add(op("seed/open-upgrades", "the first write of a seed log adds schema 1 and next_id, trades unchanged",
+    add(op("seed/open-upgrades", "the first write of a seed log adds schema 2, trades unchanged",
            ["seed:upgrade", "op:open"], ("open", opening("SOL", "LONG", 100, 90, 130, 1)), log_text=seed_log()))
     add(op("seed/close-bare-record", "closing a seed record without original_stop/original_size uses stop_price/size",
            ["seed:missing-fields", "op:close"], ("close", {"trade_id": "T003", "exit_price": 110}),
            log_text=seed_log([SEED_BARE_OPEN])))
+    add(op("seed/next-id-lags", "a seed next_id behind its highest id is raised past it",
+           ["seed:next_id", "id:never-reused"], ("load", {}), log_text=seed_log([SEED_BARE_OPEN])))
+    add(op("seed/close-after-seed-partial", "closing a seed trade after its partial exit: pnl_usd is the rest's",
+           ["seed:partials", "op:close"], ("close", {"trade_id": "T004", "exit_price": 220}), log_text=SEED_PARTIALS))
+    add(op("seed/loss-cap-counts-net", "a seed trade that lost on its rest but won net does not count as a loss",
+           ["seed:partials", "rule:loss_cap"], ("open", opening("BTC", "LONG", 100, 95, 110, 1)),
+           log_text=SEED_PARTIALS, limits={"asset_consecutive_loss_cap": 1}))
+    add(op("schema1/load-converts", "a schema-1 log (net pnl_usd) is read with today's meanings",
+           ["schema:1", "op:load"], ("load", {}), log_text=SCHEMA_1_LOG))
+    add(op("schema1/write-upgrades", "the first write of a schema-1 log writes schema 2 and the converted records",
+           ["schema:1", "seed:upgrade"], ("open", ETH_SHORT), log_text=SCHEMA_1_LOG))
     add(op("seed/duplicate-symbol", "the seed's OPEN ETH blocks another ETH", ["seed:rules", "rule:duplicate_symbol"],
            ("open", opening("eth", "LONG", 3000, 2900, 3300, 0.1)), log_text=seed_log()))
 
@@ -539,6 +592,16 @@ def operation_cases() -> list[Case]:
            setup=[(0, "open", opening("SPY", "LONG", 500, 300, 700, 2)),
                   (30, "partial_close", {"trade_id": "T001", "close_pct": 0.5, "exit_price": 400})],
            limits={"max_daily_loss_pct": 2}))
+    weekly = [(0, "open", opening("SPY", "LONG", 500, 400, 700, 1)), (24, "close", {"trade_id": "T001", "exit_price": 400})]
+    add(op("risk/weekly-loss-halt", "a 100 loss on Tuesday, seen on Wednesday, reaches a 2 % weekly halt",
+           ["rule:drawdown_halt:weekly"], ("open", BTC), setup=weekly, clock=48, limits={"max_weekly_loss_pct": 2}))
+    add(op("risk/weekly-loss-last-week", "the same loss seen the next Monday does not count",
+           ["rule:drawdown_halt:weekly", "boundary"], ("open", BTC), setup=weekly, clock=24 * 7,
+           limits={"max_weekly_loss_pct": 2}))
+    add(op("risk/equity-gone-halts", "equity below 0 halts every open, with no drawdown limit configured",
+           ["rule:drawdown_halt:equity"], ("open", opening("LINK", "LONG", 10, 9, 12, 1)),
+           setup=[(0, "open", opening("SPY", "LONG", 500, 100, 900, 20)),
+                  (1, "close", {"trade_id": "T001", "exit_price": 240})]))
     btc_risk_100 = [(0, "open", opening("BTC", "LONG", 100, 95, 110, 20))]
     add(op("risk/correlation-limit", "BTC risk 100 + ETH risk 101 > 4 % of 5000", ["rule:correlation_limit"],
            ("open", opening("ETH", "LONG", 100, 99, 110, 101)), setup=btc_risk_100))
@@ -619,17 +682,29 @@ def derivation_cases() -> list[Case]:
     def halting(name, description, covers, pnl, clock, hours=1, limits=None, size=10):
         steps = [(0, "open", opening("SPY", "LONG", 500, 100, 900, size)),
                  (hours, "close", {"trade_id": "T001", "exit_price": 500 + pnl / size})]
-        add(derivation(name, description, covers, setup=steps, clock=clock,
-                       derive={"drawdown_limits": limits or {}}))
+        add(derivation(name, description, covers, setup=steps, clock=clock, limits=limits or {}))
 
-    halting("halt-daily", "a 300 loss today (6 %) halts on the 5 % daily limit", ["derived:halt:daily"], -300, 2)
-    halting("halt-weekly", "a 600 loss on Tuesday seen on Wednesday (12 %) halts on the 10 % weekly limit",
-            ["derived:halt:weekly"], -600, 48, hours=24)
-    halting("halt-total", "a 1100 loss last week (22 %) halts on the 20 % total limit", ["derived:halt:total"],
-            -1100, 24 * 8, limits={"daily": None, "weekly": None})
+    halting("halt-daily", "a 300 loss today (6 %) halts on a 5 % max_daily_loss_pct", ["derived:halt:daily"], -300, 2,
+            limits={"max_daily_loss_pct": 5})
+    halting("halt-weekly", "a 600 loss on Tuesday seen on Wednesday (12 %) halts on a 10 % max_weekly_loss_pct",
+            ["derived:halt:weekly"], -600, 48, hours=24, limits={"max_weekly_loss_pct": 10})
+    halting("halt-total", "a 1100 loss last week (22 %) halts on a 20 % max_drawdown_pct", ["derived:halt:total"],
+            -1100, 24 * 8, limits={"max_drawdown_pct": 20})
+    halting("no-halt-by-default", "the same 22 % loss with no drawdown limit configured: not halted, as the store "
+            "would open a trade", ["derived:halt:none"], -1100, 24 * 8)
     halting("caution", "an 11 % drawdown from last week is CAUTION, not halted", ["derived:caution"], -550, 24 * 8)
     halting("equity-gone", "equity at or below 0 halts whatever the limits", ["derived:halt:equity"], -6000, 24 * 8,
-            limits={"daily": None, "weekly": None, "total": None, "caution": None}, size=20)
+            limits={"caution_drawdown_pct": None}, size=20)
+    add(derivation("verdicts-blocked-and-heat", "three BTC losses block BTC; open risk 100 over a 2 % heat budget "
+                   "of equity 4985 caps heat: the store refuses both, so risk_state says both",
+                   ["derived:blocked_symbols", "derived:heat_capped"],
+                   setup=losses("BTC", 3) + [(6, "open", opening("SPY", "LONG", 500, 490, 520, 10))],
+                   clock=7, limits={"max_portfolio_heat_pct": 2}))
+    add(derivation("seed-partials", "a log written by the seed's own code, with partial exits: pnl_usd is the final "
+                   "exit's, a trade's net adds its partials (T001 -5 on the rest after +20 is a net win)",
+                   ["seed:derive", "seed:partials", "partial:net-pnl"], log_text=SEED_PARTIALS, clock=0))
+    add(derivation("schema-1-log", "a log of an earlier version (schema 1, net P&L in pnl_usd) reads the same money",
+                   ["schema:1"], log_text=SCHEMA_1_LOG, clock=0))
     add(derivation("drawdown-days", "a peak on day 1, below it since: drawdown days counted to the clock's date",
                    ["derived:drawdown_days", "derived:equity_curve"],
                    setup=[(0, "open", opening("SPY", "LONG", 500, 400, 700, 1)),
@@ -652,28 +727,58 @@ def derivation_cases() -> list[Case]:
 
 HAND_CHECKS: dict[str, list[tuple[tuple, Any]]] = {
     # (path into the vector's "expect") -> value worked out by hand
-    "open/long-on-missing-log": [(("result", "id"), "T001"), (("log", "next_id"), 2), (("log", "schema"), 1),
+    "open/long-on-missing-log": [(("result", "id"), "T001"), (("log", "next_id"), 2), (("log", "schema"), 2),
                                  (("result", "original_stop"), 63500), (("result", "entry_time"), "2026-01-05T12:30:00+00:00")],
     "open/id-beyond-999": [(("result", "id"), "T1000"), (("log", "next_id"), 1001)],
     "open/next-id-behind-ids": [(("result", "id"), "T006")],
-    "close/long-win": [(("result", "pnl_usd"), 20.0), (("result", "pnl_pct"), 10.0), (("result", "r_multiple"), 2.0)],
-    "close/short-loss": [(("result", "pnl_usd"), -100.0), (("result", "pnl_pct"), -3.3333), (("result", "r_multiple"), -1.0)],
+    # 10 per unit: x2 = 20 USD, 10 / 100 = 10 %, 10 / 5 = 2 R; no partial exit, so the net is the same
+    "close/long-win": [(("result", "pnl_usd"), 20.0), (("result", "pnl_pct"), 10.0), (("result", "r_multiple"), 2.0),
+                       (("result", "net_pnl_usd"), 20.0), (("result", "net_r_multiple"), 2.0)],
+    "close/short-loss": [(("result", "pnl_usd"), -100.0), (("result", "pnl_pct"), -3.33), (("result", "r_multiple"), -1.0)],
     "close/breakeven": [(("result", "pnl_usd"), 0.0), (("result", "r_multiple"), 0.0)],
     "partial/long-quarter": [(("result", "size"), 1.5), (("result", "partial_exits", 0, "size_closed"), 0.5),
                              (("result", "partial_exits", 0, "pnl_usd"), 2.5)],
-    # +50 on half at 2900, +25 on the other half at 2950: 75 / 3000 = 2.5 %, 75 / 100 = 0.75 R
-    "partial/short-then-close": [(("result", "pnl_usd"), 75.0), (("result", "pnl_pct"), 2.5),
-                                 (("result", "r_multiple"), 0.75)],
-    # +4 x1, -2 x0.5, -4 x0.5 = 1; basis 200 -> 0.5 %; risk 10 -> 0.1 R
-    "partial/two-then-close-loss": [(("result", "pnl_usd"), 1.0), (("result", "pnl_pct"), 0.5),
-                                    (("result", "r_multiple"), 0.1)],
+    # the rest, 0.5 at 2950: 50 per unit -> 25 USD, 50 / 3000 = 1.67 %, 50 / 100 = 0.5 R;
+    # net +50 (half at 2900) + 25 = 75, over the initial risk 100 x 1 = 0.75 R
+    "partial/short-then-close": [(("result", "pnl_usd"), 25.0), (("result", "pnl_pct"), 1.67),
+                                 (("result", "r_multiple"), 0.5), (("result", "net_pnl_usd"), 75.0),
+                                 (("result", "net_r_multiple"), 0.75)],
+    # 1 at 104 (+4), 0.5 at 98 (-1), the rest 0.5 at 96: -4 per unit -> -2 USD, -4 %, -0.8 R;
+    # net 4 - 1 - 2 = 1 over the initial risk 5 x 2 = 0.1 R
+    "partial/two-then-close-loss": [(("result", "pnl_usd"), -2.0), (("result", "pnl_pct"), -4.0),
+                                    (("result", "r_multiple"), -0.8), (("result", "net_pnl_usd"), 1.0),
+                                    (("result", "net_r_multiple"), 0.1),
+                                    (("result", "partial_exits", 1, "size_closed"), 0.5)],
+    # 1/3 x 0.5 = 0.1666666... -> 0.166667; 0.3333333... - 0.166667 -> 0.166666; 0.6 x 0.166667 -> 0.10
+    "partial/sizes-rounded": [(("result", "partial_exits", 0, "size_closed"), 0.166667),
+                              (("result", "size"), 0.166666), (("result", "partial_exits", 0, "pnl_usd"), 0.1)],
+    "invalid/partial-closes-nothing": [(("field",), "close_pct")],
+    "invalid/partial-leaves-nothing": [(("field",), "close_pct")],
     "close/r-uses-original-stop": [(("result", "r_multiple"), 0.8)],
-    # 0.1 / 3 = 0.0333333333... -> 8 decimals; / (10 / 3) -> 1 %; / 0.1 -> 0.3333 R
-    "close/rounding": [(("result", "pnl_usd"), 0.03333333), (("result", "pnl_pct"), 1.0),
-                       (("result", "r_multiple"), 0.3333)],
+    # 0.1 x 1/3 = 0.0333... -> 0.03 USD; 0.1 / 10 = 1 %; 0.1 / 0.3 = 0.333... -> 0.33 R;
+    # net R 0.03 / (0.3 x 1/3) = 0.3
+    "close/rounding": [(("result", "pnl_usd"), 0.03), (("result", "pnl_pct"), 1.0),
+                       (("result", "r_multiple"), 0.33), (("result", "net_r_multiple"), 0.3)],
     "update/batch": [(("result",), 2)],
     "seed/load": [(("result", "next_id"), "T003")],
-    "seed/open-upgrades": [(("result", "id"), "T003"), (("log", "schema"), 1), (("log", "next_id"), 4)],
+    "seed/open-upgrades": [(("result", "id"), "T003"), (("log", "schema"), 2), (("log", "next_id"), 4)],
+    "seed/next-id-lags": [(("result", "next_id"), "T004")],
+    # T004's rest, 0.5 at 220: 20 per unit -> 10 USD, 10 %, 2 R; net 5 + 10 = 15 over 10 x 1 = 1.5 R
+    "seed/close-after-seed-partial": [(("result", "pnl_usd"), 10.0), (("result", "pnl_pct"), 10.0),
+                                      (("result", "r_multiple"), 2.0), (("result", "net_pnl_usd"), 15.0),
+                                      (("result", "net_r_multiple"), 1.5)],
+    "seed/loss-cap-counts-net": [(("outcome",), "ok")],
+    # the rest, 1 at 104: 4 USD, 4 %, 4 / 5 = 0.8 R; the old net 14 stays the net, 14 / 10 = 1.4 R
+    "schema1/load-converts": [(("result", "trades", 0, "pnl_usd"), 4.0), (("result", "trades", 0, "pnl_pct"), 4.0),
+                              (("result", "trades", 0, "r_multiple"), 0.8),
+                              (("result", "trades", 0, "net_pnl_usd"), 14.0),
+                              (("result", "trades", 0, "net_r_multiple"), 1.4)],
+    "schema1/write-upgrades": [(("log", "schema"), 2), (("log", "trades", 0, "pnl_usd"), 4.0),
+                               (("log", "trades", 0, "net_pnl_usd"), 14.0)],
+    "risk/weekly-loss-halt": [(("check",), "drawdown_halt")],
+    "risk/weekly-loss-last-week": [(("outcome",), "ok")],
+    # 20 units from 500 to 240: -5200; equity 5000 - 5200 = -200
+    "risk/equity-gone-halts": [(("check",), "drawdown_halt")],
     # bare record: stop_price 90 and size 3 stand in for the missing originals: +30, 10 %, 1 R
     "seed/close-bare-record": [(("result", "pnl_usd"), 30.0), (("result", "pnl_pct"), 10.0),
                                (("result", "r_multiple"), 1.0)],
@@ -712,6 +817,29 @@ HAND_CHECKS: dict[str, list[tuple[tuple, Any]]] = {
     ],
     "halt-daily": [(("risk_state.json", "halted"), True), (("risk_state.json", "daily_drawdown_pct"), -6.0),
                    (("risk_state.json", "daily_start_value"), 5000.0)],
+    # 4400 on Wednesday against 5000 at Monday 00:00: -12 %
+    "halt-weekly": [(("risk_state.json", "halted"), True), (("risk_state.json", "weekly_drawdown_pct"), -12.0)],
+    "halt-total": [(("risk_state.json", "halted"), True), (("risk_state.json", "total_drawdown_pct"), -22.0)],
+    "no-halt-by-default": [(("risk_state.json", "halted"), False), (("risk_state.json", "halt_reason"), None)],
+    "equity-gone": [(("risk_state.json", "halted"), True), (("risk_state.json", "current_value"), -1000.0)],
+    # three BTC losses of 5: equity 4985; SPY open risk 10 x 10 = 100 > 2 % of 4985 = 99.7
+    "verdicts-blocked-and-heat": [(("risk_state.json", "blocked_symbols", "BTC"),
+                                   "BTC: last 3/3 closed trades lost (net P&L <= 0); blocked"),
+                                  (("risk_state.json", "heat_capped"), True),
+                                  (("risk_state.json", "current_value"), 4985.0),
+                                  (("risk_state.json", "halted"), False)],
+    # nets: T001 +20 - 5 = 15, T002 +10 - 4 = 6, T003 -10; the OPEN T004's partial +5
+    # realized 16; closed 11; wins 2 (T001, T002), losses 1; R 15/20, 6/20, -10/10 -> mean 0.0167
+    # events +20 +(-5) +10 +(-4) +(-10) +5 from 5000: peak 5025
+    "seed-partials": [(("portfolio.json", "realized_pnl"), 16.0), (("portfolio.json", "current_equity"), 5016.0),
+                      (("portfolio.json", "closed_pnl"), 11.0), (("portfolio.json", "winning_trades"), 2),
+                      (("portfolio.json", "losing_trades"), 1), (("equity.json", "avg_r"), 0.0167),
+                      (("equity.json", "peak_equity"), 5025.0),
+                      (("setup_performance.json", "setups", "A", "total_pnl"), 21.0),
+                      (("setup_performance.json", "setups", "A", "wins"), 2),
+                      (("setup_performance.json", "setups", "B", "total_pnl"), -10.0)],
+    "schema-1-log": [(("portfolio.json", "realized_pnl"), 14.0), (("portfolio.json", "winning_trades"), 1),
+                     (("equity.json", "avg_r"), 1.4)],
     "caution": [(("equity.json", "drawdown_status"), "CAUTION"), (("risk_state.json", "halted"), False)],
     # +100 on Jan 5, -50 on Jan 7, +30 on Jan 9: peak 5100 on Jan 5, below it since; clock Jan 11
     "drawdown-days": [(("equity.json", "peak_equity"), 5100.0), (("equity.json", "current_drawdown_days"), 6),
@@ -748,7 +876,8 @@ REQUIRED_COVERS = [
         "notes", "trade_id", "exit_price", "exit_reason", "lessons", "close_pct", "reason", "updates",
         "batch", "batch[0]")),
     "breakeven", "partial:net-pnl", "direction:SHORT", "seed:load", "seed:upgrade", "seed:missing-fields",
-    "seed:derive", "order:checks",
+    "seed:derive", "seed:partials", "seed:next_id", "schema:1", "order:checks", "rule:drawdown_halt:weekly",
+    "rule:drawdown_halt:equity", "derived:blocked_symbols", "derived:heat_capped", "derived:halt:none",
 ]
 
 

@@ -87,8 +87,8 @@ class _ControlStore:
     # the TradeStore API used by the harness
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes=""):
-        return self._change(lambda ledger: ledger.open_trade(
-            symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
+        return self._change(lambda ledger: risk.checked_open(
+            ledger, symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
             notes, now=self._now(), limits=self.limits))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons=""):
@@ -127,8 +127,8 @@ class CheckOutsideLockStore(_ControlStore):
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes=""):
         seen = self._read()  # outside the lock: stale by the time we write
-        record = seen.open_trade(symbol, direction, entry_price, stop_price, target_price, size,
-                                 setup_type, grade, notes, now=self._now(), limits=self.limits)
+        record = risk.checked_open(seen, symbol, direction, entry_price, stop_price, target_price, size,
+                              setup_type, grade, notes, now=self._now(), limits=self.limits)
         waitpoints.hit("decided")
         with self._locked():
             ledger = self._read()
@@ -184,8 +184,7 @@ class StaleDerivedStore(_ControlStore):
             risk.enforce(self._derived_view(), proposal)
             ledger = self._read()
             record = Ledger().open_trade(symbol, direction, entry_price, stop_price, target_price,
-                                         size, setup_type, grade, notes, now=self._now(),
-                                         limits=self.limits)
+                                         size, setup_type, grade, notes, now=self._now())
             waitpoints.hit("decided")
             record = _append(ledger, record)
             self._write(ledger)

@@ -16,7 +16,7 @@ import json
 import sqlite3
 from datetime import datetime, timezone
 
-from tradestore import Ledger, RiskLimits
+from tradestore import Ledger, RiskLimits, risk
 
 
 class _Silent:
@@ -102,8 +102,8 @@ class SqliteStore:
 
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes=""):
-        return self._change(lambda ledger, now: ledger.open_trade(
-            symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade, notes,
+        return self._change(lambda ledger, now: risk.checked_open(
+            ledger, symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade, notes,
             now=now, limits=self.limits))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons=""):

@@ -153,8 +153,7 @@ def test_cached_encoding_is_byte_identical_to_a_full_dump():
 
     assert ledger.to_json() == full(ledger)
     for i in range(3):
-        t = ledger.open_trade("W0", "LONG", 100.0, 99.0, 102.0, 1.0, now=now + timedelta(hours=i),
-                              limits=RiskLimits())
+        t = ledger.open_trade("W0", "LONG", 100.0, 99.0, 102.0, 1.0, now=now + timedelta(hours=i))
         assert ledger.to_json() == full(ledger)
         ledger.partial_close(t["id"], 0.5, 101.0, now=now + timedelta(hours=i, minutes=1))
         ledger.update_trade(t["id"], {"stop_price": 100.5})

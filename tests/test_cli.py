@@ -31,7 +31,7 @@ def test_open_partial_update_close_and_status(tmp_path, capsys, monkeypatch):
     assert code == 0 and "size 0.01" in out
     assert run(capsys, "update", "T001", "--set", "stop_price=65000", "--set", "notes=trail")[0] == 0
     code, out, _ = run(capsys, "close", "T001", "67000", "--reason", "TP hit", "--json")
-    assert code == 0 and json.loads(out)["pnl_usd"] == pytest.approx(35.0)
+    assert code == 0 and json.loads(out)["pnl_usd"] == 20.0 and json.loads(out)["net_pnl_usd"] == 35.0
     run(capsys, "open", "ETH", "LONG", "3000", "2950", "3300", "1")
     code, out, _ = run(capsys, "status")
     assert code == 0
@@ -171,6 +171,7 @@ TRADE = {
     "original_stop": NUMBER, "target_price": NUMBER, "size": NUMBER, "original_size": NUMBER,
     "entry_time": TEXT, "exit_price": OPTIONAL_NUMBER, "exit_time": OPTIONAL_TEXT, "exit_reason": OPTIONAL_TEXT,
     "pnl_usd": OPTIONAL_NUMBER, "pnl_pct": OPTIONAL_NUMBER, "r_multiple": OPTIONAL_NUMBER,
+    "net_pnl_usd": OPTIONAL_NUMBER, "net_r_multiple": OPTIONAL_NUMBER,
     "status": TEXT, "setup_type": TEXT, "grade": TEXT, "notes": TEXT, "partial_exits": list,
     "lessons": TEXT,
 }
@@ -408,7 +409,8 @@ def test_a_closed_pipe_exits_quietly(tmp_path, argv):
 def test_reconcile_every_with_json_prints_one_json_object_per_line(tmp_path):
     import threading
 
-    from tradestore.reconciler import StateReconciler, run_every
+    from tradestore.cli import run_every
+    from tradestore.reconciler import StateReconciler
 
     TradeStore(tmp_path / "trades.json", fsync=False).open_trade("A", "LONG", 10, 9, 12, 1)
     stop, lines = threading.Event(), []
@@ -428,7 +430,7 @@ def test_reconcile_every_with_json_prints_one_json_object_per_line(tmp_path):
 def test_a_failed_cycle_with_json_is_a_json_line_and_the_loop_goes_on():
     import threading
 
-    from tradestore.reconciler import run_every
+    from tradestore.cli import run_every
 
     class FullDisk:
         output_dir = "st"

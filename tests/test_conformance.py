@@ -68,8 +68,8 @@ def test_an_accepted_write_returns_the_record_it_stored(path):
 
 
 def test_a_wrong_hand_check_fails_generation(monkeypatch):
-    vector = {"name": "close/long-win", "expect": {"result": {"pnl_usd": 20.0, "pnl_pct": 10.0,
-                                                              "r_multiple": 2.0}}}
+    vector = {"name": "close/long-win", "expect": {"result": {"pnl_usd": 20.0, "pnl_pct": 10.0, "r_multiple": 2.0,
+                                                              "net_pnl_usd": 20.0, "net_r_multiple": 2.0}}}
     generate.check_by_hand(vector)
     vector["expect"]["result"]["pnl_usd"] = 20.5
     with pytest.raises(AssertionError, match="by hand it is 20.0"):

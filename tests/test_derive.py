@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradestore import derive
+from tradestore import accounting, derive
 from tradestore.ledger import Ledger
 from tradestore.risk import RiskLimits
 
@@ -28,26 +28,30 @@ def at(day: int, hour: int = 12) -> datetime:
 def example_ledger() -> Ledger:
     """The worked example of docs/DERIVED.md, built through the real ledger operations."""
     led = Ledger()
-    led.open_trade("BTC", "LONG", 100, 90, 130, 1, "A", now=at(2, 9), limits=PERMISSIVE)          # T001
+    led.open_trade("BTC", "LONG", 100, 90, 130, 1, "A", now=at(2, 9))          # T001
     led.partial_close("T001", 0.5, 120, now=at(2, 15))                                               # +10
     led.close_trade("T001", 110, "TP", now=at(3, 10))                                                # +5, net 15
-    led.open_trade("ETH", "SHORT", 50, 55, 40, 2, "A", now=at(3, 9), limits=PERMISSIVE)            # T002
-    led.open_trade("SOL", "LONG", 10, 9, 12, 10, "", now=at(3, 9), limits=PERMISSIVE)              # T003
+    led.open_trade("ETH", "SHORT", 50, 55, 40, 2, "A", now=at(3, 9))            # T002
+    led.open_trade("SOL", "LONG", 10, 9, 12, 10, "", now=at(3, 9))              # T003
     led.close_trade("T002", 60, "SL", now=at(4, 10))                                                 # -20
     led.close_trade("T003", 10, "scratch", now=at(4, 11))                                            # 0
-    led.open_trade("XAU", "LONG", 200, 190, 250, 1, "B", now=at(4, 12), limits=PERMISSIVE)         # T004
+    led.open_trade("XAU", "LONG", 200, 190, 250, 1, "B", now=at(4, 12))         # T004
     led.partial_close("T004", 0.5, 220, now=at(5, 9))                                                # +10
     led.update_trade("T004", {"stop_price": 205})
-    led.open_trade("DOGE", "SHORT", 1, 1.1, 0.8, 100, "B", now=at(5, 10), limits=PERMISSIVE)       # T005
+    led.open_trade("DOGE", "SHORT", 1, 1.1, 0.8, 100, "B", now=at(5, 10))       # T005
     return led
 
 
 NOW = at(5, 12)
-CONFIG = derive.DeriveConfig(starting_capital=1000)
+CONFIG = RiskLimits(starting_capital=1000)
+
+
+def files(trades, now=NOW, limits=CONFIG):
+    return derive.derive_all(trades, now, limits)
 
 
 def test_worked_example_portfolio():
-    p = derive.portfolio(example_ledger().trades, NOW, CONFIG)
+    p = files(example_ledger().trades, NOW, CONFIG)["portfolio.json"]
     assert p["realized_pnl"] == 5.0  # 15 - 20 + 0 (closed) + 10 (partial of OPEN T004)
     assert p["balance"] == p["current_equity"] == 1005.0
     assert (p["total_trades"], p["winning_trades"], p["losing_trades"], p["breakeven_trades"]) == (3, 1, 2, 1)
@@ -58,7 +62,7 @@ def test_worked_example_portfolio():
 
 
 def test_worked_example_equity():
-    e = derive.equity(example_ledger().trades, NOW, CONFIG)
+    e = files(example_ledger().trades, NOW, CONFIG)["equity.json"]
     assert [(pt["date"], pt["equity"], pt["pnl"]) for pt in e["equity_curve"]] == [
         ("2026-03-02", 1010.0, 10.0), ("2026-03-03", 1015.0, 5.0),
         ("2026-03-04", 995.0, -20.0), ("2026-03-05", 1005.0, 10.0),
@@ -80,7 +84,7 @@ def test_worked_example_equity():
 
 
 def test_worked_example_risk_state():
-    r = derive.risk_state(example_ledger().trades, NOW, CONFIG)
+    r = files(example_ledger().trades, NOW, CONFIG)["risk_state.json"]
     assert r["daily_start_value"] == 995.0  # everything realized before 2026-03-05 00:00 UTC
     assert r["weekly_start_value"] == 1000.0  # nothing before Monday 2026-03-02 00:00 UTC
     assert (r["daily_reset_date"], r["weekly_reset_date"]) == ("2026-03-05", "2026-03-02")
@@ -90,7 +94,7 @@ def test_worked_example_risk_state():
 
 
 def test_worked_example_setups_sorted_by_expectancy():
-    s = derive.setup_performance(example_ledger().trades, NOW, CONFIG)
+    s = files(example_ledger().trades, NOW, CONFIG)["setup_performance.json"]
     assert list(s["setups"]) == s["ranking"] == ["UNKNOWN", "A"]  # 0.0R before -0.25R
     a = s["setups"]["A"]
     assert (a["total_trades"], a["wins"], a["losses"], a["breakeven"]) == (2, 1, 1, 0)
@@ -102,22 +106,22 @@ def test_worked_example_setups_sorted_by_expectancy():
 def test_halt_on_daily_limit_and_reason_names_it():
     led = example_ledger()
     led.close_trade("T005", 1.6, "SL", now=at(5, 11))  # -60 today: 1005 - 60 = 945 vs day start 995
-    r = derive.risk_state(led.trades, NOW, derive.DeriveConfig(1000, {"daily": 5.0, "total": None}))
-    assert r["halted"] is True and "daily drawdown" in r["halt_reason"]
+    r = files(led.trades, NOW, RiskLimits(starting_capital=1000, max_daily_loss_pct=5.0))["risk_state.json"]
+    assert r["halted"] is True and "loss since 00:00 UTC" in r["halt_reason"]
     assert r["daily_drawdown_pct"] == round((945 - 995) / 995 * 100, 4)
-    relaxed = derive.risk_state(led.trades, NOW, derive.DeriveConfig(1000, {"daily": 6.0, "total": None}))
+    relaxed = files(led.trades, NOW, RiskLimits(starting_capital=1000, max_daily_loss_pct=6.0))["risk_state.json"]
     assert relaxed["halted"] is False
 
 
 def test_r_uses_original_stop_and_size_so_partials_count():
     t = example_ledger().get("T001")
     t["stop_price"] = 109  # trailed after the fact: R is still measured on the original risk
-    assert derive.r_multiple(t) == 1.5
-    assert derive.initial_risk(t) == 10.0
+    assert accounting.net_r(t) == 1.5
+    assert accounting.initial_risk(t) == 10.0
 
 
 def test_breakeven_is_exactly_zero_net_pnl():
-    assert [derive.result_of(x) for x in (0.01, 0.0, -0.0, -1e-8)] == ["W", "B", "B", "L"]
+    assert [accounting.result_of(x) for x in (0.01, 0.0, -0.0, -1e-8)] == ["W", "B", "B", "L"]
 
 
 def test_empty_log_is_all_defined_json():
@@ -138,13 +142,15 @@ def test_only_the_date_of_the_clock_matters():
         assert a == b, name
 
 
-def test_bad_config_is_refused():
+def test_bad_limits_are_refused():
     with pytest.raises(ValueError, match="starting_capital"):
-        derive.DeriveConfig(starting_capital=0)
-    with pytest.raises(ValueError, match="unknown keys"):
-        derive.DeriveConfig(drawdown_limits={"dayly": 3})
-    with pytest.raises(ValueError, match="drawdown_limits.total"):
-        derive.DeriveConfig(drawdown_limits={"total": float("nan")})
+        RiskLimits(starting_capital=0)
+    with pytest.raises(TypeError, match="unknown limit option"):
+        RiskLimits.from_options(max_dayly_loss_pct=3)
+    with pytest.raises(ValueError, match="max_drawdown_pct"):
+        RiskLimits(max_drawdown_pct=float("nan"))
+    with pytest.raises(ValueError, match="max_daily_loss_pct"):
+        RiskLimits(max_daily_loss_pct=0)  # a 0 % halt would halt a flat account
 
 
 # --------------------------------------------------------------------------- seed compatibility
@@ -163,7 +169,7 @@ def test_values_the_seed_gets_right_are_unchanged():
     computed the plain way the seed's reports compute them."""
     trades = seed_style_log()
     closed = [t for t in trades if t["status"] == "CLOSED"]
-    pnls = [t["pnl_usd"] for t in closed]
+    pnls = [t["pnl_usd"] + sum(p["pnl_usd"] for p in t["partial_exits"]) for t in closed]  # the seed's net
     realized = sum(pnls) + sum(p["pnl_usd"] for t in trades if t["status"] == "OPEN" for p in t["partial_exits"])
     wins = sum(p > 0 for p in pnls)
     out = derive.derive_all(trades, NOW, CONFIG)
@@ -178,8 +184,9 @@ def test_values_the_seed_gets_right_are_unchanged():
     for name, row in s["setups"].items():
         mine = [t for t in closed if (t["setup_type"] or "UNKNOWN") == name]
         assert row["total_trades"] == len(mine)
-        assert math.isclose(row["total_pnl"], sum(t["pnl_usd"] for t in mine), abs_tol=1e-8)
-        assert row["wins"] == sum(t["pnl_usd"] > 0 for t in mine)
+        nets = [pnl for t, pnl in zip(closed, pnls) if t in mine]
+        assert math.isclose(row["total_pnl"], sum(nets), abs_tol=1e-8)
+        assert row["wins"] == sum(n > 0 for n in nets)
     assert e["avg_r"] != 99.0  # R is recomputed from the definition, on purpose
 
 
@@ -231,7 +238,7 @@ def build(ops, gaps) -> list[dict]:
                 _, sym, direction, entry, dist, size, setup = o
                 s = 1 if direction == "LONG" else -1
                 led.open_trade(sym, direction, entry, entry * (1 - s * dist), entry * (1 + s * dist), size, setup,
-                               now=now, limits=PERMISSIVE)
+                               now=now)
             else:
                 open_ = led.open_trades()
                 if not open_:
@@ -258,9 +265,10 @@ clocks = st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2026, 
 @settings(max_examples=150, deadline=None)
 @given(logs, capitals, clocks)
 def test_equity_is_starting_capital_plus_realized(trades, capital, now):
-    out = derive.derive_all(trades, now, derive.DeriveConfig(capital))
+    out = derive.derive_all(trades, now, RiskLimits(starting_capital=capital))
+    # every final exit and every partial exit, open trade or closed: the seed's realized P&L
     realized = math.fsum([t["pnl_usd"] for t in trades if t["status"] == "CLOSED"]
-                         + [p["pnl_usd"] for t in trades if t["status"] == "OPEN" for p in t["partial_exits"]])
+                         + [p["pnl_usd"] for t in trades for p in t["partial_exits"]])
     p = out["portfolio.json"]
     assert p["current_equity"] == round(capital + realized, 8)
     assert p["current_equity"] == out["equity.json"]["current_equity"] == out["risk_state.json"]["current_value"]
@@ -275,7 +283,7 @@ def test_equity_is_starting_capital_plus_realized(trades, capital, now):
 @settings(max_examples=150, deadline=None)
 @given(logs, capitals, clocks)
 def test_drawdowns_are_never_positive(trades, capital, now):
-    out = derive.derive_all(trades, now, derive.DeriveConfig(capital))
+    out = derive.derive_all(trades, now, RiskLimits(starting_capital=capital))
     e, r = out["equity.json"], out["risk_state.json"]
     values = [e["drawdown_percent"], e["max_drawdown_pct"], r["total_drawdown_pct"]]
     values += [v for v in (r["daily_drawdown_pct"], r["weekly_drawdown_pct"]) if v is not None]
@@ -291,7 +299,7 @@ def test_drawdowns_are_never_positive(trades, capital, now):
 @given(logs, capitals, clocks)
 def test_same_log_and_clock_give_the_same_output(trades, capital, now):
     before = copy.deepcopy(trades)
-    config = derive.DeriveConfig(capital)
+    config = RiskLimits(starting_capital=capital)
     first = derive.derive_all(trades, now, config)
     assert trades == before  # the input is not modified
     again = derive.derive_all(json.loads(json.dumps(trades)), now, config)  # as read back from disk
@@ -317,12 +325,12 @@ def test_times_in_other_offsets_naive_or_unreadable_are_placed_in_utc():
     led = example_ledger()
     t = led.get("T002")
     t["exit_time"] = "2026-03-05T01:00:00+02:00"  # 2026-03-04 23:00 UTC: before today's start
-    r = derive.risk_state(led.trades, NOW, CONFIG)
+    r = files(led.trades, NOW, CONFIG)["risk_state.json"]
     assert r["daily_start_value"] == 995.0
     t["exit_time"] = "2026-03-05T01:00:00"  # naive: taken as UTC, so today
-    assert derive.risk_state(led.trades, NOW, CONFIG)["daily_start_value"] == 1015.0
+    assert files(led.trades, NOW, CONFIG)["risk_state.json"]["daily_start_value"] == 1015.0
     t["exit_time"] = "not a time"  # falls back to its entry time, 2026-03-03 09:00: before T001's +5
-    e = derive.equity(led.trades, NOW, CONFIG)
+    e = files(led.trades, NOW, CONFIG)["equity.json"]
     assert e["equity_curve"][1] == {"date": "2026-03-03", "equity": 995.0, "pnl": -15.0,
                                     "peak": 1010.0, "drawdown_pct": round(-15 / 1010 * 100, 4)}
     assert e["current_equity"] == 1005.0  # P&L is never dropped
@@ -331,8 +339,8 @@ def test_times_in_other_offsets_naive_or_unreadable_are_placed_in_utc():
 def test_equity_below_zero_halts_and_heat_is_undefined():
     led = example_ledger()
     led.close_trade("T005", 12.0, "gap", now=at(5, 11))  # SHORT 100 units from 1 to 12: -1100
-    r = derive.risk_state(led.trades, NOW, CONFIG)
+    r = files(led.trades, NOW, CONFIG)["risk_state.json"]
     assert r["current_value"] < 0 and r["halted"] and r["halt_reason"].startswith("equity")
-    p = derive.portfolio(led.trades, NOW, CONFIG)
+    p = files(led.trades, NOW, CONFIG)["portfolio.json"]
     assert p["portfolio_heat"] is None and p["positions"][0]["risk_pct"] is None
     json.dumps([r, p], allow_nan=False)

@@ -120,7 +120,7 @@ def test_each_store_works_alone(tmp_path, idiom):
     store.partial_close("T001", 0.5, 104.0, "half")
     store.update_trade("T001", {"stop_price": 99.0})
     closed = store.close_trade("T001", 94.0, "stopped")
-    assert closed["pnl_usd"] == pytest.approx(2.0 - 3.0) and closed["status"] == "CLOSED"
+    assert closed["pnl_usd"] == -3.0 and closed["net_pnl_usd"] == 2.0 - 3.0 and closed["status"] == "CLOSED"
     assert call(store, "close", ["T001", 100.0, "again"])[0] == "fail"  # not open
     assert call(store, "open", ["BTC", "LONG", 100.0, 95.0, 110.0, 1.0])[0] == "fail"  # loss cap 1
     again = _store(idiom, tmp_path).get_all_trades()

@@ -10,15 +10,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tradestore import InvalidTrade, Ledger, RiskLimits, RiskRejected, TradeNotFound, TradeNotOpen
-from tradestore import integrity, risk
+from tradestore import accounting, integrity, risk
 from tradestore.errors import CorruptTradeLog
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 LIMITS = RiskLimits()
 
 
+open_trade = risk.checked_open  # what a store's transaction does
+
+
 def opened(ledger: Ledger, symbol="BTC", direction="LONG", entry=100.0, stop=95.0, target=120.0, size=1.0, *, limits=LIMITS, now=NOW, checks=()):
-    return ledger.open_trade(symbol, direction, entry, stop, target, size, "Breakout", "A", "", now=now, limits=limits, checks=checks)
+    return open_trade(ledger, symbol, direction, entry, stop, target, size, "Breakout", "A", "", now=now, limits=limits, checks=checks)
 
 
 # -- validation: every kind of bad input is refused, naming the field, changing nothing ------
@@ -42,7 +45,7 @@ def test_open_rejects_bad_input_naming_the_field(field, value):
     ledger = Ledger()
     args = dict(GOOD_OPEN, **{field: value})
     with pytest.raises(InvalidTrade) as caught:
-        ledger.open_trade(*args.values(), now=NOW, limits=LIMITS)
+        open_trade(ledger, *args.values(), now=NOW, limits=LIMITS)
     assert caught.value.field == field
     assert field in str(caught.value)
     assert ledger.trades == [] and ledger.next_id == 1
@@ -54,7 +57,7 @@ def test_short_sides_are_mirrored(field, value):
     # target below (110 is on the loss side).
     args = {**GOOD_OPEN, "direction": "SHORT", "stop_price": 105.0, "target_price": 80.0, field: value}
     with pytest.raises(InvalidTrade) as caught:
-        Ledger().open_trade(*args.values(), now=NOW, limits=LIMITS)
+        open_trade(Ledger(), *args.values(), now=NOW, limits=LIMITS)
     assert caught.value.field == field
 
 
@@ -62,7 +65,7 @@ def test_short_sides_are_mirrored(field, value):
 def test_open_text_fields_must_be_strings(field):
     kwargs = {"setup_type": "", "grade": "", "notes": "", field: 7}
     with pytest.raises(InvalidTrade) as caught:
-        Ledger().open_trade(*GOOD_OPEN.values(), **kwargs, now=NOW, limits=LIMITS)
+        open_trade(Ledger(), *GOOD_OPEN.values(), **kwargs, now=NOW, limits=LIMITS)
     assert caught.value.field == field
 
 
@@ -158,18 +161,19 @@ def test_unknown_and_closed_trades():
 
 # -- arithmetic -----------------------------------------------------------------------------
 
-def test_long_pnl_with_partial_exit_is_net_of_the_whole_trade():
+def test_close_after_a_partial_exit_keeps_the_seed_fields_and_adds_the_net():
     ledger = Ledger()
-    t = ledger.open_trade("btc ", "long", 65000, 63500, 68000, 0.02, "RSI_Div", "A", now=NOW, limits=LIMITS)
+    t = open_trade(ledger, "btc ", "long", 65000, 63500, 68000, 0.02, "RSI_Div", "A", now=NOW, limits=LIMITS)
     assert t["symbol"] == "BTC" and t["direction"] == "LONG" and t["id"] == "T001"
     ledger.partial_close(t["id"], 0.5, 66500, now=NOW)
-    assert t["size"] == pytest.approx(0.01) and t["partial_exits"][0]["pnl_usd"] == pytest.approx(15.0)
+    assert t["size"] == 0.01 and t["partial_exits"][0]["size_closed"] == 0.01
+    assert t["partial_exits"][0]["pnl_usd"] == 15.0  # 1500 x 0.01
     ledger.close_trade(t["id"], 67000, "TP hit", now=NOW)
-    assert t["pnl_usd"] == pytest.approx(15.0 + 20.0)
-    assert t["r_multiple"] == pytest.approx(35.0 / 30.0, abs=1e-4)  # initial risk 1500 x 0.02
-    assert t["pnl_pct"] == pytest.approx(35.0 / 1300.0 * 100, abs=1e-4)
-    assert ledger.realized_pnl() == pytest.approx(35.0)
-    assert ledger.equity(5000) == pytest.approx(5035.0)
+    # the final exit on the remaining 0.01: 2000 per unit
+    assert (t["pnl_usd"], t["pnl_pct"], t["r_multiple"]) == (20.0, 3.08, 1.33)  # 2000/65000, 2000/1500
+    assert t["net_pnl_usd"] == 35.0 and t["net_r_multiple"] == 1.1667  # 35 / (1500 x 0.02)
+    assert ledger.realized_pnl() == 35.0
+    assert ledger.equity(5000) == 5035.0
 
 
 def test_short_pnl_sign():
@@ -225,7 +229,8 @@ def test_seed_log_loads_unchanged_and_keeps_ids():
 
 @pytest.mark.parametrize(
     "data",
-    ["", "   ", "{", '{"trades": [', "[]", '{"trades": {}}', '{"schema": 2, "trades": []}',
+    ["", "   ", "{", '{"trades": [', "[]", '{"trades": {}}', '{"schema": 3, "trades": []}',
+     '{"schema": 0, "trades": []}',
      '{"trades": [{"id": 1}]}', '{"trades": [{"id": "T001", "status": "MAYBE", "symbol": "X"}]}',
      '{"trades": [], "next_id": -1}', '{"trades": [], "next_id": NaN}', "\x00\x01garbage",
      b"\xff\xfe{}"],
@@ -351,7 +356,7 @@ def test_daily_loss_halt_counts_only_today():
     ledger.close_trade(t["id"], 70, now=NOW)  # -300 today: 6.4% of 4700
     with pytest.raises(RiskRejected) as caught:
         opened(ledger, "D", limits=limits)
-    assert caught.value.check == "drawdown_halt" and "daily loss" in caught.value.reason
+    assert caught.value.check == "drawdown_halt" and "loss since 00:00 UTC" in caught.value.reason
 
 
 def test_portfolio_heat_caps_total_open_risk():
@@ -420,7 +425,8 @@ def test_seed_trade_without_opening_fields_can_be_partially_closed():
     changed = integrity.new_violations([], ledger, ledger.changed)
     assert changed == []
     ledger.close_trade("T002", 2800, now=NOW)
-    assert trade["r_multiple"] == pytest.approx((50 + 100) / 100)
+    assert trade["r_multiple"] == 2.0  # the final exit: 200 per unit over the 100 risked per unit
+    assert trade["net_r_multiple"] == 1.5  # (50 + 100) / (100 x 1)
 
 
 def test_lowercase_symbols_in_an_old_log_count_towards_their_group():
@@ -508,6 +514,8 @@ def test_a_write_that_repeats_an_id_is_a_new_violation():
     assert any("appears more than once" in p for p in integrity.new_violations([], ledger, ledger.changed))
 
 
-def test_unreadable_times_sort_first():
-    assert Ledger.time_key("yesterday") < Ledger.time_key("2020-01-01T00:00:00")
-    assert Ledger.time_key(None) == Ledger.time_key("")
+def test_unreadable_exit_times_fall_back_to_the_entry_then_sort_first():
+    entry = "2020-01-01T00:00:00+00:00"
+    assert accounting.exit_at({"exit_time": "yesterday", "entry_time": entry}).isoformat() == entry
+    assert accounting.exit_at({"exit_time": None}) == accounting.EPOCH
+    assert accounting.exit_order_key({"id": "T009"}) < accounting.exit_order_key({"id": "T001", "exit_time": entry})

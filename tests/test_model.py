@@ -152,8 +152,9 @@ class Model:
         return [t for t in self.trades.values() if t.status == "OPEN"]
 
     def equity(self) -> float:
+        # the seed's equity: closed trades' final exits and every partial exit, open or closed
         realized = sum(t.pnl for t in self.trades.values() if t.status == "CLOSED")
-        realized += sum(p[2] for t in self.open_trades() for p in t.partials)
+        realized += sum(p[2] for t in self.trades.values() for p in t.partials)
         return CAPITAL + realized
 
     def _open(self, trade_id: str) -> MTrade:
@@ -176,7 +177,7 @@ class Model:
             raise RiskRejected("position_cap", "")
         history = sorted((t for t in self.trades.values() if t.symbol == symbol and t.status == "CLOSED"),
                          key=lambda t: t.closed_at)
-        if len(history) >= LOSS_CAP and all(t.pnl <= 0 for t in history[-LOSS_CAP:]):
+        if len(history) >= LOSS_CAP and all(t.pnl + sum(p[2] for p in t.partials) <= 0 for t in history[-LOSS_CAP:]):
             raise RiskRejected("loss_cap", "")
         budget = GROUP_PCT / 100.0 * self.equity()
         for members in GROUPS.values():
@@ -195,19 +196,20 @@ class Model:
 
     def close(self, trade_id, price, reason="", *, now: datetime) -> str:
         trade = self._open(trade_id)
-        remaining = trade.sign * (price - trade.entry) * trade.size
-        net = remaining + sum(p[2] for p in trade.partials)
-        trade.pnl = round(net, 8)
+        trade.pnl = round(trade.sign * (price - trade.entry) * trade.size, 2)  # the remaining size only
         trade.exit_price, trade.exit_reason, trade.status = float(price), reason, "CLOSED"
         trade.closed_at = (now, int(trade_id[1:]))
         return trade_id
 
     def partial(self, trade_id, fraction, price, *, now: datetime) -> str:
         trade = self._open(trade_id)
-        closed = trade.size * fraction
-        pnl = round(trade.sign * (price - trade.entry) * closed, 8)
+        closed = round(trade.size * fraction, 6)  # the seed's rounding of sizes
+        remaining = round(trade.size - closed, 6)
+        if closed <= 0 or remaining <= 0:
+            raise InvalidTrade("close_pct", fraction, "closes nothing or everything")
+        pnl = round(trade.sign * (price - trade.entry) * closed, 2)
         trade.partials.append((float(price), closed, pnl))
-        trade.size = trade.size - closed
+        trade.size = remaining
         return trade_id
 
     def _check_update(self, trade_id, updates: dict) -> MTrade:

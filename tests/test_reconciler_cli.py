@@ -121,3 +121,25 @@ print("ok")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_loop_reports_a_failing_cycle_and_goes_on(tmp_path):
+    import threading
+
+    from tradestore import StateReconciler
+    from tradestore.cli import run_every
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the output "directory" is a file: every cycle fails with an OSError
+    with open(tmp_path / "trades.json", "w") as f:
+        json.dump(make_log(5, seed=1), f)
+    stop, lines = threading.Event(), []
+
+    def emit(line):
+        lines.append(line)
+        if len(lines) == 2:
+            stop.set()  # after the second cycle's line, without any timer
+
+    rec = StateReconciler(tmp_path / "trades.json", blocked, fsync=False)
+    assert run_every(rec, 0.0, stop, emit=emit) == 0
+    assert all("FAILED" in line for line in lines[:2]) and lines[-1].endswith("stopped after 2 cycles")

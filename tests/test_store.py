@@ -36,14 +36,14 @@ def test_api_tour_from_the_design(store):
     store.partial_close(trade["id"], 0.5, 66500, "Partial TP")
     store.update_trade(trade["id"], {"stop_price": 65000})
     closed = store.close_trade(trade["id"], 67000, "TP hit")
-    assert closed["pnl_usd"] == pytest.approx(35.0)
+    assert closed["pnl_usd"] == 20.0 and closed["net_pnl_usd"] == 35.0  # final exit; with the partial
     assert store.get_trade("T001") == closed
     assert store.get_open_trades() == [] and store.get_closed_trades() == [closed]
     assert store.get_next_id() == "T002" and store.position_count() == 0
     assert store.verify_integrity() == []
     assert store.equity() == pytest.approx(5035.0)
     doc = json.loads(open(store.trade_log).read())
-    assert doc["schema"] == 1 and doc["next_id"] == 2 and doc["trades"] == [closed]
+    assert doc["schema"] == 2 and doc["next_id"] == 2 and doc["trades"] == [closed]
 
 
 def test_returned_records_are_copies(store):

@@ -52,7 +52,7 @@ def check_outside_lock_then_write(log, check_barrier, results, worker, symbol):
         # Trust the advisory answer: build the record against an empty ledger, so no check
         # sees the trades written since, and append it.
         scratch = Ledger(next_id=ledger.next_id)
-        trade = scratch.open_trade(symbol, "LONG", 100.0, 95.0, 120.0, 1.0, now=store.now(), limits=store.limits)
+        trade = scratch.open_trade(symbol, "LONG", 100.0, 95.0, 120.0, 1.0, now=store.now())
         ledger.trades.append(trade)
         ledger.next_id = scratch.next_id
         atomic.write_atomic(log, ledger.to_json())

@@ -21,6 +21,7 @@ import errno
 import getpass
 import os
 import secrets
+import time
 
 TEMP_SUFFIX = ".tmp"
 _TOKEN_BYTES = 6  # random part of a temp name: 12 hex digits
@@ -160,17 +161,31 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: boo
     return stat
 
 
-def sweep_stray_temps(path: str) -> list[str]:
+def sweep_stray_temps(path: str, *, older_than: float | None = None) -> list[str]:
     """Remove temp files of ``path`` left by writers that died mid-write.
 
-    Call only while holding the lock that every writer of ``path`` holds while it writes: then
-    no live writer owns a temp file and every one found is a stray. Returns the names removed.
+    Without ``older_than``, call only while holding the lock that every writer of ``path``
+    holds while it writes: then no live writer owns a temp file and every one found is a stray.
+    Writers that share no lock (reconcilers) pass ``older_than`` seconds: only temps last
+    modified longer ago than that are removed, which no live writer is still writing.
+    Returns the names removed.
     """
     directory = os.path.dirname(path) or "."
+    horizon = None if older_than is None else time.time() - older_than
     removed = []
     with os.scandir(directory) as entries:
         for entry in entries:
-            if is_temp_of(path, entry.name):
-                _remove_quietly(entry.path)
-                removed.append(entry.name)
+            if not is_temp_of(path, entry.name):
+                continue
+            if horizon is not None and not _older(entry, horizon):
+                continue
+            _remove_quietly(entry.path)
+            removed.append(entry.name)
     return removed
+
+
+def _older(entry: os.DirEntry, horizon: float) -> bool:
+    try:
+        return os.lstat(entry.path).st_mtime < horizon
+    except OSError:  # another sweeper removed it first
+        return False

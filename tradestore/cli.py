@@ -28,13 +28,14 @@ import select
 import signal
 import sys
 import tomllib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from . import __version__, integrity, risk
+from . import __version__, accounting, integrity, risk
 from .errors import CorruptTradeLog, RiskRejected, TradeStoreError
 from .ledger import Ledger
-from .risk import Proposal
 from .store import TradeStore
 
 DEFAULT_CONFIG = "tradestore.toml"
@@ -50,18 +51,9 @@ EXIT_CODES = {
     EXIT_BROKEN_PIPE: "the reader of the output went away (`tradestore status | head`); quietly",
 }
 
-# TradeStore keyword options settable from [limits] in the config file or from flags.
-LIMIT_OPTIONS: dict[str, type] = {
-    "max_positions": int,
-    "starting_capital": float,
-    "max_corr_group_risk_pct": float,
-    "asset_consecutive_loss_cap": int,
-    "loss_cap_cooldown_hours": float,
-    "max_drawdown_pct": float,
-    "max_daily_loss_pct": float,
-    "max_portfolio_heat_pct": float,
-    "lock_timeout": float,
-}
+# Options settable from [limits] in the config file or from flags: every limit of RiskLimits
+# (the one definition the store and the reconciler share) and the store's lock timeout.
+LIMIT_OPTIONS: dict[str, type] = {**risk.RiskLimits.option_types(), "lock_timeout": float}
 # What each option means, for --help (its default is read from the library).
 LIMIT_HELP: dict[str, str] = {
     "max_positions": "open positions at most",
@@ -71,6 +63,8 @@ LIMIT_HELP: dict[str, str] = {
     "loss_cap_cooldown_hours": "hours before a loss-capped symbol may trade again",
     "max_drawdown_pct": "no opens beyond this drawdown from peak equity, %",
     "max_daily_loss_pct": "no opens after this loss since 00:00 UTC, % of equity",
+    "max_weekly_loss_pct": "no opens after this loss since Monday 00:00 UTC, % of equity",
+    "caution_drawdown_pct": "drawdown from peak at which the reports say CAUTION, %",
     "max_portfolio_heat_pct": "open risk of all positions, % of equity",
     "lock_timeout": "seconds to wait for the lock before failing",
 }
@@ -96,6 +90,8 @@ asset_consecutive_loss_cap = 3
 # loss_cap_cooldown_hours = 48
 # max_drawdown_pct = 15
 # max_daily_loss_pct = 5
+# max_weekly_loss_pct = 10
+# caution_drawdown_pct = 10         # only makes the reports' drawdown_status read CAUTION
 # max_portfolio_heat_pct = 6
 
 [correlation_groups]                # replaces the built-in groups when present
@@ -184,8 +180,7 @@ def status_report(store: TradeStore) -> dict[str, Any]:
     now = store.now()
     capped = []
     for symbol in sorted({t["symbol"] for t in ledger.closed_trades()}):
-        probe = Proposal(symbol, "LONG", 1.0, 1.0, 1.0, 0.0, now, limits)
-        reason = risk.loss_cap(ledger, probe)
+        reason = risk.loss_cap(ledger, risk.probe(symbol, now, limits))
         if reason:
             capped.append({"symbol": symbol, "reason": reason})
     heat_cap = limits.max_portfolio_heat_pct
@@ -198,8 +193,8 @@ def status_report(store: TradeStore) -> dict[str, Any]:
         "equity": equity,
         "positions": {"open": len(open_trades), "max": limits.max_positions},
         "open_trades": [{"id": t["id"], "symbol": t["symbol"], "direction": t["direction"], "size": t["size"],
-                         "entry_price": t["entry_price"], "risk_usd": ledger.initial_risk(t)} for t in open_trades],
-        "open_risk_usd": float(sum(ledger.open_risk(t) for t in open_trades)),
+                         "entry_price": t["entry_price"], "risk_usd": accounting.initial_risk(t)} for t in open_trades],
+        "open_risk_usd": float(accounting.total_open_risk(open_trades)),
         "open_risk_budget_usd": heat_cap / 100 * equity if heat_cap else None,
         "group_risk": groups,
         "loss_capped": capped,
@@ -295,19 +290,59 @@ def cmd_verify(store: TradeStore, args: argparse.Namespace) -> int:
 def _reconciler(store: TradeStore, args: argparse.Namespace):
     from .reconciler import StateReconciler
 
-    return StateReconciler(store.trade_log, args.out, starting_capital=store.limits.starting_capital,
-                           fsync=not args.no_fsync)
+    # The store's limits: the derived verdicts are the decisions this store makes.
+    return StateReconciler(store.trade_log, args.out, limits=store.limits, fsync=not args.no_fsync)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_once(reconciler, *, as_json: bool = False, emit: Callable[[str], Any] = print) -> int:
+    """One cycle, one line (or a JSON object) out. Exit status: 0 written, 1 aborted."""
+    result = reconciler.reconcile()
+    if as_json:
+        emit(json.dumps({"written": result.written, "healed": result.healed, "updated": result.updated,
+                         "aborted": result.aborted, "reason": result.reason,
+                         "source": result.source.as_dict() if result.source else None,
+                         "violations": result.violations, "elapsed_s": round(result.elapsed_s, 6)}))
+    else:
+        emit(f"{_stamp()} reconcile {reconciler.output_dir}: {result.summary()}")
+    return 1 if result.aborted else 0
+
+
+def run_every(reconciler, seconds: float, stop: Any, *, as_json: bool = False,
+              emit: Callable[[str], Any] = print) -> int:
+    """Reconcile every ``seconds`` until ``stop`` (a :class:`SignalStop` or threading.Event) is set; one line per cycle
+    (with ``as_json`` each line is a JSON object, the last ``{"stopped": true, "cycles": N}``).
+
+    An aborted cycle is reported and the loop goes on (the next cycle may find the log
+    repaired). A cycle that raises (e.g. the disk is full) is reported the same way. Returns 0
+    after a clean stop, so a supervisor can tell a stop from a crash.
+    """
+    cycles = 0
+    while not stop.is_set():
+        cycles += 1
+        try:
+            run_once(reconciler, as_json=as_json, emit=emit)
+        except Exception as exc:  # one bad cycle must not end the loop a supervisor relies on
+            logging.getLogger("tradestore.reconciler").error("reconcile cycle failed: %s", exc)
+            if as_json:
+                emit(json.dumps({"failed": True, "error": type(exc).__name__, "message": str(exc)}))
+            else:
+                emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
+        stop.wait(seconds)  # returns at once when a signal sets the event
+    emit(json.dumps({"stopped": True, "cycles": cycles}) if as_json
+         else f"{_stamp()} reconcile stopped after {cycles} cycles")
+    return 0
 
 
 def cmd_reconcile(store: TradeStore, args: argparse.Namespace) -> int:
-    from . import reconciler
-
     rec = _reconciler(store, args)
     if args.every is None:
-        return reconciler.run_once(rec, as_json=args.json)
+        return run_once(rec, as_json=args.json)
     stop = stop_on_signals()  # SIGTERM or Ctrl-C: the loop finishes its cycle and exits 0
-    return reconciler.run_every(rec, args.every, stop, as_json=args.json,
-                                emit=lambda line: print(line, flush=True))
+    return run_every(rec, args.every, stop, as_json=args.json, emit=lambda line: print(line, flush=True))
 
 
 class SignalStop:

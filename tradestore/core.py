@@ -1,7 +1,7 @@
 """The transaction core every backend shares: one write sequence, one set of rules.
 
 A write is one transaction: the backend's exclusive hold and load (``_begin``) -> Ledger
-operation (validation and every risk check) -> integrity (no new violation) -> the backend's
+operation (the ledger validates, :mod:`tradestore.risk` decides, the ledger records) -> integrity (no new violation) -> the backend's
 commit of the changed records (``_persist``). The rules (Ledger, risk, integrity) run here, in
 the same place for every backend, so a file store and a database store cannot disagree on
 what is allowed; a backend only decides how it holds the account exclusively, how it loads
@@ -40,7 +40,7 @@ from typing import Any
 from . import integrity, risk
 from .errors import ForkedTransaction, IntegrityError, InvalidTrade, RiskRejected, TradeNotFound, TradeNotOpen
 from .ledger import Ledger
-from .risk import Proposal, RiskLimits
+from .risk import RiskLimits
 from .values import MAX_AMOUNT, format_id, normalize_direction, normalize_symbol, trade_number, utc
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,9 @@ class Transaction:
                    setup_type="", grade="", notes="") -> dict:
         s = self._store
         with _refusals_logged("open_trade"):
-            return copy.deepcopy(self.ledger.open_trade(
-                symbol, direction, entry_price, stop_price, target_price, size, setup_type, grade,
-                notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
+            return copy.deepcopy(risk.checked_open(
+                self.ledger, symbol, direction, entry_price, stop_price, target_price, size, setup_type,
+                grade, notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
             ))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
@@ -105,7 +105,9 @@ class Transaction:
 class LedgerStore:
     """What every store shares: limits, clock, the transaction sequence, writes and reads.
 
-    Limits are keyword options (see :class:`tradestore.risk.RiskLimits`); ``risk_checks`` are
+    Limits are ``limits=`` (a :class:`tradestore.risk.RiskLimits`) and/or its fields as keyword
+    options (``max_positions=5``), with RiskLimits' defaults, the ones the reconciler and the
+    command line use too; ``risk_checks`` are
     extra checks ``fn(ledger, proposal) -> reason | None`` run inside the transaction after
     the built-in ones. ``clock`` returns the current time as an aware datetime (default: UTC
     now). ``on_integrity_violation(violations)`` is called when a write is refused for
@@ -117,15 +119,13 @@ class LedgerStore:
     def __init__(
         self,
         *,
-        correlation_groups: Mapping[str, Iterable[str]] | None = None,
+        limits: RiskLimits | None = None,
         risk_checks: Iterable[risk.Check] = (),
         clock: Callable[[], datetime] | None = None,
         on_integrity_violation: Callable[[list[str]], object] | None = None,
-        **limits,
+        **limit_options: Any,
     ) -> None:
-        if correlation_groups is not None:
-            limits["correlation_groups"] = correlation_groups  # RiskLimits checks and copies it
-        self.limits = RiskLimits(**limits)
+        self.limits = RiskLimits.from_options(limits, **limit_options)
         self.risk_checks = tuple(risk_checks)
         self._clock = clock or utc_now
         self._on_integrity_violation = on_integrity_violation
@@ -200,7 +200,7 @@ class LedgerStore:
                                                   size, setup_type, grade, notes))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
-        """Close an OPEN trade at ``exit_price``; ``pnl_usd`` is the trade's net P&L."""
+        """Close an OPEN trade at ``exit_price``: the seed's fields for the final exit, plus the net."""
         return self._run(lambda tx: tx.close_trade(trade_id, exit_price, exit_reason, lessons))
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP") -> dict:
@@ -272,7 +272,7 @@ class LedgerStore:
         key, side = normalize_symbol(symbol), normalize_direction(direction)
         with self._reading() as ledger:
             if entry_price is None and stop_price is None and size is None:
-                proposal = Proposal(key, side, 1.0, 1.0, 1.0, 0.0, self.now(), self.limits)
+                proposal = risk.probe(key, self.now(), self.limits, side)
             else:
                 entry, stop = trade_number("entry_price", entry_price), trade_number("stop_price", stop_price)
                 # Any target on the profit side will do: no check reads it.

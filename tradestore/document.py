@@ -26,7 +26,13 @@ from typing import Any
 from .errors import CorruptTradeLog, describe
 from .values import MAX_ID_NUMBER, id_number
 
-SCHEMA = 1
+# Schema 2: the seed's fields mean what the seed meant (pnl_usd is the final exit's on the
+# remaining size). Schema 1, written by earlier versions, stored the net in pnl_usd; it is read
+# and converted (tradestore.accounting.upgrade_schema_1). A log without "schema" was written by
+# the seed's own code and already means what schema 2 means.
+SCHEMA = 2
+NET_IN_PNL_SCHEMA = 1
+READABLE_SCHEMAS = (SCHEMA, NET_IN_PNL_SCHEMA)
 OPEN, CLOSED = "OPEN", "CLOSED"
 MAX_DEPTH = 32  # containers inside one another; the library's own records use 5
 
@@ -157,8 +163,9 @@ def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, An
     if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
         raise CorruptTradeLog(f"{source} has the wrong shape: expected an object with a 'trades' list")
     schema = doc.get("schema", SCHEMA)
-    if schema != SCHEMA:
-        raise CorruptTradeLog(f"{source} has schema {describe(schema)}; this version reads schema {SCHEMA}")
+    if type(schema) is not int or schema not in READABLE_SCHEMAS:  # true == 1 in Python: refused
+        raise CorruptTradeLog(f"{source} has schema {describe(schema)}; this version reads schemas "
+                              f"{', '.join(map(str, READABLE_SCHEMAS))} and seed logs without one")
     for position, trade in enumerate(doc["trades"]):
         if not isinstance(trade, dict) or id_number(trade.get("id")) is None:
             raise CorruptTradeLog(f"{source}: trade #{position} is not a record with an id like 'T001'"

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .ledger import CLOSED, DIRECTIONS, OPEN, Ledger, id_number
-from .risk import is_finite_number as _finite
+from . import accounting
+from .ledger import CLOSED, DIRECTIONS, OPEN, Ledger
+from .values import id_number, symbol_key
+from .values import is_finite_number as _finite
 
 _SIZE_TOLERANCE = 1e-9
+# Each partial exit rounds its size and the remaining size to 6 decimals (the seed's rule),
+# which moves the sum of the parts by at most this much per exit.
+_SIZE_ROUNDING = 10.0 ** -accounting.SIZE_DECIMALS
 
 
 def trade_violations(trade: dict, next_id: int) -> list[str]:
@@ -38,7 +43,8 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
     parts = trade.get("partial_exits") or []
     if _finite(original) and _finite(trade.get("size")):
         closed = sum(p.get("size_closed", 0) for p in parts if _finite(p.get("size_closed")))
-        if abs(trade["size"] + closed - original) > _SIZE_TOLERANCE * max(1.0, original):
+        slack = _SIZE_TOLERANCE * max(1.0, original) + _SIZE_ROUNDING * len(parts)
+        if abs(trade["size"] + closed - original) > slack:
             problems.append(
                 f"{tid}: size {trade['size']} + partial exits {closed} != original_size {original}"
             )
@@ -48,7 +54,7 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
                 problems.append(f"{tid}: partial_exits[{position}].{field} {part.get(field)!r} is not finite")
     status = trade.get("status")
     if status == OPEN:
-        for field in ("exit_price", "exit_time", "pnl_usd"):
+        for field in ("exit_price", "exit_time", "pnl_usd", "net_pnl_usd"):
             if trade.get(field) is not None:
                 problems.append(f"{tid}: OPEN trade has {field} {trade.get(field)!r}")
     elif status == CLOSED:
@@ -60,8 +66,26 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
                 problems.append(f"{tid}: CLOSED trade has {field} {trade.get(field)!r}")
         if not trade.get("exit_time"):
             problems.append(f"{tid}: CLOSED trade has no exit_time")
+        problems.extend(_pnl_violations(trade, tid))
     else:
         problems.append(f"{tid}: status {status!r} is not OPEN or CLOSED")
+    return problems
+
+
+def _pnl_violations(trade: dict, tid: object) -> list[str]:
+    """The seed's own check, which holds because pnl_usd is the final exit's: its sign agrees
+    with ``(exit - entry) x direction``; and the net fields, where present, are the net."""
+    problems = []
+    exit_price, pnl = trade.get("exit_price"), trade.get("pnl_usd")
+    if _finite(exit_price) and _finite(pnl) and _finite(trade.get("entry_price")):
+        move = accounting.pnl_per_unit(trade, exit_price)
+        if pnl * move < 0:
+            problems.append(f"{tid}: pnl_usd {pnl} has the opposite sign of the exit's move "
+                            f"{move:+g} per unit (pnl_usd is the final exit's P&L, not the net)")
+    if "net_pnl_usd" in trade:
+        expected = accounting.net_fields(trade)["net_pnl_usd"]
+        if trade["net_pnl_usd"] != expected:
+            problems.append(f"{tid}: net_pnl_usd {trade['net_pnl_usd']!r} is not pnl_usd + partial exits = {expected}")
     return problems
 
 
@@ -70,7 +94,7 @@ def open_symbol_violations(ledger: Ledger) -> list[str]:
     seen: dict[str, str] = {}
     problems = []
     for trade in ledger.open_trades():
-        symbol = trade["symbol"].strip().upper()
+        symbol = symbol_key(trade["symbol"])
         if symbol in seen:
             problems.append(f"{symbol}: OPEN in both {seen[symbol]} and {trade['id']}")
         seen[symbol] = trade["id"]

@@ -7,18 +7,24 @@ format of ``docs/FORMAT.md``; the ledger owns them, so callers get copies.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from . import risk
-from .document import CLOSED, OPEN, SCHEMA, loads_strict, parse_document  # noqa: F401 (re-exported)
+from . import accounting
+from .document import (  # noqa: F401 (loads_strict, parse_document are re-exported for older imports)
+    CLOSED,
+    NET_IN_PNL_SCHEMA,
+    OPEN,
+    SCHEMA,
+    loads_strict,
+    parse_document,
+)
 from .errors import IntegrityError, InvalidTrade, TradeNotFound, TradeNotOpen
-from .risk import Proposal, RiskLimits
 from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for older imports)
     DIRECTIONS,
     MAX_ID_NUMBER,
@@ -29,12 +35,12 @@ from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for o
     normalize_direction,
     normalize_symbol,
     parse_id,
+    symbol_key,
     time_key,
     trade_number,
     trade_text,
     utc_iso,
 )
-from .values import ratio as _ratio
 
 
 # Fields update_trade may change. Everything else that the format defines is protected:
@@ -44,17 +50,39 @@ PROTECTED_FIELDS = frozenset(
     {
         "id", "symbol", "direction", "entry_price", "original_stop", "size", "original_size",
         "entry_time", "exit_price", "exit_time", "exit_reason", "pnl_usd", "pnl_pct",
-        "r_multiple", "status", "partial_exits", "lessons",
+        "r_multiple", "net_pnl_usd", "net_r_multiple", "status", "partial_exits", "lessons",
     }
 )
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A trade about to be opened, validated and normalised: what the risk checks judge.
+
+    ``limits`` is the :class:`tradestore.risk.RiskLimits` the checks apply; the ledger only
+    carries it.
+    """
+
+    symbol: str
+    direction: str
+    entry_price: float
+    stop_price: float
+    target_price: float
+    size: float
+    now: datetime
+    limits: Any
+    setup_type: str = ""
+    grade: str = ""
+    notes: str = ""
+
+    @property
+    def risk(self) -> float:
+        """USD lost if the stop is hit: |entry - stop| x size."""
+        return abs(self.entry_price - self.stop_price) * self.size
+
+
 _direction = normalize_direction
-
-
-def _sign(direction: str) -> int:
-    return 1 if direction == "LONG" else -1
 
 
 def _check_stop_side(direction: str, entry: float, stop: float) -> None:
@@ -78,12 +106,18 @@ def _fill_originals(trade: dict) -> None:
 
 
 class Ledger:
-    """The trade log in memory: trades in id order, ``next_id``, and the rules that change them."""
+    """The trade log in memory: trades in id order, ``next_id``, and the rules that change them.
+
+    A ledger validates input and records operations; it decides nothing about risk (the
+    transaction asks :mod:`tradestore.risk` between :meth:`propose` and :meth:`record_open`).
+    Its money queries are :mod:`tradestore.accounting` over its trades, cached until the next
+    change.
+    """
 
     def __init__(self, trades: Iterable[dict] = (), next_id: int | None = None, extra: Mapping | None = None) -> None:
         self.trades: list[dict] = list(trades)
         highest = max((id_number(t["id"]) or 0 for t in self.trades), default=0)
-        # A seed log has no next_id; a damaged one may lag its ids. Never reuse an id.
+        # A seed log may lag its ids, a damaged one too. Never reuse an id.
         self.next_id = max(next_id or 1, highest + 1)
         self.extra = dict(extra or {})  # unknown top-level keys, preserved
         self._index = {t["id"]: t for t in self.trades}
@@ -96,10 +130,14 @@ class Ledger:
     @classmethod
     def from_json(cls, data: bytes | str, source: str = "trade log") -> Ledger:
         doc = parse_document(data, source)
+        if doc.get("schema") == NET_IN_PNL_SCHEMA:
+            for trade in doc["trades"]:
+                accounting.upgrade_schema_1(trade)
         extra = {k: v for k, v in doc.items() if k not in ("schema", "next_id", "trades")}
         return cls(doc["trades"], doc.get("next_id"), extra)
 
     def to_document(self) -> dict[str, Any]:
+        """The log as a document (the records themselves, not copies): what :meth:`to_json` encodes."""
         return {"schema": SCHEMA, "next_id": self.next_id, **self.extra, "trades": self.trades}
 
     def to_json(self) -> bytes:
@@ -124,9 +162,6 @@ class Ledger:
             parts.append(text)
         head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
         return head[:-1] + b',"trades":[' + b",".join(parts) + b"]}"
-
-    def copy(self) -> Ledger:
-        return Ledger(copy.deepcopy(self.trades), self.next_id, copy.deepcopy(self.extra))
 
     def mark_clean(self) -> None:
         self.changed.clear()
@@ -177,9 +212,9 @@ class Ledger:
         return self._cached("closed", lambda: [t for t in self.trades if t["status"] == CLOSED])
 
     def open_trade_for(self, symbol: str) -> dict | None:
-        symbol = symbol.strip().upper()
+        key = symbol_key(symbol)
         for trade in self.open_trades():
-            if trade["symbol"].strip().upper() == symbol:
+            if symbol_key(trade["symbol"]) == key:
                 return trade
         return None
 
@@ -187,77 +222,38 @@ class Ledger:
         return [t["symbol"] for t in self.open_trades()]
 
     def closed_trades_of(self, symbol: str) -> list[dict]:
-        """CLOSED trades of ``symbol`` ordered by exit time (then id)."""
-        symbol = symbol.strip().upper()
+        """CLOSED trades of ``symbol`` in exit order (:func:`accounting.exit_order_key`)."""
+        key = symbol_key(symbol)
 
         # Only the one symbol: every write clears the cache, and grouping and sorting every
         # symbol's whole history again was the largest cost of an open on a long log.
         def compute() -> list[dict]:
-            trades = [t for t in self.closed_trades() if t["symbol"].strip().upper() == symbol]
-            trades.sort(key=lambda t: (time_key(t.get("exit_time")), id_number(t["id"])))
-            return trades
-        return self._cached("closed_of:" + symbol, compute)
+            return accounting.closed_in_exit_order(t for t in self.closed_trades() if symbol_key(t["symbol"]) == key)
+        return self._cached("closed_of:" + key, compute)
 
-    time_key = staticmethod(time_key)
-
-    @staticmethod
-    def initial_risk(trade: Mapping) -> float:
-        """|entry - original stop| x original size: what the trade risked when it was opened."""
-        stop = trade.get("original_stop", trade.get("stop_price"))
-        size = trade.get("original_size", trade.get("size"))
-        return abs(trade["entry_price"] - stop) * size
-
-    @staticmethod
-    def open_risk(trade: Mapping) -> float:
-        """What is still lost from entry if the current stop is hit; 0 once it is at or past entry."""
-        sign = 1 if trade["direction"] == "LONG" else -1
-        return max(0.0, sign * (trade["entry_price"] - trade["stop_price"])) * trade["size"]
-
-    def realized_events(self) -> list[tuple[datetime, float]]:
-        """Every realized P&L as (UTC time, USD), in time order.
-
-        A CLOSED trade contributes its final exit (its net ``pnl_usd`` minus the partial exits,
-        which are events of their own); an OPEN trade its partial exits.
-        """
-        def compute() -> list[tuple[datetime, float]]:
-            events = []
-            for trade in self.trades:
-                partial_total = 0.0
-                for part in trade.get("partial_exits") or ():
-                    events.append((time_key(part.get("timestamp")), part.get("pnl_usd") or 0.0))
-                    partial_total += part.get("pnl_usd") or 0.0
-                if trade["status"] == CLOSED:
-                    events.append((time_key(trade.get("exit_time")), (trade.get("pnl_usd") or 0.0) - partial_total))
-            events.sort(key=lambda e: e[0])
-            return events
-        return self._cached("events", compute)
+    def events(self) -> list[accounting.Event]:
+        """:func:`accounting.realization_events` of the whole log."""
+        return self._cached("events", lambda: accounting.realization_events(self.trades))
 
     def realized_pnl(self) -> float:
-        def compute() -> float:
-            total = sum(t.get("pnl_usd") or 0.0 for t in self.closed_trades())
-            total += sum(p.get("pnl_usd") or 0.0 for t in self.open_trades() for p in t.get("partial_exits") or ())
-            return total
-        return self._cached("realized", compute)
+        """:func:`accounting.realized_pnl` of the whole log."""
+        return self._cached("realized", lambda: accounting.realized_pnl(self.trades))
 
     def equity(self, starting_capital: float) -> float:
         """Starting capital plus realized P&L (partial exits included)."""
         return starting_capital + self.realized_pnl()
 
     def equity_at(self, starting_capital: float, moment: datetime) -> float:
-        """Realized equity counting only P&L realized before ``moment``."""
-        cutoff = moment.astimezone(timezone.utc)
-        return starting_capital + sum(pnl for when, pnl in self.realized_events() if when < cutoff)
+        """Equity counting only P&L realized strictly before ``moment``."""
+        return accounting.equity_before(self.events(), starting_capital, moment)
 
     def peak_equity(self, starting_capital: float) -> float:
-        equity = peak = starting_capital
-        for _, pnl in self.realized_events():
-            equity += pnl
-            peak = max(peak, equity)
-        return peak
+        return accounting.peak_equity(self.events(), starting_capital, self.equity(starting_capital))
 
     # -- operations ---------------------------------------------------------------------
 
-    def propose(self, symbol, direction, entry_price, stop_price, target_price, size, *, now: datetime, limits: RiskLimits) -> Proposal:
+    def propose(self, symbol, direction, entry_price, stop_price, target_price, size,
+                setup_type="", grade="", notes="", *, now: datetime, limits: Any = None) -> Proposal:
         """Validate opening input; the normalised :class:`Proposal` the risk checks judge."""
         symbol = normalize_symbol(symbol)
         direction = _direction(direction)
@@ -271,40 +267,36 @@ class Ledger:
         for name, value in (("entry_price x size", entry * size), ("risk |entry - stop| x size", abs(entry - stop) * size)):
             if not (math.isfinite(value) and value >= sys.float_info.min):
                 raise InvalidTrade("size", size, f"gives {name} = {value!r}, outside the range of a finite double")
-        return Proposal(symbol, direction, entry, stop, target, size, now, limits)
-
-    def open_trade(
-        self, symbol, direction, entry_price, stop_price, target_price, size,
-        setup_type="", grade="", notes="", *, now: datetime, limits: RiskLimits,
-        checks: Iterable[risk.Check] = (),
-    ) -> dict:
-        """Validate, run every risk check, then append the new OPEN trade and return it."""
-        proposal = self.propose(symbol, direction, entry_price, stop_price, target_price, size, now=now, limits=limits)
-        setup_type, grade, notes = trade_text("setup_type", setup_type), trade_text("grade", grade), trade_text("notes", notes)
-        risk.enforce(self, proposal, checks)
+        texts = trade_text("setup_type", setup_type), trade_text("grade", grade), trade_text("notes", notes)
         if self.next_id > MAX_ID_NUMBER:  # the id would be one the reader refuses
             raise IntegrityError([f"every trade id up to {format_id(MAX_ID_NUMBER)} is used; no trade can be opened"])
+        return Proposal(symbol, direction, entry, stop, target, size, now, limits, *texts)
+
+    def record_open(self, p: Proposal) -> dict:
+        """Append the OPEN trade of a proposal the risk checks accepted; return the record."""
         trade = {
             "id": format_id(self.next_id),
-            "symbol": proposal.symbol,
-            "direction": proposal.direction,
-            "entry_price": proposal.entry_price,
-            "stop_price": proposal.stop_price,
-            "original_stop": proposal.stop_price,
-            "target_price": proposal.target_price,
-            "size": proposal.size,
-            "original_size": proposal.size,
-            "entry_time": utc_iso(now),
+            "symbol": p.symbol,
+            "direction": p.direction,
+            "entry_price": p.entry_price,
+            "stop_price": p.stop_price,
+            "original_stop": p.stop_price,
+            "target_price": p.target_price,
+            "size": p.size,
+            "original_size": p.size,
+            "entry_time": utc_iso(p.now),
             "exit_price": None,
             "exit_time": None,
             "exit_reason": None,
             "pnl_usd": None,
             "pnl_pct": None,
             "r_multiple": None,
+            "net_pnl_usd": None,
+            "net_r_multiple": None,
             "status": OPEN,
-            "setup_type": setup_type,
-            "grade": grade,
-            "notes": notes,
+            "setup_type": p.setup_type,
+            "grade": p.grade,
+            "notes": p.notes,
             "partial_exits": [],
             "lessons": "",
         }
@@ -313,6 +305,12 @@ class Ledger:
         self.next_id += 1
         self._touch(trade["id"])
         return trade
+
+    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
+                   setup_type="", grade="", notes="", *, now: datetime) -> dict:
+        """Validate and record an OPEN trade without any risk check (the store adds them)."""
+        return self.record_open(self.propose(symbol, direction, entry_price, stop_price, target_price,
+                                             size, setup_type, grade, notes, now=now))
 
     def _open(self, trade_id: object) -> dict:
         if not isinstance(trade_id, str) or not trade_id:
@@ -323,25 +321,17 @@ class Ledger:
         return trade
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="", *, now: datetime) -> dict:
-        """Close the remaining size at ``exit_price``; ``pnl_usd`` becomes the trade's net P&L."""
+        """Close the remaining size at ``exit_price`` with the seed's fields, plus the net ones."""
         trade = self._open(trade_id)
         exit_price = trade_number("exit_price", exit_price)
         exit_reason, lessons = trade_text("exit_reason", exit_reason), trade_text("lessons", lessons)
+        figures = accounting.exit_fields(trade, exit_price)
+        if not all(math.isfinite(v) for v in figures.values()):
+            raise InvalidTrade("exit_price", exit_price, f"gives P&L figures {figures} outside the range of a finite double")
         _fill_originals(trade)
-        remaining = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * trade["size"]
-        net = remaining + sum(p.get("pnl_usd") or 0.0 for p in trade.get("partial_exits") or ())
-        basis = trade["entry_price"] * trade["original_size"]
-        initial = self.initial_risk(trade)
-        trade.update(
-            exit_price=exit_price,
-            exit_time=utc_iso(now),
-            exit_reason=exit_reason,
-            pnl_usd=round(net, MONEY_DECIMALS),
-            pnl_pct=_ratio(net * 100.0, basis),
-            r_multiple=_ratio(net, initial),
-            status=CLOSED,
-            lessons=lessons,
-        )
+        trade.update(exit_price=exit_price, exit_time=utc_iso(now), exit_reason=exit_reason, **figures,
+                     status=CLOSED, lessons=lessons)
+        trade.update(accounting.net_fields(trade))
         self._touch(trade["id"])
         return trade
 
@@ -351,19 +341,19 @@ class Ledger:
         close_pct = trade_number("close_pct", close_pct, positive=False, above=0.0, below=1.0, at_most=None)
         exit_price = trade_number("exit_price", exit_price)
         reason = trade_text("reason", reason)
+        closed, remaining = accounting.partial_split(trade["size"], close_pct)
+        if closed <= 0 or remaining <= 0:
+            raise InvalidTrade("close_pct", close_pct, f"closes {closed:g} of size {trade['size']:g} leaving "
+                               f"{remaining:g} after rounding sizes to {accounting.SIZE_DECIMALS} decimals; "
+                               "both must be > 0 (close the trade instead)")
+        pnl = accounting.partial_pnl(trade, exit_price, closed)
+        if not math.isfinite(pnl):
+            raise InvalidTrade("exit_price", exit_price, f"gives a P&L of {pnl!r}, outside the range of a finite double")
         _fill_originals(trade)
-        closed = trade["size"] * close_pct
-        pnl = _sign(trade["direction"]) * (exit_price - trade["entry_price"]) * closed
         trade.setdefault("partial_exits", []).append(
-            {
-                "exit_price": exit_price,
-                "size_closed": closed,
-                "pnl_usd": round(pnl, MONEY_DECIMALS),
-                "reason": reason,
-                "timestamp": utc_iso(now),
-            }
+            {"exit_price": exit_price, "size_closed": closed, "pnl_usd": pnl, "reason": reason, "timestamp": utc_iso(now)}
         )
-        trade["size"] = trade["size"] - closed
+        trade["size"] = remaining
         self._touch(trade["id"])
         return trade
 

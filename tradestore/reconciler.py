@@ -11,7 +11,7 @@ The read path. One :meth:`StateReconciler.reconcile` cycle:
 
 Guarantees:
 
-- every derived file is a function of the log, the clock's UTC date and the config (plus its
+- every derived file is a function of the log, the clock's UTC date and the limits (plus its
   generation time), so any damage is gone after one cycle;
 - a guard abort writes nothing at all;
 - the guard's memory (last good trade count and next_id) is kept in five places: the guard
@@ -38,12 +38,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import derive, logfile
-from .atomic import is_temp_of, write_atomic
+from .atomic import sweep_stray_temps, write_atomic
 from .errors import CorruptTradeLog, UnsafePath
 from .integrity import ledger_violations
 from .document import loads_strict
 from .ledger import Ledger
-from .values import limit_number
+from .risk import RiskLimits
+from .values import limit_number, utc
 
 log = logging.getLogger("tradestore.reconciler")
 
@@ -234,13 +235,13 @@ class StateReconciler:
         trade_log: str | os.PathLike[str],
         output_dir: str | os.PathLike[str] = "./state/",
         *,
-        starting_capital: float = 5000,
-        drawdown_limits: derive.DrawdownLimits | Mapping[str, float | None] | None = None,
+        limits: RiskLimits | None = None,
         corruption_threshold: float = 0.5,
         on_corruption: Callable[[dict[str, Any]], Any] | None = None,
         on_invariant_violation: Callable[[list[str]], Any] | None = None,
         clock: Callable[[], datetime] | None = None,
         fsync: bool = True,
+        **limit_options: Any,
     ) -> None:
         threshold = limit_number("corruption_threshold", corruption_threshold, at_most=1.0)  # a fraction
         # A store that is not one file (a PgTradeStore) is read through its export_document(),
@@ -248,8 +249,7 @@ class StateReconciler:
         self._source = trade_log if hasattr(trade_log, "export_document") else None
         self.trade_log = trade_log.name if self._source is not None else os.fspath(trade_log)
         self.output_dir = os.fspath(output_dir)
-        capital = limit_number("starting_capital", starting_capital, positive=True)
-        self.config = derive.DeriveConfig(starting_capital=capital, drawdown_limits=drawdown_limits)
+        self.limits = RiskLimits.from_options(limits, **limit_options)
         self.corruption_threshold = threshold
         self.on_corruption = on_corruption
         self.on_invariant_violation = on_invariant_violation
@@ -345,7 +345,7 @@ class StateReconciler:
         self._write(GUARD_FILE, guard, version, outputs[GUARD_FILE], result)
         if result.healed:
             log.warning("healed %s", ", ".join(f"{n} ({w})" for n, w in result.healed.items()))
-        result.violations = self._log_violations(ledger, version) + derived_violations(docs, self.config)
+        result.violations = self._log_violations(ledger, version) + derived_violations(docs, self.limits)
         if result.violations:
             log.error("invariant violations: %s", "; ".join(result.violations))
             if self.on_invariant_violation is not None:
@@ -381,11 +381,14 @@ class StateReconciler:
     def _build(self, data: bytes, ledger: Ledger, now: datetime,
                version: LogVersion | None = None) -> tuple[LogVersion, dict[str, dict[str, Any]]]:
         version = version or _version(data, ledger)
-        docs = derive.derive_all(ledger.trades, now, self.config)
-        as_of = derive._utc(now)
+        now = utc(now)
+        docs = derive.derive_all(ledger, now, self.limits)
+        # What the files depend on besides the log: the UTC date, and the time itself only
+        # when a loss-cap cooldown can lift a block at any moment of the day.
+        as_of = now.date().isoformat() if self.limits.loss_cap_cooldown_hours is None else now.isoformat()
         for name, body in docs.items():
             body[META] = {"format": FORMAT, "file": name, "source": version.as_dict(),
-                          "as_of": as_of.date().isoformat(), "generated_at": as_of.isoformat()}
+                          "as_of": as_of, "generated_at": now.isoformat()}
         return version, docs
 
     def _write(self, name: str, fresh: dict[str, Any], version: LogVersion, before: tuple[str, Any],
@@ -423,16 +426,8 @@ class StateReconciler:
 
     def _sweep_strays(self) -> None:
         """Remove temp files of reconcilers that died mid-write (old enough to be no one's)."""
-        horizon = time.time() - STRAY_TEMP_AGE_S
         for name in (GUARD_FILE, *derive.FILES):
-            with os.scandir(self.output_dir) as entries:
-                for entry in entries:
-                    if is_temp_of(self.path(name), entry.name):
-                        try:
-                            if entry.stat(follow_symlinks=False).st_mtime < horizon:
-                                os.unlink(entry.path)
-                        except OSError:
-                            pass  # another reconciler swept it first
+            sweep_stray_temps(self.path(name), older_than=STRAY_TEMP_AGE_S)
 
     @staticmethod
     def _call(callback: Callable[..., Any], arg: Any) -> None:
@@ -443,7 +438,7 @@ class StateReconciler:
             log.exception("callback %r failed", callback)
 
 
-def derived_violations(docs: Mapping[str, Mapping[str, Any]], config: derive.DeriveConfig) -> list[str]:
+def derived_violations(docs: Mapping[str, Mapping[str, Any]], limits: RiskLimits) -> list[str]:
     """Disagreements between the four derived documents of one build (empty when consistent)."""
     p, e, r, s = (docs[n] for n in derive.FILES)
     out = []
@@ -451,7 +446,7 @@ def derived_violations(docs: Mapping[str, Mapping[str, Any]], config: derive.Der
                 "equity.current_equity": e["current_equity"], "risk_state.current_value": r["current_value"]}
     if len(set(equities.values())) != 1:
         out.append(f"current equity disagrees across files: {equities}")
-    expected = round(config.starting_capital + p["realized_pnl"], 8)
+    expected = round(limits.starting_capital + p["realized_pnl"], 8)
     if abs(p["current_equity"] - expected) > 1e-6:
         out.append(f"equity {p['current_equity']} != starting capital + realized P&L {expected}")
     if p["winning_trades"] + p["losing_trades"] != p["total_trades"]:
@@ -464,62 +459,3 @@ def derived_violations(docs: Mapping[str, Mapping[str, Any]], config: derive.Der
     if e["max_drawdown_pct"] > e["drawdown_percent"]:
         out.append("max drawdown is smaller than the current drawdown")
     return out
-
-
-# --------------------------------------------------------------------------- command line runs
-# The CLI (tradestore.cli) only parses arguments and calls these.
-
-
-def _stamp() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def run_once(reconciler: StateReconciler, *, as_json: bool = False, emit: Callable[[str], Any] = print) -> int:
-    """One cycle, one line (or a JSON object) out. Exit status: 0 written, 1 aborted."""
-    result = reconciler.reconcile()
-    if as_json:
-        emit(json.dumps({"written": result.written, "healed": result.healed, "updated": result.updated,
-                         "aborted": result.aborted, "reason": result.reason,
-                         "source": result.source.as_dict() if result.source else None,
-                         "violations": result.violations, "elapsed_s": round(result.elapsed_s, 6)}))
-    else:
-        emit(f"{_stamp()} reconcile {reconciler.output_dir}: {result.summary()}")
-    return 1 if result.aborted else 0
-
-
-def run_every(reconciler: StateReconciler, seconds: float, stop: Any, *, as_json: bool = False,
-              emit: Callable[[str], Any] = print) -> int:
-    """Reconcile every ``seconds`` until ``stop`` (a threading.Event) is set; one line per cycle
-    (with ``as_json`` each line is a JSON object, the last ``{"stopped": true, "cycles": N}``).
-
-    An aborted cycle is reported and the loop goes on (the next cycle may find the log
-    repaired). A cycle that raises (e.g. the disk is full) is reported the same way. Returns 0
-    after a clean stop, so a supervisor can tell a stop from a crash.
-    """
-    cycles = 0
-    while not stop.is_set():
-        cycles += 1
-        try:
-            run_once(reconciler, as_json=as_json, emit=emit)
-        except Exception as exc:  # one bad cycle must not end the loop a supervisor relies on
-            log.error("reconcile cycle failed: %s", exc)
-            if as_json:
-                emit(json.dumps({"failed": True, "error": type(exc).__name__, "message": str(exc)}))
-            else:
-                emit(f"{_stamp()} reconcile {reconciler.output_dir}: FAILED: {type(exc).__name__}: {exc}")
-        stop.wait(seconds)  # returns at once when a signal sets the event
-    emit(json.dumps({"stopped": True, "cycles": cycles}) if as_json
-         else f"{_stamp()} reconcile stopped after {cycles} cycles")
-    return 0
-
-
-def verify_report(reconciler: StateReconciler, *, emit: Callable[[str], Any] = print) -> int:
-    """Name every derived file that differs from a fresh rebuild. Exit status 1 if any."""
-    problems = reconciler.verify()
-    for name, why in problems.items():
-        emit(f"derived: {reconciler.path(name)} {why} (differs from a fresh rebuild)")
-    if problems:
-        emit(f"{reconciler.output_dir}: {len(problems)} derived file(s) differ; run `tradestore reconcile --out {reconciler.output_dir}`")
-        return 1
-    emit(f"{reconciler.output_dir}: derived files ok")
-    return 0

@@ -28,6 +28,7 @@ from .values import MAX_ID_NUMBER, describe, format_id
 from .locking import FileLock, check_timeout
 
 log = logging.getLogger("tradestore.store")
+from .risk import RiskLimits
 
 __all__ = ["TradeStore", "Transaction", "file_identity", "utc_now"]
 
@@ -79,7 +80,8 @@ os.register_at_fork(after_in_child=_reset_stores_after_fork)
 class TradeStore(LedgerStore):
     """A trade log on disk, safe to share between processes and threads.
 
-    Limits are keyword options (see :class:`tradestore.risk.RiskLimits`); ``risk_checks`` are
+    Limits are ``limits=`` (a :class:`tradestore.risk.RiskLimits`) and/or its fields as keyword
+    options (``max_positions=5``), with the defaults of RiskLimits; ``risk_checks`` are
     extra checks ``fn(ledger, proposal) -> reason | None`` run under the lock after the
     built-in ones. The transaction, the writes and the reads are the shared core's
     (:class:`tradestore.core.LedgerStore`); this class is how they reach a file. ``clock``
@@ -101,21 +103,14 @@ class TradeStore(LedgerStore):
         trade_log: str | os.PathLike[str],
         lock_file: str | os.PathLike[str] | None = None,
         *,
-        max_positions: int = 7,
-        starting_capital: float = 5000.0,
-        correlation_groups: Mapping[str, Iterable[str]] | None = None,
-        max_corr_group_risk_pct: float = 4.0,
-        asset_consecutive_loss_cap: int | None = 3,
-        loss_cap_cooldown_hours: float | None = None,
-        max_drawdown_pct: float | None = None,
-        max_daily_loss_pct: float | None = None,
-        max_portfolio_heat_pct: float | None = None,
+        limits: RiskLimits | None = None,
         risk_checks: Iterable[risk.Check] = (),
         lock_timeout: float | None = 30.0,
         fsync: bool = True,
         keep_backup: bool = True,
         clock: Callable[[], datetime] | None = None,
         on_integrity_violation: Callable[[list[str]], object] | None = None,
+        **limit_options,
     ) -> None:
         self.trade_log = logfile.resolve(trade_log)
         self.lock_file = logfile.check_lock_file(self.trade_log, lock_file)
@@ -123,18 +118,11 @@ class TradeStore(LedgerStore):
             logfile.check_regular_if_present(path)
         self._lock_timeout = check_timeout(lock_timeout, "lock_timeout")
         super().__init__(
-            max_positions=max_positions,
-            starting_capital=starting_capital,
-            correlation_groups=correlation_groups,
-            max_corr_group_risk_pct=max_corr_group_risk_pct,
-            asset_consecutive_loss_cap=asset_consecutive_loss_cap,
-            loss_cap_cooldown_hours=loss_cap_cooldown_hours,
-            max_drawdown_pct=max_drawdown_pct,
-            max_daily_loss_pct=max_daily_loss_pct,
-            max_portfolio_heat_pct=max_portfolio_heat_pct,
+            limits=limits,
             risk_checks=risk_checks,
             clock=clock,
             on_integrity_violation=on_integrity_violation,
+            **limit_options,
         )
         self.fsync = fsync
         self.keep_backup = keep_backup

@@ -3,7 +3,7 @@
 Written from the specification (docs/FORMAT.md: the record, the arithmetic and the four risk
 rules), not from tradestore's code, and importing nothing of it, so that the stores built on it
 test the harness rather than agree with the library by construction. Every idiom store keeps its
-trades in the one document ``{"schema": 1, "next_id": N, "trades": [...]}`` and changes it only
+trades in the one document ``{"schema": 2, "next_id": N, "trades": [...]}`` and changes it only
 through the functions here; how it locks, reads and writes that document is its idiom.
 
 Errors are plain exceptions (the harness counts any exception as a rejection): :class:`Rejected`
@@ -75,7 +75,7 @@ def limits_from(options: dict) -> dict:
 # -- the document ---------------------------------------------------------------------------------
 
 def empty() -> dict:
-    return {"schema": 1, "next_id": 1, "trades": []}
+    return {"schema": 2, "next_id": 1, "trades": []}
 
 
 def _refuse_constant(name: str) -> None:
@@ -100,7 +100,7 @@ def parse(data: bytes, source: str = "trade log") -> dict:
     if next_id is not None and (not isinstance(next_id, int) or isinstance(next_id, bool) or next_id < 1):
         raise CorruptLog(f"{source}: next_id {next_id!r} is not a positive integer")
     doc["next_id"] = max([next_id or 1] + [n + 1 for n in numbers])
-    doc.setdefault("schema", 1)
+    doc.setdefault("schema", 2)
     return doc
 
 
@@ -141,15 +141,14 @@ def _initial_risk(trade: dict) -> float:
     return abs(trade["entry_price"] - trade.get("original_stop", trade["stop_price"])) * trade.get("original_size", trade["size"])
 
 
+def net(trade: dict) -> float:
+    """A trade's net P&L: its final exit's pnl_usd plus its partial exits'."""
+    return math.fsum([trade.get("pnl_usd") or 0.0, *(p["pnl_usd"] for p in trade.get("partial_exits") or [])])
+
+
 def equity(doc: dict, limits: dict) -> float:
-    """Starting capital plus realized P&L: closed trades' net P&L, open trades' partial exits."""
-    realized = 0.0
-    for t in doc["trades"]:
-        if t["status"] == "CLOSED":
-            realized += t.get("pnl_usd") or 0.0
-        else:
-            realized += sum(p["pnl_usd"] for p in t.get("partial_exits") or [])
-    return limits["starting_capital"] + realized
+    """Starting capital plus realized P&L: every trade's net (an open trade's partial exits)."""
+    return limits["starting_capital"] + math.fsum(net(t) for t in doc["trades"])
 
 
 # -- opening: the checks, then the record ---------------------------------------------------------
@@ -176,8 +175,10 @@ def check_open(doc: dict, limits: dict, symbol, direction, entry, stop, target, 
     if cap:
         closed = sorted((t for t in doc["trades"] if t["status"] == "CLOSED" and t["symbol"].strip().upper() == key),
                         key=lambda t: (t.get("exit_time") or "", int(t["id"][1:])))
-        if len(closed) >= cap and all((t.get("pnl_usd") or 0.0) <= 0 for t in closed[-cap:]):
+        if len(closed) >= cap and all(net(t) <= 0 for t in closed[-cap:]):
             raise Rejected("loss_cap", f"{key} lost its last {cap} trades")
+    if equity(doc, limits) <= 0:
+        raise Rejected("drawdown_halt", "the account has no equity left")
     risk = abs(entry - stop) * size
     budget = limits["max_corr_group_risk_pct"] / 100 * equity(doc, limits)
     for group, members in limits["correlation_groups"].items():
@@ -196,7 +197,8 @@ def add_open(doc: dict, fields: tuple, setup_type="", grade="", notes="") -> dic
         "id": f"T{doc['next_id']:03d}", "symbol": key, "direction": side, "entry_price": entry,
         "stop_price": stop, "original_stop": stop, "target_price": target, "size": size,
         "original_size": size, "entry_time": _now(), "exit_price": None, "exit_time": None,
-        "exit_reason": None, "pnl_usd": None, "pnl_pct": None, "r_multiple": None, "status": "OPEN",
+        "exit_reason": None, "pnl_usd": None, "pnl_pct": None, "r_multiple": None,
+        "net_pnl_usd": None, "net_r_multiple": None, "status": "OPEN",
         "setup_type": _text("setup_type", setup_type), "grade": _text("grade", grade),
         "notes": _text("notes", notes), "partial_exits": [], "lessons": "",
     }
@@ -225,14 +227,16 @@ def find_open(doc: dict, trade_id) -> dict:
 def close_trade(doc: dict, trade_id, exit_price, exit_reason="", lessons="") -> dict:
     trade = find_open(doc, trade_id)
     price = _price("exit_price", exit_price)
-    net = _sign(trade) * (price - trade["entry_price"]) * trade["size"] + sum(p["pnl_usd"] for p in trade["partial_exits"])
-    risk = _initial_risk(trade)
+    per_unit = _sign(trade) * (price - trade["entry_price"])  # the final exit, of the remaining size
+    distance = abs(trade["entry_price"] - trade.get("original_stop", trade["stop_price"]))
     trade.update({
         "exit_price": price, "exit_time": _now(), "exit_reason": _text("exit_reason", exit_reason),
-        "pnl_usd": round(net, 8), "pnl_pct": round(net / (trade["entry_price"] * trade["original_size"]) * 100, 4),
-        "r_multiple": round(net / risk, 4) if risk > 0 else None, "status": "CLOSED",
+        "pnl_usd": round(per_unit * trade["size"], 2), "pnl_pct": round(per_unit / trade["entry_price"] * 100, 2),
+        "r_multiple": round(per_unit / distance, 2) if distance else 0.0, "status": "CLOSED",
         "lessons": _text("lessons", lessons),
     })
+    total, risk = net(trade), _initial_risk(trade)
+    trade.update({"net_pnl_usd": round(total, 2), "net_r_multiple": round(total / risk, 4) if risk > 0 else None})
     return copy.deepcopy(trade)
 
 
@@ -241,13 +245,16 @@ def partial_close(doc: dict, trade_id, close_pct, exit_price, reason="Partial TP
     if isinstance(close_pct, bool) or not isinstance(close_pct, (int, float)) or not 0 < close_pct < 1:
         raise BadInput(f"close_pct={close_pct!r}: must be a fraction between 0 and 1")
     price = _price("exit_price", exit_price)
-    closed = trade["size"] * close_pct
+    closed = round(trade["size"] * close_pct, 6)  # sizes to 6 decimals, P&L to cents
+    remaining = round(trade["size"] - closed, 6)
+    if closed <= 0 or remaining <= 0:
+        raise BadInput(f"close_pct={close_pct!r}: closes {closed} and leaves {remaining}; both must be > 0")
     trade["partial_exits"].append({
         "exit_price": price, "size_closed": closed,
-        "pnl_usd": round(_sign(trade) * (price - trade["entry_price"]) * closed, 8),
+        "pnl_usd": round(_sign(trade) * (price - trade["entry_price"]) * closed, 2),
         "reason": _text("reason", reason), "timestamp": _now(),
     })
-    trade["size"] -= closed
+    trade["size"] = remaining
     return copy.deepcopy(trade)
 
 

@@ -1,0 +1,282 @@
+"""Money, defined once: every P&L, equity, risk and streak figure of the library. Pure, no I/O.
+
+The store's risk checks, the close and partial-exit records it writes, and every derived file
+take their numbers from these functions, so a report and a decision can never disagree about
+what a trade made or what the account is worth.
+
+Records are read as the seed's code meant them (``docs/FORMAT.md``, "Arithmetic"):
+
+- a CLOSED trade's ``pnl_usd``, ``pnl_pct`` and ``r_multiple`` are those of its **final exit on
+  the remaining size**; every partial exit carries its own ``pnl_usd``;
+- a trade's **net** P&L is ``pnl_usd + Σ partial_exits[].pnl_usd`` (an OPEN trade has no
+  ``pnl_usd`` yet, so its net is what its partial exits realized);
+- a loss is a net P&L ``<= 0``.
+
+Every function accepts records from any era of the format: fields a seed record lacks fall back
+as FORMAT.md says (``original_stop`` -> ``stop_price``, ``original_size`` -> ``size``), and a
+number that is missing, null or not finite counts as 0, so no record can make a sum raise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, NamedTuple
+
+from .values import id_number, parse_time
+
+SEED_DECIMALS = 2  # the seed's rounding of pnl_usd, pnl_pct, r_multiple (and of net_pnl_usd)
+SIZE_DECIMALS = 6  # the seed's rounding of a partial exit's size_closed and remaining size
+NET_R_DECIMALS = 4  # net_r_multiple, a field the seed does not have
+
+WIN, LOSS, BREAKEVEN = "W", "L", "B"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the time of an event with no readable time
+
+
+def number(value: Any, default: float = 0.0) -> float:
+    """A finite float from a log field, or ``default`` (seed records may miss optional fields)."""
+    kind = type(value)
+    if (kind is float or kind is int) and value - value == 0:  # x - x is nan for nan and inf
+        return float(value)
+    return default
+
+
+def direction_sign(direction: object) -> int:
+    """+1 for LONG, -1 for SHORT (anything but SHORT counts as LONG, as the seed reads it)."""
+    return -1 if isinstance(direction, str) and direction.strip().upper() == "SHORT" else 1
+
+
+# --------------------------------------------------------------------------- one trade
+
+
+def original_stop(trade: Mapping[str, Any]) -> float:
+    entry = number(trade.get("entry_price"))
+    return number(trade.get("original_stop"), number(trade.get("stop_price"), entry))
+
+
+def original_size(trade: Mapping[str, Any]) -> float:
+    return number(trade.get("original_size"), number(trade.get("size")))
+
+
+def pnl_per_unit(trade: Mapping[str, Any], exit_price: float) -> float:
+    """``exit - entry`` for a LONG, ``entry - exit`` for a SHORT."""
+    return direction_sign(trade.get("direction")) * (exit_price - number(trade.get("entry_price")))
+
+
+def exit_fields(trade: Mapping[str, Any], exit_price: float) -> dict[str, float]:
+    """The seed's close of the **remaining** size at ``exit_price``: pnl_usd, pnl_pct, r_multiple.
+
+    ``pnl_usd = round(ppu * size, 2)``, ``pnl_pct = round(ppu / entry * 100, 2)``,
+    ``r_multiple = round(ppu / |entry - original_stop|, 2)`` (0.0 when that distance is 0).
+    """
+    ppu = pnl_per_unit(trade, exit_price)
+    entry = number(trade.get("entry_price"))
+    distance = abs(entry - original_stop(trade))
+    return {
+        "pnl_usd": round(ppu * number(trade.get("size")), SEED_DECIMALS),
+        "pnl_pct": round(ppu / entry * 100, SEED_DECIMALS) if entry else 0.0,
+        "r_multiple": round(ppu / distance, SEED_DECIMALS) if distance else 0.0,
+    }
+
+
+def partial_split(size: float, fraction: float) -> tuple[float, float]:
+    """The seed's partial exit: ``(size_closed, remaining)``, each rounded to 6 decimals.
+
+    The caller refuses the exit when ``remaining <= 0`` (or, here, when ``size_closed <= 0``).
+    """
+    closed = round(size * fraction, SIZE_DECIMALS)
+    return closed, round(size - closed, SIZE_DECIMALS)
+
+
+def partial_pnl(trade: Mapping[str, Any], exit_price: float, size_closed: float) -> float:
+    """``round(ppu * size_closed, 2)``: a partial exit's ``pnl_usd``."""
+    return round(pnl_per_unit(trade, exit_price) * size_closed, SEED_DECIMALS)
+
+
+def partial_amounts(trade: Mapping[str, Any]) -> list[float]:
+    return [number(p.get("pnl_usd")) for p in trade.get("partial_exits") or () if isinstance(p, Mapping)]
+
+
+def net_pnl(trade: Mapping[str, Any]) -> float:
+    """``pnl_usd + Σ partial_exits[].pnl_usd`` (unrounded, exact sum). For an OPEN trade: Σ partials."""
+    return math.fsum([number(trade.get("pnl_usd")), *partial_amounts(trade)])
+
+
+def initial_risk(trade: Mapping[str, Any]) -> float:
+    """``|entry - original_stop| x original_size``: what the trade risked when it was opened."""
+    return abs(number(trade.get("entry_price")) - original_stop(trade)) * original_size(trade)
+
+
+def open_risk(trade: Mapping[str, Any]) -> float:
+    """What is still lost from entry if the current stop is hit; 0 once it is at or past entry."""
+    entry = number(trade.get("entry_price"))
+    stop = number(trade.get("stop_price"), entry)
+    return max(0.0, direction_sign(trade.get("direction")) * (entry - stop)) * number(trade.get("size"))
+
+
+def total_open_risk(trades: Iterable[Mapping[str, Any]]) -> float:
+    """Σ open risk of the OPEN trades among ``trades`` (portfolio heat, in USD)."""
+    return math.fsum(open_risk(t) for t in trades if t.get("status") != "CLOSED")
+
+
+def net_r(trade: Mapping[str, Any]) -> float | None:
+    """Net P&L over initial risk (partial exits count); None when the initial risk is 0."""
+    risk = initial_risk(trade)
+    return net_pnl(trade) / risk if risk > 0 else None
+
+
+def net_fields(trade: Mapping[str, Any]) -> dict[str, float | None]:
+    """The new fields a close adds beside the seed's: ``net_pnl_usd`` and ``net_r_multiple``."""
+    r = net_r(trade)
+    return {
+        "net_pnl_usd": round(net_pnl(trade), SEED_DECIMALS),
+        "net_r_multiple": round(r, NET_R_DECIMALS) if r is not None and math.isfinite(r) else None,
+    }
+
+
+def is_loss(trade: Mapping[str, Any]) -> bool:
+    """The loss cap's and the seed's loss: net P&L ``<= 0`` (breakeven counts)."""
+    return net_pnl(trade) <= 0
+
+
+def result_of(pnl: float) -> str:
+    """W for a net gain, L for a net loss, B for exactly 0 (no tolerance band)."""
+    return WIN if pnl > 0 else LOSS if pnl < 0 else BREAKEVEN
+
+
+def upgrade_schema_1(trade: dict) -> dict:
+    """A record of a schema-1 log (``pnl_usd`` was the net) in today's meaning, in place.
+
+    The seed's fields are recomputed from the record's own exit price and remaining size (the
+    seed's formulas), then the net fields from them: the net read is the old one to the cent.
+    A record without a usable exit price is left as it is (``verify`` reports it).
+    """
+    if trade.get("status") == "CLOSED" and number(trade.get("exit_price"), -1.0) > 0:
+        trade.update(exit_fields(trade, trade["exit_price"]))
+        trade.update(net_fields(trade))
+    return trade
+
+
+# --------------------------------------------------------------------------- time line
+
+
+class Event(NamedTuple):
+    """P&L realized at one moment: a partial exit, or a closed trade's final exit."""
+
+    at: datetime
+    order: int  # id number, then position inside the trade: a stable, unique tie-break
+    amount: float
+
+
+def entry_at(trade: Mapping[str, Any]) -> datetime:
+    return parse_time(trade.get("entry_time")) or EPOCH
+
+
+def exit_at(trade: Mapping[str, Any]) -> datetime:
+    """The exit time; a missing or unreadable one falls back to the entry time, then 1970."""
+    return parse_time(trade.get("exit_time")) or entry_at(trade)
+
+
+def realization_events(trades: Iterable[Mapping[str, Any]]) -> list[Event]:
+    """Every realized amount in time order: each partial exit at its ``timestamp`` with its
+    ``pnl_usd``, each CLOSED trade's final exit at its ``exit_time`` with its ``pnl_usd``.
+
+    A trade's events add up to its net P&L. Missing times fall back as :func:`exit_at` does.
+    """
+    events: list[Event] = []
+    for t in trades:
+        base = (id_number(t.get("id")) or 0) * 1_000_000
+        for i, p in enumerate(t.get("partial_exits") or ()):
+            if isinstance(p, Mapping):
+                when = parse_time(p.get("timestamp")) or entry_at(t)
+                events.append(Event(when, base + i, number(p.get("pnl_usd"))))
+        if t.get("status") == "CLOSED":
+            events.append(Event(exit_at(t), base + 999_999, number(t.get("pnl_usd"))))
+    events.sort()  # by time, then order; orders are unique so amounts never decide
+    return events
+
+
+def realized_pnl(trades: Iterable[Mapping[str, Any]]) -> float:
+    """Σ net P&L of every trade: closed trades in full, OPEN trades their partial exits."""
+    return math.fsum(net_pnl(t) for t in trades)
+
+
+def equity_before(events: Sequence[Event], capital: float, moment: datetime) -> float:
+    """Starting capital plus the P&L realized strictly before ``moment``."""
+    return capital + math.fsum(e.amount for e in events if e.at < moment)
+
+
+def running_equity(events: Iterable[Event], capital: float) -> Iterable[tuple[Event, float]]:
+    """Each event with the equity right after it."""
+    equity = capital
+    for e in events:
+        equity += e.amount
+        yield e, equity
+
+
+def peak_equity(events: Iterable[Event], capital: float, equity: float) -> float:
+    """The highest equity the account has had: starting capital, after any event, or now."""
+    highest = max((value for _, value in running_equity(events, capital)), default=capital)
+    return max(capital, equity, highest)
+
+
+def drawdown_pct(equity: float, reference: float) -> float | None:
+    """``min(0, (equity - reference) / reference * 100)``: 0 at or above, negative below.
+
+    None when the reference is 0 or negative (the account is gone: no percentage exists).
+    """
+    if not reference > 0:
+        return None
+    return min(0.0, (equity - reference) / reference * 100.0)
+
+
+def day_start(now: datetime) -> datetime:
+    """00:00 UTC of ``now``'s UTC date."""
+    return datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+
+
+def week_start(now: datetime) -> datetime:
+    """00:00 UTC on the Monday of ``now``'s UTC week."""
+    midnight = day_start(now)
+    return midnight - timedelta(days=midnight.weekday())
+
+
+# --------------------------------------------------------------------------- closed trades
+
+
+def exit_order_key(trade: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Closed trades are ordered by exit time, then id number."""
+    return exit_at(trade), id_number(trade.get("id")) or 0
+
+
+def closed_in_exit_order(trades: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted((t for t in trades if t.get("status") == "CLOSED"), key=exit_order_key)
+
+
+def streaks(results: Sequence[str]) -> dict[str, Any]:
+    """Signed current streak (+wins, -losses, 0 after a breakeven), longest runs, last five."""
+    max_win = max_loss = run = 0
+    last = None
+    for r in results:
+        run = run + 1 if r == last else 1
+        last = r
+        if r == WIN:
+            max_win = max(max_win, run)
+        elif r == LOSS:
+            max_loss = max(max_loss, run)
+    current = 0 if last is None or last == BREAKEVEN else (run if last == WIN else -run)
+    return {
+        "current_streak": current,
+        "max_win_streak": max_win,
+        "max_loss_streak": max_loss,
+        "last_5_results": list(results[-5:]),
+    }
+
+
+def inception(trades: Iterable[Mapping[str, Any]], events: Sequence[Event]) -> date | None:
+    """UTC date of the earliest entry time or event; None for an empty log."""
+    times = [m for m in (parse_time(t.get("entry_time")) for t in trades) if m is not None]
+    if events:
+        times.append(events[0].at)
+    return min(times).date() if times else None
