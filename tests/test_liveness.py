@@ -61,10 +61,10 @@ def test_the_reference_matches_numbers_worked_out_by_hand():
 def test_a_derivation_wrong_in_the_library_itself_is_caught_by_the_reference(monkeypatch):
     # The rebuild the scenarios compare with is the same library: a consistently wrong formula
     # agrees with itself, and only the independent reference sees it.
-    from tradestore import derive
+    from tradestore import accounting
 
-    real = derive.net_pnl
-    monkeypatch.setattr(derive, "net_pnl", lambda trade: real(trade) + 1.0)
+    real = accounting.net_pnl  # the one definition every derived number uses
+    monkeypatch.setattr(accounting, "net_pnl", lambda trade: real(trade) + 1.0)
     run = campaign("tradestore", "corrupt-derived", duration=1.0)
     assert set(run.violated()) == {"derived-correct"}, describe(run)
 
