@@ -54,7 +54,7 @@ IMPLS = {
     "tradestore-nofsync": "ts",
     "seed-pattern": "seed",
     "sqlite-wal-full": "sqlite",
-    "tradestore-pg": "pg",  # PgTradeStore on a local server (harness/pg_bench.py); left out without one
+    "tradestore-pg": "pg",  # PgTradeStore on a local server (bench/pg.py); left out without one
 }
 REFERENCE = "tradestore"
 FILENAMES = {"ts": "trades.json", "seed": "trades.json", "sqlite": "trades.db", "pg": "account"}
@@ -84,7 +84,7 @@ def make_store(impl: str, path: str):
     if impl == "sqlite-wal-full":
         return SqliteStore(path, rules=RULES)
     if impl == "tradestore-pg":  # ``path`` is the account name
-        from tradestore_harness import pg_bench
+        from bench import pg as pg_bench
 
         return pg_bench.make_store(
             path, max_positions=RULES.max_positions, starting_capital=RULES.starting_capital,
@@ -97,7 +97,7 @@ def make_store(impl: str, path: str):
 def count_trades(impl: str, path: str) -> int:
     """Number of trades in the store's file, read directly (not through the store)."""
     if IMPLS[impl] == "pg":
-        from tradestore_harness import pg_bench
+        from bench import pg as pg_bench
 
         return pg_bench.count_trades(path)
     if IMPLS[impl] == "sqlite":
@@ -183,7 +183,7 @@ class Bench:
         if key not in self.templates:
             trades, next_id = build_history(n)
             if fmt == "pg":
-                from tradestore_harness import pg_bench
+                from bench import pg as pg_bench
 
                 self.templates[key] = pg_bench.create_account(f"bench-template-{n}", trades, next_id)
                 return self.templates[key]
@@ -202,7 +202,7 @@ class Bench:
     def fresh_copy(self, impl: str, n: int, tag: str) -> str:
         src = self.template(IMPLS[impl], n)
         if IMPLS[impl] == "pg":
-            from tradestore_harness import pg_bench
+            from bench import pg as pg_bench
 
             return pg_bench.copy_account(src, f"bench-{tag}")
         d = os.path.join(self.workdir, "runs", tag)
@@ -248,7 +248,7 @@ class Bench:
         wall = max(r["t1"] for r in results) - min(r["t0"] for r in results)
         lat = sorted(x for r in results for x in r["lat"])
         if IMPLS[impl] == "pg":
-            from tradestore_harness import pg_bench
+            from bench import pg as pg_bench
 
             pg_bench.drop_account(path)
         else:
@@ -559,7 +559,7 @@ def main(argv=None) -> int:
         cfg["impls"] = (REFERENCE, *args.stores)
     pg_server = None
     if "tradestore-pg" in cfg.get("impls", IMPLS) and "writes" in (args.only or ["writes"]):
-        from tradestore_harness import pg_bench
+        from bench import pg as pg_bench
 
         pg_server, why = pg_bench.server_for_run(log)
         if why:
