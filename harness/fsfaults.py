@@ -200,6 +200,14 @@ def _unroute_file_objects() -> None:
         builtins.open, io.open = _c_open["builtins"], _c_open["io"]
 
 
+def _suspend_routing(suspend: bool) -> None:
+    """While a routing shim is paused: new file objects from C (``True``), or _pyio again."""
+    import _pyio
+
+    if _routed:
+        builtins.open = io.open = (_c_open["io"] if suspend else _pyio.open)
+
+
 @dataclass
 class _Tracked:
     path: str
@@ -214,7 +222,10 @@ class FsShim:
     ``faults`` (more) are the armed faults. ``on_crash`` runs just before an injected crash
     exits (a worker uses it to flush what it must report); it must not touch the root.
     ``file_objects`` routes Python file objects through ``_pyio`` while installed (see module
-    docstring); ``observers`` see the calls they name.
+    docstring); ``observers`` see the calls they name. ``real_sync=False`` keeps fsyncs from
+    reaching the disk (they are numbered, recorded and faulted as ever): for runs whose
+    durability is judged by the disk model or by a kill, which keeps the page cache, the real
+    flush is only cost.
     """
 
     root: str | None
@@ -224,6 +235,7 @@ class FsShim:
     faults: list = field(default_factory=list)
     file_objects: bool = True
     observers: list = field(default_factory=list)
+    real_sync: bool = True
     calls: list[FsCall] = field(default_factory=list)
     count: int = 0
     dead: bool = False  # an in-process crash happened: every later counted call dies too
@@ -304,12 +316,17 @@ class FsShim:
 
         def __enter__(self) -> None:
             self.shim._paused += 1
+            if self.shim._paused == 1 and self.shim.file_objects and self.shim._orig:
+                _suspend_routing(True)
 
         def __exit__(self, *exc: object) -> None:
             self.shim._paused -= 1
+            if self.shim._paused == 0 and self.shim.file_objects and self.shim._orig:
+                _suspend_routing(False)
 
     def paused(self) -> "_Pause":
-        """Context in which calls pass through unnumbered (for the harness's own checks)."""
+        """Context in which calls pass through unnumbered (for the harness's own checks); file
+        objects made meanwhile are the C ones again, since nothing of them is counted."""
         return FsShim._Pause(self)
 
     @property
@@ -533,6 +550,8 @@ class FsShim:
         if tracked is None:
             return real(fd)
         kind = "dirfsync" if tracked.is_dir else name
+        if not self.real_sync:  # numbered, recorded and faulted as ever; only the disk is spared
+            real = _no_sync
         return self._run(kind, {"path": tracked.path, "fd": target}, real, (fd,), {})
 
     def _w_fsync(self, fd):
@@ -603,6 +622,10 @@ class FsShim:
         if absolute is None:
             return real(path, mode, dir_fd=dir_fd)
         return self._run("mkdir", {"path": absolute}, real, (path, mode), {})
+
+
+def _no_sync(_fd) -> None:
+    """What an fsync does under ``real_sync=False``: nothing (see :class:`FsShim`)."""
 
 
 def skipping(root: str, kind: str) -> FsShim:

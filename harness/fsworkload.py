@@ -310,7 +310,7 @@ def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list
     from tradestore_harness.powerloss import materialise, unseen_changes
 
     materialise(*snapshot, run_dir)
-    shim = FsShim(run_dir)
+    shim = FsShim(run_dir, real_sync=False)  # the disk model, not the disk, judges durability
     states = [load_state(factory, run_dir)]
     spans, outcomes = [], []
     ids = base_ids()

@@ -344,3 +344,24 @@ def test_a_hooked_or_skipped_write_and_the_calls_of_a_dead_writer(tmp_path):
     with pytest.raises(OSError):
         os.fstat(fd)
     assert (tmp_path / "h").read_bytes() == b""
+
+
+def test_without_real_sync_fsyncs_are_numbered_and_recorded_but_spare_the_disk(tmp_path, monkeypatch):
+    flushed = []
+    monkeypatch.setattr(os, "fsync", flushed.append)  # what the shim would call to flush
+    with FsShim(tmp_path, real_sync=False) as shim:
+        atomic.write_atomic(str(tmp_path / "a"), b"1")
+    kinds = [c.kind for c in shim.calls]
+    assert "fsync" in kinds and "dirfsync" in kinds and flushed == []
+
+
+def test_the_harness_s_own_reads_while_paused_use_the_c_file_objects(tmp_path):
+    (tmp_path / "x").write_bytes(b"x")
+    with FsShim(tmp_path) as shim:
+        routed = type(open(tmp_path / "x", "rb")).__module__
+        with shim.paused():
+            with open(tmp_path / "x", "rb") as f:
+                during = type(f).__module__
+        with open(tmp_path / "x", "rb") as f:
+            after = type(f).__module__
+    assert (routed, during, after) == ("_pyio", "_io", "_pyio")

@@ -169,7 +169,7 @@ def _start_child(factory, run_dir: str, ops: list, index: int, action: str) -> t
                 os.write(write_fd, (json.dumps(event, default=repr) + "\n").encode())
 
             fault = None if action == "return" else Fault(index, action)
-            shim = FsShim(run_dir, recording=False, fault=fault,
+            shim = FsShim(run_dir, recording=False, fault=fault, real_sync=False,  # a kill keeps the page cache
                           on_crash=lambda call: record("crash", kind=call.kind, index=call.index))
             shim.install()
             store = factory(*fw.paths(run_dir)[:2])

@@ -133,7 +133,7 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
     from tradestore_harness.powerloss import sync_dir
 
     sync_dir(*snapshot, run_dir, renew=True)  # new inodes: as fresh for this process as the recording's
-    shim = FsShim(run_dir, fault=fault)
+    shim = FsShim(run_dir, fault=fault, real_sync=False)  # a faulted fsync never reaches the disk anyway
     lock_path = fw.paths(run_dir)[1]
     current = rec["states"][0]
     ids = fw.base_ids()

@@ -156,7 +156,7 @@ def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[s
 
     run_dir = os.path.join(directory, "run")
     sync_dir(*snapshot, run_dir, renew=True)
-    with FsShim(run_dir) as recording:
+    with FsShim(run_dir, real_sync=False) as recording:
         fw.reconcile(run_dir)
     opens = [c.index for c in recording.calls if c.kind == "open"]
     report("progress", f"reconcile: {len(recording.calls)} calls, the log replaced before each of its {len(opens)} opens")
@@ -166,7 +166,7 @@ def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[s
         run_log, run_lock, run_state = fw.paths(run_dir)
         hook = Fault(index, "hook", hook=lambda _call: replace_with(run_log, run_lock, versions["next"],
                                                                      keep_mtime=False))
-        with FsShim(run_dir, fault=hook, recording=False) as shim:
+        with FsShim(run_dir, fault=hook, recording=False, real_sync=False) as shim:
             result = fw.reconcile(run_dir)
             hit = shim.count > index
         out["invoked"] += 1
