@@ -1,4 +1,4 @@
-"""The PostgreSQL store in the benchmark: histories as accounts, copied fresh for every run.
+"""The PostgreSQL store in the benchmark (``tradestore-pg``): histories as accounts, copied fresh per run.
 
 The benchmark's "path" of a ``tradestore-pg`` cell is an account name in the database of
 ``$TRADESTORE_PG_DSN``; :func:`server_for_run` starts a throwaway local server when that is

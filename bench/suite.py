@@ -557,13 +557,14 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"--stores: unknown {', '.join(sorted(unknown))}; known: {', '.join(IMPLS)}")
         cfg["impls"] = (REFERENCE, *args.stores)
-    pg_server = None
+    pg_server, left_out = None, {}
     if "tradestore-pg" in cfg.get("impls", IMPLS) and "writes" in (args.only or ["writes"]):
         from bench import pg as pg_bench
 
         pg_server, why = pg_bench.server_for_run(log)
         if why:
             log(f"tradestore-pg left out: {why}")
+            left_out["tradestore-pg"] = why
             cfg["impls"] = tuple(i for i in cfg.get("impls", IMPLS) if i != "tradestore-pg")
 
     workdir = args.dir or tempfile.mkdtemp(prefix="tradestore-bench-")
@@ -577,6 +578,8 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         bench = Bench(workdir, cfg, log)
         report = {"config": cfg, "machine": machine_info(workdir)}
+        if left_out:
+            report["left_out"] = left_out  # store -> why it could not be measured here
         if "writes" in parts:
             report["writes"] = bench.run_writes()
             report["rss"] = [

@@ -32,7 +32,7 @@ from tradestore_harness import waitpoints
 
 CONTROL_SCHEMA = "tradestore_control"
 _FILE_OPTIONS = ("fsync", "keep_backup")
-_ready: set[str] = set()  # DSNs whose tables this process has made sure of
+_ready: set[tuple] = set()  # (DSN, DDL) pairs this process has made sure of
 
 
 def account_for(trade_log: str) -> str:
@@ -43,7 +43,7 @@ def account_for(trade_log: str) -> str:
 
 def _ensure_tables(dsn: str, statements: tuple[str, ...], namespace: str | None = None) -> None:
     """Create the tables once per DSN and process (serialised: workers start together)."""
-    if dsn in _ready:
+    if (dsn, statements) in _ready:
         return
     import psycopg
 
@@ -56,7 +56,7 @@ def _ensure_tables(dsn: str, statements: tuple[str, ...], namespace: str | None 
                 conn.execute(statement)
         finally:
             conn.execute("SELECT pg_advisory_unlock(7461357)")
-    _ready.add(dsn)
+    _ready.add((dsn, statements))
 
 
 class ObservedPgStore(PgTradeStore):
@@ -98,9 +98,19 @@ class ObservedPgStore(PgTradeStore):
 class UnlockedPgStore(ObservedPgStore):
     """Negative control: checks, then inserts; no lock and no unique index; ids from a sequence."""
 
+    sequence = "tradestore_control_ids"
+
+    def open_trade(self, *args, **kwargs) -> dict:
+        self._local.opening = True  # only an open takes an id, so ids run T001, T002, ...
+        try:
+            return super().open_trade(*args, **kwargs)
+        finally:
+            self._local.opening = False
+
     def _lock_account(self, conn) -> None:
         """No lock (the checks see whatever was committed when they read); an id to use."""
-        self._local.seq = conn.execute("SELECT nextval('tradestore_control_ids')").fetchone()[0]
+        if getattr(self._local, "opening", False):
+            self._local.seq = conn.execute(f"SELECT nextval('{self.sequence}')").fetchone()[0]
 
     def _load(self, conn):
         self._cache = None  # no lock, so no version can be trusted: read everything
@@ -139,10 +149,16 @@ def tradestore_pg(trade_log, lock_file=None, **limits) -> ObservedPgStore:
 
 def pg_unlocked(trade_log, lock_file=None, **limits) -> UnlockedPgStore:
     dsn = _dsn(trade_log, control=True)
+    account = account_for(trade_log)
+    # One id sequence per account (never blocking, never rolled back), so ids start at T001
+    # like every store's and racers never collide on one.
+    sequence = "ids_" + account.replace("-", "_")
     statements = tuple(s for s in SCHEMA_SQL if "UNIQUE INDEX" not in s) + (
-        "CREATE SEQUENCE IF NOT EXISTS tradestore_control_ids",)
+        f"CREATE SEQUENCE IF NOT EXISTS {sequence}",)
     _ensure_tables(dsn, statements, CONTROL_SCHEMA)
-    return UnlockedPgStore(account_for(trade_log), dsn, **_options(limits))
+    store = UnlockedPgStore(account, dsn, **_options(limits))
+    store.sequence = sequence
+    return store
 
 
 def _exporter(factory):

@@ -38,7 +38,11 @@ def test_quick_run_reports_every_part(tmp_path):
     report = json.loads(out.read_text())
     cfg = report["config"]
     cells = {(r["impl"], r["history"], r["writers"]) for r in report["writes"]}
-    assert cells == {(i, n, w) for i in bench.IMPLS for n in cfg["sizes"] for w in cfg["writers"]}
+    # tradestore-pg needs a PostgreSQL server; where none can start, the report says why.
+    left_out = report.get("left_out", {})
+    impls = [i for i in bench.IMPLS if i not in left_out]
+    assert set(left_out) <= {"tradestore-pg"}
+    assert cells == {(i, n, w) for i in impls for n in cfg["sizes"] for w in cfg["writers"]}
     for row in report["writes"]:
         assert len(row["runs"]) == cfg["repeat"]
         assert row["writes_per_s"] > 0 and row["ms_per_write"] > 0
@@ -48,7 +52,7 @@ def test_quick_run_reports_every_part(tmp_path):
     assert [r["history"] for r in report["reconcile"]] == list(cfg["reconcile_sizes"])
     assert {r["lock"] for r in report["handoff"]} == {"FileLock", "flock"}
     assert all(r["rounds"] == cfg["handoff_rounds"] for r in report["handoff"])
-    assert {r["impl"] for r in report["rss"]} == set(bench.IMPLS)
+    assert {r["impl"] for r in report["rss"]} == set(impls)
     assert all(r["rss_peak_kib"] > 0 for r in report["rss"])
     assert {"cpu", "cores", "python", "sqlite", "filesystem"} <= set(report["machine"])
 
