@@ -41,21 +41,30 @@ def account_for(trade_log: str) -> str:
     return "chaos-" + hashlib.sha256(directory.encode()).hexdigest()[:20]
 
 
-def _ensure_tables(dsn: str, statements: tuple[str, ...], namespace: str | None = None) -> None:
-    """Create the tables once per DSN and process (serialised: workers start together)."""
+def _ensure_tables(dsn: str, statements: tuple[str, ...], namespace: str | None = None,
+                   probe: tuple[str, ...] = ("tradestore_trade",)) -> None:
+    """Create the tables once per DSN and process (serialised: workers start together).
+
+    Nothing is done when every relation in ``probe`` exists: even ``CREATE ... IF NOT EXISTS``
+    would wait for a table lock behind a writer's open transaction (a toctou holder stopped at
+    its commit), which must never hold up a worker's start.
+    """
     if (dsn, statements) in _ready:
         return
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(7461357)")  # DDL of racing workers, one at a time
-        try:
-            if namespace:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
-            for statement in statements:
-                conn.execute(statement)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(7461357)")
+        present = conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) name",
+                               (list(probe),)).fetchone()[0]
+        if not present:
+            conn.execute("SELECT pg_advisory_lock(7461357)")  # DDL of racing workers, one at a time
+            try:
+                if namespace:
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
+                for statement in statements:
+                    conn.execute(statement)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(7461357)")
     _ready.add((dsn, statements))
 
 
@@ -155,7 +164,7 @@ def pg_unlocked(trade_log, lock_file=None, **limits) -> UnlockedPgStore:
     sequence = "ids_" + account.replace("-", "_")
     statements = tuple(s for s in SCHEMA_SQL if "UNIQUE INDEX" not in s) + (
         f"CREATE SEQUENCE IF NOT EXISTS {sequence}",)
-    _ensure_tables(dsn, statements, CONTROL_SCHEMA)
+    _ensure_tables(dsn, statements, CONTROL_SCHEMA, probe=("tradestore_trade", sequence))
     store = UnlockedPgStore(account, dsn, **_options(limits))
     store.sequence = sequence
     return store
@@ -187,9 +196,9 @@ class Database:
     def terminate_writers(self, before=lambda client_pid: None, after=lambda client_pid: None) -> int:
         """pg_terminate_backend of the run's writer inside its transaction; how many were ended.
 
-        Our store: the session holding the account's lock (a waiter could take the lock between
-        the choice and the signal, and its hold would then seem to outlive the server's
-        release). The control takes no lock: every session of the run inside a transaction.
+        Our store: the session holding the account's lock once its client is past the lock
+        statement (a waiter could take the lock between the choice and the signal, and its hold
+        would then seem to outlive the server's release). The control takes no lock: every session of the run inside a transaction.
         ``before(client_pid)`` is called for each victim first and ``after(client_pid)`` once
         its server process has exited, which is when the server released its lock (the
         nemesis records both). A victim is ended only if it is still what it was chosen as.
@@ -201,7 +210,11 @@ class Database:
         key = account_key(self.account) & 0xFFFFFFFFFFFFFFFF
         holder = ("SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                   "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = %s "
-                  "AND l.objid::bigint = %s AND a.application_name LIKE %s")
+                  "AND l.objid::bigint = %s AND a.application_name LIKE %s "
+                  # Its client has sent a statement after the lock, so it has already reported
+                  # the hold: a grant still on its way to the client would be reported after
+                  # the session died, as a hold that outlived the server's release.
+                  "AND a.query NOT ILIKE '%%advisory_xact_lock%%'")
         in_transaction = ("SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s "
                           "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()")
         query, args = (in_transaction, ()) if self.control else (holder, (key >> 32, key & 0xFFFFFFFF))

@@ -9,6 +9,8 @@ refused may be in the state, and the critical sections of the survivors never ov
 
 from __future__ import annotations
 
+import threading
+
 from tradestore_chaos.scenarios._db_storm import database, storm
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.hooks import DATABASE
@@ -17,11 +19,13 @@ from tradestore_harness.result import ScenarioResult
 NAME = "db-terminate"
 DESCRIPTION = "pg_terminate_backend of writers inside their transactions; acks kept, nothing refused written"
 REQUIRES = (DATABASE,)
+POLLS = 100  # tries per fault slot, 5 ms apart, to find a writer inside its transaction
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
     result = ScenarioResult(NAME, ctx.target, ctx.seed)
     db = database(ctx)
+    pause = threading.Event()  # never set: a timed wait between polls
 
     def terminate(history) -> int:
         def before(client_pid: int) -> None:
@@ -30,7 +34,13 @@ def run(ctx: ScenarioContext) -> ScenarioResult:
 
         def after(client_pid: int) -> None:
             history.record("session-ended", target_pid=client_pid)
-        return db.terminate_writers(before, after)
+        # A holder past its lock statement is there most of the time; poll briefly for one.
+        for _ in range(POLLS):
+            ended = db.terminate_writers(before, after)
+            if ended:
+                return ended
+            pause.wait(0.005)
+        return 0
 
     landed = storm(ctx, result, 6 if ctx.quick else 20, (0.05, 0.3), terminate, "termination")
     result.kills += landed
