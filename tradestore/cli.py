@@ -22,13 +22,13 @@ import argparse
 import dataclasses
 import inspect
 import json
+import logging
 import math
 import os
 import select
 import signal
 import sys
 import tomllib
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -313,8 +313,9 @@ def run_once(reconciler, *, as_json: bool = False, emit: Callable[[str], Any] = 
 
 def run_every(reconciler, seconds: float, stop: Any, *, as_json: bool = False,
               emit: Callable[[str], Any] = print) -> int:
-    """Reconcile every ``seconds`` until ``stop`` (a :class:`SignalStop` or threading.Event) is set; one line per cycle
-    (with ``as_json`` each line is a JSON object, the last ``{"stopped": true, "cycles": N}``).
+    """Reconcile every ``seconds`` until ``stop`` (a :class:`SignalStop` or threading.Event) is
+    set; one line per cycle (with ``as_json`` each line is a JSON object, the last
+    ``{"stopped": true, "cycles": N}``).
 
     An aborted cycle is reported and the loop goes on (the next cycle may find the log
     repaired). A cycle that raises (e.g. the disk is full) is reported the same way. Returns 0
