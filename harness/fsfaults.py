@@ -523,25 +523,34 @@ class FsShim:
             return os.pread(in_fd, n, begin)
         return landed
 
+    @staticmethod
+    def _copy_size(in_fd: int, start: int | None, count: int) -> int:
+        """How many bytes a copy of ``count`` from ``in_fd`` (at ``start``, or its position)
+        will move: a short write must be short of that, not of the caller's upper bound."""
+        begin = start if start is not None else os.lseek(in_fd, 0, os.SEEK_CUR)
+        return max(0, min(count, os.fstat(in_fd).st_size - begin))
+
     def _w_sendfile(self, out_fd, in_fd, offset, count, *args, **kwargs):
         real = self._orig["sendfile"]
         tracked = self._counted_fd(out_fd)
         if tracked is None:
             return real(out_fd, in_fd, offset, count, *args, **kwargs)
+        size = self._copy_size(in_fd, offset, count)
         return self._write_call(
             "sendfile", out_fd, tracked,
             lambda limit: real(out_fd, in_fd, offset, count if limit is None else min(count, limit), *args, **kwargs),
-            self._copy_from(in_fd, offset), count)
+            self._copy_from(in_fd, offset), size)
 
     def _w_copy_file_range(self, src, dst, count, offset_src=None, offset_dst=None):
         real = self._orig["copy_file_range"]
         tracked = self._counted_fd(dst)
         if tracked is None:
             return real(src, dst, count, offset_src, offset_dst)
+        size = self._copy_size(src, offset_src, count)
         return self._write_call(
             "copy_file_range", dst, tracked,
             lambda limit: real(src, dst, count if limit is None else min(count, limit), offset_src, offset_dst),
-            self._copy_from(src, offset_src), count, offset_dst)
+            self._copy_from(src, offset_src), size, offset_dst)
 
     def _sync(self, name: str, fd):
         real = self._orig[name]

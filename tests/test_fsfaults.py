@@ -365,3 +365,14 @@ def test_the_harness_s_own_reads_while_paused_use_the_c_file_objects(tmp_path):
         with open(tmp_path / "x", "rb") as f:
             after = type(f).__module__
     assert (routed, during, after) == ("_pyio", "_io", "_pyio")
+
+
+def test_a_short_sendfile_moves_half_of_what_the_copy_would_move(tmp_path):
+    import shutil
+
+    (tmp_path / "src").write_bytes(b"0123456789")
+    with FsShim(tmp_path, fault=Fault(None, "short", kind="sendfile")) as shim:
+        shutil.copyfile(tmp_path / "src", tmp_path / "dst")  # shutil loops until the copy is whole
+    sends = [(c.data, c.offset) for c in shim.calls if c.kind == "sendfile" and c.data]
+    assert sends[:2] == [(b"01234", 0), (b"56", 5)]
+    assert (tmp_path / "dst").read_bytes() == b"0123456789"
