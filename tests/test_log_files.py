@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import logging
 import math
 import os
@@ -16,7 +15,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, strategies as st
 
-from tradestore import CorruptTradeLog, FileLock, LockTimeout, StateReconciler, TradeStore, UnsafePath, atomic, derive, logfile
+from tradestore import CorruptTradeLog, FileLock, LockTimeout, StateReconciler, TradeStore, UnsafePath, atomic, derive
 from tradestore.cli import UsageError, build_parser, store_from_args
 from tradestore.reconciler import GUARD_FILE
 from tradestore_harness.workers import make_spec
@@ -539,3 +538,21 @@ def test_negative_control_a_second_lock_file_loses_an_acknowledged_trade(tmp_pat
     outcome, symbols = _while_held_in_another_process(log, lambda: open_one(other, "SOL"))
     assert outcome == "wrote"  # no exclusion ...
     assert "SOL" not in symbols  # ... and the holder's commit overwrote the acknowledged SOL
+
+
+def test_a_fifo_swapped_in_right_after_a_write_is_reported_not_waited_on(tmp_path, monkeypatch):
+    seen = []
+    log = tmp_path / "trades.json"
+    store = TradeStore(log, on_integrity_violation=seen.append)
+    open_one(store)
+    real = atomic.write_atomic
+
+    def write_then_swap(path, data, **kw):
+        result = real(path, data, **kw)
+        os.unlink(path)
+        os.mkfifo(path)  # another program, ignoring the lock, replaces the log
+        return result
+
+    monkeypatch.setattr(atomic, "write_atomic", write_then_swap)
+    assert _finishes(lambda: open_one(store, "ETH")) is None
+    assert seen and "ignores the lock" in seen[0][0]

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from . import atomic, integrity, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
-from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused
+from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, UnsafePath
 from .ledger import Ledger
 from .values import MAX_ID_NUMBER, describe, format_id
 from .locking import FileLock, check_timeout
@@ -206,10 +206,15 @@ class TradeStore(LedgerStore):
         written = self._write_log(ledger.to_json())
         ledger.mark_clean()
         # Verify: the log at the path is the file just written (and keep it open, see _Version).
-        version = _Version(open(self.trade_log, "rb"), ledger)
-        if version.identity != file_identity(written):
+        # Opened without blocking: a FIFO put there by another program must not hang us here.
+        try:
+            version: _Version | None = _Version(logfile.open_regular(self.trade_log), ledger)
+        except (OSError, UnsafePath):  # gone, or no longer a regular file
+            version = None
+        if version is None or version.identity != file_identity(written):
             # Someone replaced the log without holding the lock: do not trust our copy.
-            version.close()
+            if version is not None:
+                version.close()
             self._set_cache(None)
             self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
         else:
