@@ -24,7 +24,8 @@ from tradestore_harness.targets import DEFAULT, TargetError, controls, registry,
 
 EPILOG = """\
 examples:
-  python -m chaos                          default campaign against tradestore
+  python -m chaos                          default campaign against tradestore (about 75 CPU-seconds:
+                                           minutes of wall time on a busy 2-core machine)
   python -m chaos --quick --seed 7         CI size, reproducible schedule
   python -m chaos --target unsafe-no-lock  watch a broken store get caught
   python -m chaos --target mybot.store:make_store --report out/
