@@ -169,6 +169,7 @@ def test_cells_and_rows_name_catches_escapes_and_false_alarms():
     assert matrix.row_summary(broken, {"mutex": [unrelated]}) == "ESCAPED"
     assert matrix.row_summary(correct, {"mutex": [passed], "power-loss": [matrix.Cell("NOT APPLICABLE")]}) == "ok"
     assert matrix.row_summary(correct, {"mutex": [caught]}) == "FALSE ALARM"
+    assert matrix.row_summary(correct, {"mutex": [passed, matrix.Cell("NOT PROVEN")]}) == "NOT PROVEN"
 
 
 def test_the_matrix_command_refuses_bad_usage(capsys):

@@ -12,9 +12,10 @@ one-scenario campaign and prints a Markdown table, one row per store, one column
   with properties its flaw does not break: both are defects of the harness.
 
 A cell whose seeds disagree shows each outcome with its count (``caught 2/3: ...; PASS 1/3``).
-The last column sums the row up: a correct store must have no ``FAIL`` (``ok``); a negative
-control must be caught by some scenario, and by each scenario listed in its ``caught_by`` on
-every seed (``caught``, else ``ESCAPED``). Exit status 1 when any row is not ``ok``/``caught``,
+The last column sums the row up: a correct store must have no ``FAIL`` and no ``NOT PROVEN``
+(``ok``; else ``FALSE ALARM`` or ``NOT PROVEN``); a negative control must be caught by some
+scenario, and by each scenario listed in its ``caught_by`` on every seed (``caught``, else
+``ESCAPED``). Exit status 1 when any row is not ``ok``/``caught``,
 2 on a usage error.
 """
 
@@ -106,10 +107,12 @@ def cell_text(store: Idiom, cells: list[Cell]) -> str:
 
 
 def row_summary(store: Idiom, row: dict[str, list[Cell]]) -> str:
-    """``ok``/``FALSE ALARM`` for a correct store, ``caught``/``ESCAPED`` for a negative control."""
+    """``ok``/``NOT PROVEN``/``FALSE ALARM`` for a correct store, ``caught``/``ESCAPED`` for a control."""
     cells = [c for cs in row.values() for c in cs]
     if store.correct:
-        return "ok" if not any(c.verdict == "FAIL" for c in cells) else "FALSE ALARM"
+        if any(c.verdict == "FAIL" for c in cells):
+            return "FALSE ALARM"
+        return "NOT PROVEN" if any(c.verdict == "NOT PROVEN" for c in cells) else "ok"
     missed = [name for name in store.caught_by if name in row and not all(is_catch(store, c) for c in row[name])]
     if missed:
         return f"ESCAPED {', '.join(missed)}"
