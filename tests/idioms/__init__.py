@@ -64,7 +64,7 @@ STORES = (
           "writes without the lock after three busy polls", _RACE, ()),
     Idiom("lockf", "tests.idioms.lockf_store:make_store", "fcntl.lockf, tempfile.NamedTemporaryFile"),
     Idiom("lockf/reopen-releases", "tests.idioms.lockf_store:ReopenReleases", "fcntl.lockf, NamedTemporaryFile",
-          "reopens and closes the lock file while locked (POSIX drops the lock)", _RACE, ("mutex",)),
+          "reopens and closes the lock file while locked (POSIX drops the lock)", _RACE, ("toctou-waitpoint",)),
     Idiom("filelock", "tests.idioms.filelock_store:make_store", "filelock.FileLock, io.open"),
     Idiom("filelock/write-only-locked", "tests.idioms.filelock_store:WriteOnlyLocked", "filelock.FileLock, io.open",
           "reads and decides outside the lock, locks only the write", _RACE, ("toctou-waitpoint",)),
