@@ -11,7 +11,7 @@ one-scenario campaign and prints a Markdown table, one row per store, one column
 - ``FAIL: PROPERTY``: a correct store failed (a false alarm), or a negative control failed only
   with properties its flaw does not break: both are defects of the harness.
 
-A cell whose seeds disagree shows each outcome with its count (``caught 2/3: ...; PASS 1/3``).
+``not run``: the cell was left out of the runs shown. A cell whose seeds disagree shows each outcome with its count (``caught 2/3: ...; PASS 1/3``).
 The last column sums the row up: a correct store must have no ``FAIL`` and no ``NOT PROVEN``
 (``ok``; else ``FALSE ALARM`` or ``NOT PROVEN``); a negative control must be caught by some
 scenario, and by each scenario listed in its ``caught_by`` on every seed (``caught``, else
@@ -125,7 +125,7 @@ def table(stores: list[Idiom], scenarios: list[str], results: dict, seeds: list[
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
     for store in stores:
         row = {name: results[(store.name, name)] for name in scenarios if (store.name, name) in results}
-        cells = [cell_text(store, row[name]) if name in row else "" for name in scenarios]
+        cells = [cell_text(store, row[name]) if name in row else "not run" for name in scenarios]
         kind = store.idiom if store.correct else f"flaw: {store.flaw}"
         lines.append("| " + " | ".join([f"`{store.name}`", kind, *cells, row_summary(store, row)]) + " |")
     lines.append("")
