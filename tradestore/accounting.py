@@ -94,8 +94,16 @@ def partial_pnl(trade: Mapping[str, Any], exit_price: float, size_closed: float)
     return round(pnl_per_unit(trade, exit_price) * size_closed, SEED_DECIMALS)
 
 
+def partials(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A record's partial exits: the objects in its ``partial_exits`` list. A missing field, or
+    one that is not a list (a damaged or foreign record), has none; an item that is not an
+    object is no partial exit. (integrity reports both.)"""
+    parts = trade.get("partial_exits")
+    return [p for p in parts if isinstance(p, Mapping)] if isinstance(parts, list) else []
+
+
 def partial_amounts(trade: Mapping[str, Any]) -> list[float]:
-    return [number(p.get("pnl_usd")) for p in trade.get("partial_exits") or () if isinstance(p, Mapping)]
+    return [number(p.get("pnl_usd")) for p in partials(trade)]
 
 
 def net_pnl(trade: Mapping[str, Any]) -> float:
@@ -187,10 +195,9 @@ def realization_events(trades: Iterable[Mapping[str, Any]]) -> list[Event]:
     events: list[Event] = []
     for t in trades:
         base = (id_number(t.get("id")) or 0) * 1_000_000
-        for i, p in enumerate(t.get("partial_exits") or ()):
-            if isinstance(p, Mapping):
-                when = parse_time(p.get("timestamp")) or entry_at(t)
-                events.append(Event(when, base + i, number(p.get("pnl_usd"))))
+        for i, p in enumerate(partials(t)):
+            when = parse_time(p.get("timestamp")) or entry_at(t)
+            events.append(Event(when, base + i, number(p.get("pnl_usd"))))
         if t.get("status") == "CLOSED":
             events.append(Event(exit_at(t), base + 999_999, number(t.get("pnl_usd"))))
     events.sort()  # by time, then order; orders are unique so amounts never decide

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from . import accounting
 from .ledger import CLOSED, DIRECTIONS, OPEN, Ledger
+from .errors import describe
 from .values import id_number, symbol_key
 from .values import is_finite_number as _finite
 
@@ -40,7 +41,10 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
         if field in trade and (not _finite(trade[field]) or trade[field] <= 0):
             problems.append(f"{tid}: {field} {trade[field]!r} is not a finite positive number")
     original = trade.get("original_size", trade.get("size"))
-    parts = trade.get("partial_exits") or []
+    listed = trade.get("partial_exits")
+    if listed is not None and not (isinstance(listed, list) and all(isinstance(p, dict) for p in listed)):
+        problems.append(f"{tid}: partial_exits {describe(listed)} is not a list of objects")
+    parts = accounting.partials(trade)
     if _finite(original) and _finite(trade.get("size")):
         closed = sum(p.get("size_closed", 0) for p in parts if _finite(p.get("size_closed")))
         slack = _SIZE_TOLERANCE * max(1.0, original) + _SIZE_ROUNDING * len(parts)

@@ -101,8 +101,9 @@ def _check_target_side(direction: str, entry: float, target: float) -> None:
 
 def _fill_originals(trade: dict) -> None:
     """Give a trade from an older log its opening stop and size before anything changes them."""
-    trade.setdefault("original_stop", trade["stop_price"])
-    trade.setdefault("original_size", trade["size"])
+    # .get: a damaged record may lack them; the commit's integrity check then refuses it.
+    trade.setdefault("original_stop", trade.get("stop_price"))
+    trade.setdefault("original_size", trade.get("size"))
 
 
 class Ledger:
@@ -341,18 +342,22 @@ class Ledger:
         close_pct = trade_number("close_pct", close_pct, positive=False, above=0.0, below=1.0, at_most=None)
         exit_price = trade_number("exit_price", exit_price)
         reason = trade_text("reason", reason)
-        closed, remaining = accounting.partial_split(trade["size"], close_pct)
+        size = accounting.number(trade.get("size"))  # a damaged record's size counts as 0
+        closed, remaining = accounting.partial_split(size, close_pct)
         if closed <= 0 or remaining <= 0:
-            raise InvalidTrade("close_pct", close_pct, f"closes {closed:g} of size {trade['size']:g} leaving "
+            raise InvalidTrade("close_pct", close_pct, f"closes {closed:g} of size {size:g} leaving "
                                f"{remaining:g} after rounding sizes to {accounting.SIZE_DECIMALS} decimals; "
                                "both must be > 0 (close the trade instead)")
         pnl = accounting.partial_pnl(trade, exit_price, closed)
         if not math.isfinite(pnl):
             raise InvalidTrade("exit_price", exit_price, f"gives a P&L of {pnl!r}, outside the range of a finite double")
         _fill_originals(trade)
-        trade.setdefault("partial_exits", []).append(
-            {"exit_price": exit_price, "size_closed": closed, "pnl_usd": pnl, "reason": reason, "timestamp": utc_iso(now)}
-        )
+        if trade.get("partial_exits") is None:
+            trade["partial_exits"] = []
+        if isinstance(trade["partial_exits"], list):  # else damaged: the commit's integrity check refuses it
+            trade["partial_exits"].append(
+                {"exit_price": exit_price, "size_closed": closed, "pnl_usd": pnl, "reason": reason, "timestamp": utc_iso(now)}
+            )
         trade["size"] = remaining
         self._touch(trade["id"])
         return trade
@@ -372,14 +377,17 @@ class Ledger:
                 clean[field] = trade_number(field, value)
             else:
                 clean[field] = trade_text(field, value)
+        # Fields of a damaged record are read as the accounting reads them (not a number: 0),
+        # so the checks run; the commit's integrity check then refuses a record still broken.
+        direction = trade.get("direction")
         if "target_price" in clean:
-            _check_target_side(trade["direction"], trade["entry_price"], clean["target_price"])
+            _check_target_side(direction, accounting.number(trade.get("entry_price")), clean["target_price"])
         # A trailing stop may move past entry, but never past the target.
-        stop = clean.get("stop_price", trade["stop_price"])
-        target = clean.get("target_price", trade["target_price"])
-        if trade["direction"] == "LONG" and stop >= target:
+        stop = clean.get("stop_price", accounting.number(trade.get("stop_price")))
+        target = clean.get("target_price", accounting.number(trade.get("target_price")))
+        if direction == "LONG" and stop >= target:
             raise InvalidTrade("stop_price", stop, f"must be below target_price {target:g} for a LONG")
-        if trade["direction"] == "SHORT" and stop <= target:
+        if direction == "SHORT" and stop <= target:
             raise InvalidTrade("stop_price", stop, f"must be above target_price {target:g} for a SHORT")
         return trade, clean
 
