@@ -47,7 +47,7 @@ def test_io_errors_pass_on_our_store(tmp_path):
 
 def _run_control(tmp_path, target):
     workloads = [[("open", "XRP"), ("update", "base")]]
-    report = fw.in_worker(io_errors.io_worker, (target, str(tmp_path), workloads, True), lambda _m: None)
+    report = fw.in_worker(io_errors.io_worker, (target, str(tmp_path), workloads), lambda _m: None)
     return dict(report["violations"])
 
 

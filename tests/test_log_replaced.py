@@ -76,7 +76,7 @@ def test_a_store_whose_log_has_no_stop_to_move_is_a_harness_error(tmp_path):
 
 def test_a_write_loop_that_ignores_short_writes_is_caught_by_io_errors(tmp_path):
     workloads = [[("open", "XRP")]]
-    report = fw.in_worker(io_errors.io_worker, ("unsafe-ignores-short-writes", str(tmp_path), workloads, True),
+    report = fw.in_worker(io_errors.io_worker, ("unsafe-ignores-short-writes", str(tmp_path), workloads),
                           lambda _m: None)
     props = dict(report["violations"])
     assert "log-parses" in props, report["violations"]
