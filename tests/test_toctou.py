@@ -79,4 +79,4 @@ def test_the_barrier_races_catch_a_store_that_checks_before_it_locks_without_a_w
     # version it opened outside the lock) makes every racer decide on the same stale state.
     run = campaign("tests.idioms.open_flock:CheckOutsideLock", "race-duplicate")
     found = [v.detail for v in run.results[0].violations if v.property == "duplicate-open-symbol"]
-    assert any("3 of 3 racing opens succeeded" in d for d in found), describe(run)
+    assert any("racing opens succeeded, at most 1 allowed" in d for d in found), describe(run)
