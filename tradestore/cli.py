@@ -125,8 +125,16 @@ def load_config(path: str | None) -> tuple[dict, str]:
     try:
         with open(path, "rb") as f:
             config = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # TOML is UTF-8 text
         raise UsageError(f"{path}: invalid TOML ({exc})") from None
+    except OSError as exc:  # a directory, unreadable, ...
+        raise UsageError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    # The shapes the rest relies on: a wrong one is the file's fault, said here (not a traceback).
+    for key, kind, what in (("limits", dict, "a [limits] table"),
+                            ("correlation_groups", dict, "a [correlation_groups] table"),
+                            ("trade_log", str, "a path string"), ("lock_file", str, "a path string")):
+        if key in config and not isinstance(config[key], kind):
+            raise UsageError(f"{path}: {key} = {config[key]!r} must be {what}")
     unknown = set(config.get("limits", {})) - set(LIMIT_OPTIONS)
     if unknown:
         raise UsageError(f"{path}: unknown [limits] keys {sorted(unknown)}; known: {sorted(LIMIT_OPTIONS)}")
@@ -392,7 +400,12 @@ def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:
         readable = False
     # A readable log is never replaced: recover returns "nothing to recover", or with --force
     # raises RecoveryRefused (exit 1).
-    summary = store.recover(force=args.force, next_id=args.next_id)
+    try:
+        summary = store.recover(force=args.force, next_id=args.next_id)
+    except TradeStoreError:
+        raise
+    except ValueError as exc:  # --next-id out of range: refused before anything is touched
+        raise UsageError(str(exc)) from None
     if args.json:
         _emit_json({"trade_log": store.trade_log, "restored": not readable,
                     "trades": len(store.get_all_trades()), "next_id": store.get_next_id(), "summary": summary})

@@ -133,7 +133,12 @@ def _curve(events: list[accounting.Event], capital: float, equity: float, incept
 
 
 def _mean(values: Sequence[float]) -> float | None:
-    return math.fsum(values) / len(values) if values else None
+    if not values:
+        return None
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # accepted R multiples near the double's limit: their mean is not
+        return math.fsum(v / len(values) for v in values)
 
 
 def _stats(closed: Sequence[_Closed]) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Hostile use from outside: odd configuration files, odd arguments, extreme accepted values.
+
+Each case is something a user can do; each must end in success or a documented error (exit 2
+for a usage or configuration problem, with one JSON object on stderr under --json), never a
+traceback, and must write nothing when refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tradestore import TradeStore
+from tradestore.cli import EXIT_USAGE, main
+from tradestore.reconciler import StateReconciler
+
+
+def _files(directory):
+    return {name: (directory / name).read_bytes() for name in sorted(os.listdir(directory))
+            if (directory / name).is_file()}
+
+
+@pytest.mark.parametrize("config", [
+    b"trade_log = 5\n",                      # not a path
+    b"lock_file = [1]\n",                    # not a path
+    b"limits = 5\n",                         # [limits] must be a table
+    b"correlation_groups = 5\n",             # correlation groups must be a table
+    b"\xff\xfe[limits]\n",                   # not UTF-8: not TOML at all
+], ids=["trade_log-int", "lock_file-list", "limits-int", "groups-int", "not-utf8"])
+def test_a_malformed_config_file_is_a_usage_error_naming_the_file(tmp_path, capsys, monkeypatch, config):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tradestore.toml").write_bytes(config)
+    before = _files(tmp_path)
+    code = main(["status", "--json"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    problem = json.loads(err)  # one JSON object, not a traceback
+    assert problem["error"] == "UsageError" and "tradestore.toml" in problem["message"]
+    assert _files(tmp_path) == before
+
+
+def test_a_config_path_that_is_a_directory_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    code = main(["status", "--json", "--config", "conf"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "conf" in json.loads(err)["message"]
+
+
+@pytest.mark.parametrize("next_id", ["-5", "0", "1000000000000002"])
+def test_recover_with_an_out_of_range_next_id_is_a_usage_error_and_changes_nothing(tmp_path, capsys,
+                                                                                   monkeypatch, next_id):
+    monkeypatch.chdir(tmp_path)
+    TradeStore("trades.json").open_trade("AAPL", "LONG", 100, 95, 110, 1)
+    before = _files(tmp_path)
+    code = main(["recover", "--json", "--next-id", next_id])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "next_id" in json.loads(err)["message"]
+    assert _files(tmp_path) == before
+
+
+def test_reconcile_works_on_r_multiples_the_store_accepted_near_the_double_limit(tmp_path):
+    """Tiny prices with a tiny stop distance give R multiples near 1.7e308 that the store
+    accepts one by one; their statistics must not overflow (the mean of values is within them)."""
+    log = tmp_path / "trades.json"
+    store = TradeStore(log, max_portfolio_heat_pct=100, max_corr_group_risk_pct=100)
+    entry = 1e-291
+    for n in range(1, 4):
+        trade = store.open_trade(f"A{n}", "LONG", entry, entry - 6.7e-294, 1e15, 1)
+        store.close_trade(trade["id"], 1e15)
+    result = StateReconciler(log, output_dir=tmp_path / "state").reconcile()
+    assert result.ok, result.summary()
+    setups = json.loads((tmp_path / "state" / "setup_performance.json").read_text())
+    assert "inf" not in json.dumps(setups).lower()
