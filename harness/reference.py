@@ -17,14 +17,16 @@ from typing import Any, Mapping
 TOLERANCE = 1e-6  # the library rounds money to 8 decimals; this is far coarser than any bug
 
 
-def _net(trade: Mapping) -> float:
-    """Net P&L of a closed trade: its ``pnl_usd``, which already holds its partial exits
-    (``docs/FORMAT.md``)."""
-    return float(trade.get("pnl_usd") or 0.0)
-
-
 def _partials(trade: Mapping) -> float:
     return math.fsum(float(p.get("pnl_usd") or 0.0) for p in trade.get("partial_exits") or [])
+
+
+def _net(trade: Mapping, schema: object) -> float:
+    """Net P&L of a closed trade (``docs/FORMAT.md``): in the seed's meaning (seed logs and
+    schema 2) ``pnl_usd`` is the final exit on the remaining size, so the partial exits are
+    added; schema 1 logs stored the net itself in ``pnl_usd``."""
+    final = float(trade.get("pnl_usd") or 0.0)
+    return final if schema == 1 else final + _partials(trade)
 
 
 def expected(document: Mapping, starting_capital: float) -> dict[str, dict[str, Any]]:
@@ -32,7 +34,7 @@ def expected(document: Mapping, starting_capital: float) -> dict[str, dict[str, 
     trades = document.get("trades", [])
     closed = [t for t in trades if t.get("status") == "CLOSED"]
     open_ = [t for t in trades if t.get("status") == "OPEN"]
-    nets = [_net(t) for t in closed]
+    nets = [_net(t, document.get("schema")) for t in closed]
     closed_pnl = math.fsum(nets)
     open_partial = math.fsum(_partials(t) for t in open_)
     equity = starting_capital + closed_pnl + open_partial

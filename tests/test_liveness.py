@@ -41,10 +41,11 @@ def test_the_guard_is_reached_by_damage_that_parses(monkeypatch):
 def test_the_reference_matches_numbers_worked_out_by_hand():
     from tradestore_harness import reference
 
-    # BTC: partial +50 then closed, pnl_usd 75 in all (FORMAT.md: pnl_usd holds the partials).
-    # ETH: closed at -20. SOL: open, one partial of +5. Equity 1000 + 75 - 20 + 5 = 1060.
+    # BTC: partial +50, then the rest closed at +25 (FORMAT.md, the seed's meaning: pnl_usd is
+    # the final exit on the remaining size), net 75. ETH: closed at -20. SOL: open, one partial
+    # of +5. Equity 1000 + 75 - 20 + 5 = 1060.
     log = {"trades": [
-        {"id": "T001", "symbol": "BTC", "status": "CLOSED", "pnl_usd": 75.0, "partial_exits": [{"pnl_usd": 50.0}]},
+        {"id": "T001", "symbol": "BTC", "status": "CLOSED", "pnl_usd": 25.0, "partial_exits": [{"pnl_usd": 50.0}]},
         {"id": "T002", "symbol": "ETH", "status": "CLOSED", "pnl_usd": -20.0, "partial_exits": []},
         {"id": "T003", "symbol": "SOL", "status": "OPEN", "pnl_usd": None, "partial_exits": [{"pnl_usd": 5.0}]},
     ]}
@@ -53,6 +54,9 @@ def test_the_reference_matches_numbers_worked_out_by_hand():
     assert (portfolio["closed_pnl"], portfolio["open_partial_pnl"], portfolio["balance"]) == (55.0, 5.0, 1060.0)
     assert (portfolio["winning_trades"], portfolio["losing_trades"], portfolio["positions"]) == (1, 1, ["T003"])
     assert want["equity.json"]["win_rate"] == 50.0 and want["risk_state.json"]["open_symbols"] == ["SOL"]
+    # A schema 1 log stored the net itself in pnl_usd: the same account written the old way.
+    old_style = {"schema": 1, "trades": [dict(log["trades"][0], pnl_usd=75.0), *log["trades"][1:]]}
+    assert reference.expected(old_style, 1000.0)["portfolio.json"]["balance"] == 1060.0
     files = {"portfolio.json": dict(portfolio, balance=1061.0), "equity.json": None}
     [(prop, detail)] = reference.check("cycle 1", files, log, 1000.0)
     assert prop == "derived-correct" and "balance is 1061.0, the log says 1060.0" in detail
