@@ -76,3 +76,39 @@ def test_reconcile_works_on_r_multiples_the_store_accepted_near_the_double_limit
     assert result.ok, result.summary()
     setups = json.loads((tmp_path / "state" / "setup_performance.json").read_text())
     assert "inf" not in json.dumps(setups).lower()
+
+
+@pytest.mark.parametrize("where", ["pnl_usd", "partial_exits", "size"])
+def test_old_records_with_money_beyond_any_amount_the_store_writes_do_not_block_writes(tmp_path, where):
+    """Two records of another writer with finite but enormous amounts: each sum or product of
+    them overflows the double range. They must not break equity, the risk checks, an unrelated
+    write or a reconcile (they count as 0, like a field of the wrong type)."""
+    def record(n):
+        trade = {"id": f"T00{n}", "symbol": f"S{n}", "direction": "LONG", "entry_price": 100,
+                 "stop_price": 95, "target_price": 110, "size": 1, "status": "CLOSED",
+                 "entry_time": "2026-01-01T00:00:00Z", "exit_price": 105,
+                 "exit_time": "2026-01-02T00:00:00Z", "pnl_usd": 5.0}
+        if where == "pnl_usd":
+            trade["pnl_usd"] = 1.7e308
+        elif where == "partial_exits":
+            trade["partial_exits"] = [{"exit_price": 105, "size_closed": 0.5, "pnl_usd": 1.7e308}] * 2
+        else:
+            trade.update(status="OPEN", size=1.7e308, exit_price=None, exit_time=None, pnl_usd=None)
+        return trade
+    log = tmp_path / "trades.json"
+    log.write_text(json.dumps({"trades": [record(1), record(2)], "next_id": 3}))
+    store = TradeStore(log, max_positions=10)
+    assert store.equity() == {"pnl_usd": 5000.0, "partial_exits": 5010.0, "size": 5000.0}[where]
+    assert store.can_open_position("AAPL", "LONG", 100, 95, 1)[0]
+    assert store.open_trade("AAPL", "LONG", 100, 95, 110, 1)["id"] == "T003"
+    assert StateReconciler(log, output_dir=tmp_path / "state").reconcile().ok
+
+
+def test_amounts_the_store_writes_at_its_limits_still_count(tmp_path):
+    """The bound on log fields is above every amount a store can write: a trade of the largest
+    size closed at the largest price move is counted in full (negative control of the above)."""
+    store = TradeStore(tmp_path / "trades.json", max_portfolio_heat_pct=100, max_corr_group_risk_pct=100)
+    trade = store.open_trade("AAPL", "LONG", 1.0, 1 - 1e-15, 1e15, 1e15 - 1)
+    closed = store.close_trade(trade["id"], 1e15)
+    assert closed["pnl_usd"] > 9.9e29
+    assert store.equity() == 5000.0 + closed["pnl_usd"]

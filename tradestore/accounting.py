@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, NamedTuple
 
-from .values import id_number, parse_time
+from .values import MAX_AMOUNT, id_number, parse_time
 
 SEED_DECIMALS = 2  # the seed's rounding of pnl_usd, pnl_pct, r_multiple (and of net_pnl_usd)
 SIZE_DECIMALS = 6  # the seed's rounding of a partial exit's size_closed and remaining size
@@ -34,10 +34,18 @@ WIN, LOSS, BREAKEVEN = "W", "L", "B"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the time of an event with no readable time
 
 
+# The largest magnitude a log field the store writes can have: an amount x a price
+# (pnl_usd = price move x size). A field beyond it was not written by a store; reading it as
+# the default keeps every sum and product over any number of records finite (no OverflowError).
+MAX_FIELD = MAX_AMOUNT * MAX_AMOUNT
+
+
 def number(value: Any, default: float = 0.0) -> float:
-    """A finite float from a log field, or ``default`` (seed records may miss optional fields)."""
+    """A finite float from a log field, or ``default`` (seed records may miss optional fields).
+
+    A number beyond :data:`MAX_FIELD` in magnitude (1e30) counts as missing too."""
     kind = type(value)
-    if (kind is float or kind is int) and value - value == 0:  # x - x is nan for nan and inf
+    if (kind is float or kind is int) and -MAX_FIELD <= value <= MAX_FIELD:  # False for nan too
         return float(value)
     return default
 
