@@ -457,3 +457,78 @@ def test_the_cycle_finder_finds_the_old_ledger_risk_circle(tmp_path):
     graph = import_graph(tmp_path)
     assert graph["derive"] == {"ledger"}
     assert cycles(graph) == [["ledger", "risk", "ledger"]]
+
+
+# --------------------------------------------------------------------------- incremental views
+
+ledger_step = st.one_of(
+    st.tuples(st.just("open"), st.sampled_from(UNIVERSE), st.sampled_from(["LONG", "SHORT"]),
+              st.floats(0.005, 0.2), st.floats(0.1, 40)),
+    st.tuples(st.just("partial"), st.integers(0, 9), st.sampled_from([0.25, 0.5]), st.floats(-1.5, 2.5)),
+    st.tuples(st.just("close"), st.integers(0, 9), st.floats(-1.5, 2.5)),
+    st.tuples(st.just("trail"), st.integers(0, 9), st.floats(-0.5, 0.9)),
+    st.tuples(st.just("wait"), st.floats(-30, 60)),  # a clock may also go back: events out of order
+)
+
+
+def views_of(ledger, capital: float, moments) -> dict:
+    return {"open": [t["id"] for t in ledger.open_trades()],
+            "closed_of": {s: [t["id"] for t in ledger.closed_trades_of(s)] for s in UNIVERSE},
+            "events": ledger.events(), "realized": ledger.realized_pnl(), "peak": ledger.peak_equity(capital),
+            "equity_at": [ledger.equity_at(capital, m) for m in moments]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ledger_step, max_size=30), st.sampled_from([500.0, 5000.0]))
+def test_every_view_kept_by_the_operations_equals_one_computed_from_scratch(steps, capital):
+    """The ledger updates its views operation by operation (an index per query, not a
+    recomputation); after every step each equals accounting's answer over the same trades."""
+    from tradestore import Ledger
+    from tradestore.errors import TradeStoreError
+
+    ledger, now = Ledger(), START
+    for s in steps:
+        now += timedelta(minutes=37)
+        try:
+            if s[0] == "wait":
+                now += timedelta(hours=s[1])
+            elif s[0] == "open":
+                _, symbol, direction, dist, size = s
+                sign = 1 if direction == "LONG" else -1
+                ledger.open_trade(symbol, direction, 100, 100 * (1 - sign * dist), 100 * (1 + 3 * sign * dist),
+                                  size, now=now)
+            elif ledger.open_trades():
+                t = ledger.open_trades()[s[1] % len(ledger.open_trades())]
+                sign = 1 if t["direction"] == "LONG" else -1
+                move = abs(t["entry_price"] - t["original_stop"])
+                if s[0] == "trail":
+                    ledger.update_trade(t["id"], {"stop_price": t["entry_price"] + sign * move * s[2]})
+                elif s[0] == "partial":
+                    ledger.partial_close(t["id"], s[2], max(0.01, t["entry_price"] + sign * move * s[3]), now=now)
+                else:
+                    ledger.close_trade(t["id"], max(0.01, t["entry_price"] + sign * move * s[2]), now=now)
+        except TradeStoreError:
+            pass  # a refusal changes nothing
+        moments = [now, now - timedelta(hours=5), START]
+        kept = views_of(ledger, capital, moments)
+        fresh = views_of(Ledger(json.loads(json.dumps(ledger.trades)), ledger.next_id), capital, moments)
+        assert kept == fresh
+
+
+def test_a_refused_operation_keeps_the_parsed_log_and_a_half_done_one_drops_it(tmp_path, monkeypatch):
+    from tradestore import Ledger, TradeNotFound
+
+    store = TradeStore(tmp_path / "trades.json", fsync=False)
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    parses = []
+    real = Ledger.from_json.__func__
+    monkeypatch.setattr(Ledger, "from_json", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
+    with pytest.raises(RiskRejected):
+        store.open_trade("BTC", "LONG", 100, 95, 110, 1)  # refused before anything changed
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    assert parses == []  # the refusal kept the parsed version
+    with pytest.raises(TradeNotFound):
+        with store.transaction() as tx:
+            tx.open_trade("SOL", "LONG", 100, 95, 110, 1)
+            tx.close_trade("T999", 100)  # refused after the open changed the ledger: nothing written
+    assert [t["symbol"] for t in store.get_all_trades()] == ["BTC", "ETH"] and parses == [1]

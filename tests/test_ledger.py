@@ -446,6 +446,7 @@ def test_times_with_other_offsets_order_by_instant():
         t = opened(ledger, "XRP", limits=limits)
         ledger.close_trade(t["id"], 100 + sign, now=NOW)
         t["exit_time"] = when
+    ledger = Ledger(ledger.trades, ledger.next_id)  # as read from a log another tool wrote
     # By instant: loss 10:00Z, loss 10:30Z, win 13:00Z. Compared as text the win would sort
     # first and the last two would look like a losing streak.
     assert [t["pnl_usd"] > 0 for t in ledger.closed_trades_of("XRP")] == [False, False, True]

@@ -19,6 +19,7 @@ number that is missing, null or not finite counts as 0, so no record can make a 
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -114,9 +115,17 @@ def partial_amounts(trade: Mapping[str, Any]) -> list[float]:
     return [number(p.get("pnl_usd")) for p in partials(trade)]
 
 
+def realized_amounts(trade: Mapping[str, Any]) -> list[float]:
+    """What a trade has realized, one amount per exit: its partial exits, then (CLOSED) its final exit."""
+    amounts = partial_amounts(trade)
+    if trade.get("status") == "CLOSED":
+        amounts.append(number(trade.get("pnl_usd")))
+    return amounts
+
+
 def net_pnl(trade: Mapping[str, Any]) -> float:
-    """``pnl_usd + Σ partial_exits[].pnl_usd`` (unrounded, exact sum). For an OPEN trade: Σ partials."""
-    return math.fsum([number(trade.get("pnl_usd")), *partial_amounts(trade)])
+    """``pnl_usd + Σ partial_exits[].pnl_usd`` (exact sum). For an OPEN trade: Σ partials."""
+    return math.fsum(realized_amounts(trade))
 
 
 def initial_risk(trade: Mapping[str, Any]) -> float:
@@ -194,27 +203,60 @@ def exit_at(trade: Mapping[str, Any]) -> datetime:
     return parse_time(trade.get("exit_time")) or entry_at(trade)
 
 
-def realization_events(trades: Iterable[Mapping[str, Any]]) -> list[Event]:
-    """Every realized amount in time order: each partial exit at its ``timestamp`` with its
-    ``pnl_usd``, each CLOSED trade's final exit at its ``exit_time`` with its ``pnl_usd``.
+def trade_events(trade: Mapping[str, Any]) -> list[Event]:
+    """One trade's :func:`realized_amounts` as events: each partial exit at its ``timestamp``,
+    the final exit (CLOSED) at its ``exit_time``; the newest exit is the last. Missing times
+    fall back as :func:`exit_at` does."""
+    base = (id_number(trade.get("id")) or 0) * 1_000_000
+    events = [Event(parse_time(p.get("timestamp")) or entry_at(trade), base + i, number(p.get("pnl_usd")))
+              for i, p in enumerate(partials(trade))]
+    if trade.get("status") == "CLOSED":
+        events.append(Event(exit_at(trade), base + 999_999, number(trade.get("pnl_usd"))))
+    return events
 
-    A trade's events add up to its net P&L. Missing times fall back as :func:`exit_at` does.
-    """
-    events: list[Event] = []
-    for t in trades:
-        base = (id_number(t.get("id")) or 0) * 1_000_000
-        for i, p in enumerate(partials(t)):
-            when = parse_time(p.get("timestamp")) or entry_at(t)
-            events.append(Event(when, base + i, number(p.get("pnl_usd"))))
-        if t.get("status") == "CLOSED":
-            events.append(Event(exit_at(t), base + 999_999, number(t.get("pnl_usd"))))
+
+def realization_events(trades: Iterable[Mapping[str, Any]]) -> list[Event]:
+    """Every realized amount of ``trades`` (:func:`trade_events`) in time order."""
+    events = [e for t in trades for e in trade_events(t)]
     events.sort()  # by time, then order; orders are unique so amounts never decide
     return events
 
 
 def realized_pnl(trades: Iterable[Mapping[str, Any]]) -> float:
-    """Σ net P&L of every trade: closed trades in full, OPEN trades their partial exits."""
-    return math.fsum(net_pnl(t) for t in trades)
+    """Σ net P&L of every trade (closed trades in full, OPEN trades their partial exits): the
+    exact sum of every realized amount, correctly rounded once, so no order of summing and no
+    running total kept beside it (:class:`ExactSum`) can give another number."""
+    return math.fsum(a for t in trades for a in realized_amounts(t))
+
+
+class ExactSum:
+    """A running sum kept exactly (non-overlapping partials, as math.fsum keeps them), so
+    adding amounts one by one gives what :func:`math.fsum` gives over all of them at once."""
+
+    __slots__ = ("partials",)
+
+    def __init__(self, amounts: Iterable[float] = ()) -> None:
+        self.partials: list[float] = []
+        for amount in amounts:
+            self.add(amount)
+
+    def add(self, x: float) -> None:
+        i = 0
+        partials = self.partials
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    def value(self, minus: Iterable[float] = ()) -> float:
+        """The sum, less ``minus``, correctly rounded."""
+        return math.fsum([*self.partials, *(-m for m in minus)])
 
 
 def equity_before(events: Sequence[Event], capital: float, moment: datetime) -> float:
@@ -222,18 +264,46 @@ def equity_before(events: Sequence[Event], capital: float, moment: datetime) -> 
     return capital + math.fsum(e.amount for e in events if e.at < moment)
 
 
+def equity_before_from(total: ExactSum, events: Sequence[Event], capital: float, moment: datetime) -> float:
+    """:func:`equity_before` from the exact sum of all ``events`` (sorted) and the few at or
+    after ``moment``: the same number, without summing the whole history again."""
+    start = bisect.bisect_left(events, (moment,))  # a 1-tuple sorts before every event at ``moment``
+    return capital + total.value(e.amount for e in events[start:])
+
+
 def running_equity(events: Iterable[Event], capital: float) -> Iterable[tuple[Event, float]]:
     """Each event with the equity right after it."""
-    equity = capital
+    peak = Peak(capital, None, capital, capital)
     for e in events:
-        equity += e.amount
-        yield e, equity
+        peak = extend_peak(peak, e)
+        yield e, peak.running
 
 
-def peak_equity(events: Iterable[Event], capital: float, equity: float) -> float:
+class Peak(NamedTuple):
+    """The equity curve so far: the last event, the equity after it, the highest after any."""
+
+    capital: float
+    last: Event | None
+    running: float
+    highest: float
+
+
+def peak_of(events: Iterable[Event], capital: float) -> Peak:
+    peak = Peak(capital, None, capital, capital)
+    for event in events:
+        peak = extend_peak(peak, event)
+    return peak
+
+
+def extend_peak(peak: Peak, event: Event) -> Peak:
+    """``peak`` after one more event, which must come after every event it holds."""
+    running = peak.running + event.amount
+    return Peak(peak.capital, event, running, max(peak.highest, running))
+
+
+def peak_equity(events: Iterable[Event], capital: float, equity: float, peak: Peak | None = None) -> float:
     """The highest equity the account has had: starting capital, after any event, or now."""
-    highest = max((value for _, value in running_equity(events, capital)), default=capital)
-    return max(capital, equity, highest)
+    return max(capital, equity, (peak or peak_of(events, capital)).highest)
 
 
 def drawdown_pct(equity: float, reference: float) -> float | None:

@@ -7,6 +7,7 @@ format of ``docs/FORMAT.md``; the ledger owns them, so callers get copies.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import sys
@@ -111,8 +112,11 @@ class Ledger:
 
     A ledger validates input and records operations; it decides nothing about risk (the
     transaction asks :mod:`tradestore.risk` between :meth:`propose` and :meth:`record_open`).
-    Its money queries are :mod:`tradestore.accounting` over its trades, cached until the next
-    change.
+    Its queries are :mod:`tradestore.accounting` over its trades, kept as views (:class:`_Views`:
+    open trades, each symbol's closed trades, the realization events, the exact realized sum,
+    the equity peak) that are built once and then updated by each operation, so a risk check
+    costs O(open trades + one symbol's history), not O(history); every view equals what
+    accounting computes from scratch over the same trades.
     """
 
     def __init__(self, trades: Iterable[dict] = (), next_id: int | None = None, extra: Mapping | None = None) -> None:
@@ -123,6 +127,7 @@ class Ledger:
         self.extra = dict(extra or {})  # unknown top-level keys, preserved
         self._index = {t["id"]: t for t in self.trades}
         self._cache: dict[str, Any] = {}
+        self._views: _Views | None = None
         self._encoded: dict[int, tuple[dict, bytes]] = {}  # id(record) -> (record, its JSON)
         self.changed: set[str] = set()  # ids touched since the last mark_clean()
 
@@ -162,7 +167,14 @@ class Ledger:
                 encoded[id(trade)] = (trade, text)
             parts.append(text)
         head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
-        return head[:-1] + b',"trades":[' + b",".join(parts) + b"]}"
+        # One join into one buffer, the document's only whole copy: the head rides on the first
+        # record and the closing brackets on the last (small copies of one record each).
+        opening = head[:-1] + b',"trades":['
+        if not parts:
+            return opening + b"]}"
+        parts[0] = opening + parts[0]
+        parts[-1] = parts[-1] + b"]}"
+        return b",".join(parts)
 
     def mark_clean(self) -> None:
         self.changed.clear()
@@ -182,11 +194,17 @@ class Ledger:
             self._touch(record["id"])
         self.next_id = max(self.next_id, next_id)
         self.mark_clean()
+        self._cache.clear()
+        self._views = None  # records changed in place: the views are rebuilt when next asked
 
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
-        self._cache.clear()
         self._encoded.pop(id(self._index[trade_id]), None)
+
+    def _view(self) -> _Views:
+        if self._views is None:
+            self._views = _Views(self.trades)
+        return self._views
 
     # -- queries ------------------------------------------------------------------------
 
@@ -201,16 +219,14 @@ class Ledger:
             raise TradeNotFound(trade_id)
         return trade
 
-    def _cached(self, key: str, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
     def open_trades(self) -> list[dict]:
-        return self._cached("open", lambda: [t for t in self.trades if t["status"] == OPEN])
+        """OPEN trades in log order (the view itself: do not change it)."""
+        return self._view().open
 
     def closed_trades(self) -> list[dict]:
-        return self._cached("closed", lambda: [t for t in self.trades if t["status"] == CLOSED])
+        if "closed" not in self._cache:
+            self._cache["closed"] = [t for t in self.trades if t["status"] == CLOSED]
+        return self._cache["closed"]
 
     def open_trade_for(self, symbol: str) -> dict | None:
         key = symbol_key(symbol)
@@ -224,32 +240,29 @@ class Ledger:
 
     def closed_trades_of(self, symbol: str) -> list[dict]:
         """CLOSED trades of ``symbol`` in exit order (:func:`accounting.exit_order_key`)."""
-        key = symbol_key(symbol)
-
-        # Only the one symbol: every write clears the cache, and grouping and sorting every
-        # symbol's whole history again was the largest cost of an open on a long log.
-        def compute() -> list[dict]:
-            return accounting.closed_in_exit_order(t for t in self.closed_trades() if symbol_key(t["symbol"]) == key)
-        return self._cached("closed_of:" + key, compute)
+        return self._view().closed_of.get(symbol_key(symbol), [])
 
     def events(self) -> list[accounting.Event]:
         """:func:`accounting.realization_events` of the whole log."""
-        return self._cached("events", lambda: accounting.realization_events(self.trades))
+        return self._view().events
 
     def realized_pnl(self) -> float:
         """:func:`accounting.realized_pnl` of the whole log."""
-        return self._cached("realized", lambda: accounting.realized_pnl(self.trades))
+        return self._view().realized.value()
 
     def equity(self, starting_capital: float) -> float:
         """Starting capital plus realized P&L (partial exits included)."""
         return starting_capital + self.realized_pnl()
 
     def equity_at(self, starting_capital: float, moment: datetime) -> float:
-        """Equity counting only P&L realized strictly before ``moment``."""
-        return accounting.equity_before(self.events(), starting_capital, moment)
+        """Equity counting only P&L realized strictly before ``moment`` (:func:`accounting.equity_before`)."""
+        view = self._view()
+        return accounting.equity_before_from(view.realized, view.events, starting_capital, moment)
 
     def peak_equity(self, starting_capital: float) -> float:
-        return accounting.peak_equity(self.events(), starting_capital, self.equity(starting_capital))
+        """:func:`accounting.peak_equity` of the log."""
+        return accounting.peak_equity((), starting_capital, self.equity(starting_capital),
+                                      self._view().peak(starting_capital))
 
     # -- operations ---------------------------------------------------------------------
 
@@ -305,6 +318,8 @@ class Ledger:
         self._index[trade["id"]] = trade
         self.next_id += 1
         self._touch(trade["id"])
+        if self._views is not None:
+            self._views.opened(trade)
         return trade
 
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
@@ -334,6 +349,9 @@ class Ledger:
                      status=CLOSED, lessons=lessons)
         trade.update(accounting.net_fields(trade))
         self._touch(trade["id"])
+        self._cache.pop("closed", None)
+        if self._views is not None:
+            self._views.closed(trade)
         return trade
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP", *, now: datetime) -> dict:
@@ -360,6 +378,8 @@ class Ledger:
             )
         trade["size"] = remaining
         self._touch(trade["id"])
+        if self._views is not None:
+            self._views.realized_exit(trade)
         return trade
 
     def validate_updates(self, trade_id, updates) -> tuple[dict, dict]:
@@ -418,3 +438,52 @@ class Ledger:
             self._touch(trade["id"])
         return len(checked)
 
+
+class _Views:
+    """A ledger's derived views, built from its trades and updated by each operation.
+
+    Each equals what :mod:`tradestore.accounting` computes from scratch: ``open`` the OPEN
+    trades in log order, ``closed_of`` each symbol key's CLOSED trades in exit order,
+    ``events`` the realization events in order, ``realized`` their exact sum; the equity peak
+    is kept per starting capital and extended while new events come last in time.
+    """
+
+    def __init__(self, trades: list[dict]) -> None:
+        self.open = [t for t in trades if t["status"] == OPEN]
+        self.closed_of: dict[str, list[dict]] = {}
+        self._keys: dict[str, list[tuple]] = {}  # exit order keys, beside closed_of, for bisect
+        for trade in accounting.closed_in_exit_order(trades):
+            key = symbol_key(trade["symbol"])
+            self.closed_of.setdefault(key, []).append(trade)
+            self._keys.setdefault(key, []).append(accounting.exit_order_key(trade))
+        self.events = accounting.realization_events(trades)
+        self.realized = accounting.ExactSum(e.amount for e in self.events)
+        self._peak: accounting.Peak | None = None
+
+    def peak(self, capital: float) -> accounting.Peak:
+        if self._peak is None or self._peak.capital != capital:
+            self._peak = accounting.peak_of(self.events, capital)
+        return self._peak
+
+    def opened(self, trade: dict) -> None:
+        self.open.append(trade)
+
+    def realized_exit(self, trade: dict) -> None:
+        """The trade's newest exit (its last event) was just recorded."""
+        event = accounting.trade_events(trade)[-1]
+        self.realized.add(event.amount)
+        position = bisect.bisect(self.events, event)
+        self.events.insert(position, event)
+        if self._peak is not None:
+            # extended only while the new event is the latest; an earlier one redraws the curve
+            last = position == len(self.events) - 1
+            self._peak = accounting.extend_peak(self._peak, event) if last else None
+
+    def closed(self, trade: dict) -> None:
+        self.open[:] = [t for t in self.open if t is not trade]
+        key, order = symbol_key(trade["symbol"]), accounting.exit_order_key(trade)
+        keys = self._keys.setdefault(key, [])
+        position = bisect.bisect(keys, order)
+        keys.insert(position, order)
+        self.closed_of.setdefault(key, []).insert(position, trade)
+        self.realized_exit(trade)

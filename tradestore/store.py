@@ -22,7 +22,9 @@ from datetime import datetime
 
 from . import atomic, integrity, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
-from .errors import CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, UnsafePath
+from .errors import (
+    CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, TradeStoreError, UnsafePath,
+)
 from .ledger import Ledger
 from .values import MAX_ID_NUMBER, describe, format_id
 from .locking import FileLock, check_timeout
@@ -196,6 +198,12 @@ class TradeStore(LedgerStore):
             ledger = self._load()
             try:
                 yield ledger
+            except TradeStoreError:
+                # A refusal changes nothing before it raises: an operation that changed nothing
+                # keeps the parsed version (a refused open must not cost the next write a parse).
+                if ledger.changed:
+                    self._set_cache(None)
+                raise
             except BaseException:
                 # The ledger may hold half-applied changes; the next load re-reads the file.
                 self._set_cache(None)
