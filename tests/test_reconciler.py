@@ -336,11 +336,11 @@ def test_overflowing_numbers_become_null_not_infinity(tmp_path):
     # A log that passes verify (every field finite) but whose R multiple overflows a double.
     trade = {"id": "T001", "symbol": "BTC", "direction": "LONG", "entry_price": 1.0,
              "stop_price": 0.9999999999999999, "original_stop": 0.9999999999999999, "target_price": 2.0,
-             "size": 1e-10, "original_size": 1e-10, "status": "CLOSED", "exit_price": 1e300,
-             "exit_time": "2025-01-01T00:00:00+00:00", "pnl_usd": 1e290,
+             "size": 1e-300, "original_size": 1e-300, "status": "CLOSED", "exit_price": 2.0,
+             "exit_time": "2025-01-01T00:00:00+00:00", "pnl_usd": 1e29,  # R = 1e29 / 1.1e-316
              "entry_time": "2025-01-01T00:00:00+00:00", "partial_exits": []}
     log = tmp_path / "t.json"
-    log.write_text(json.dumps({"schema": 1, "next_id": 2, "trades": [trade]}))
+    log.write_text(json.dumps({"schema": 2, "next_id": 2, "trades": [trade]}))
     result = StateReconciler(str(log), str(tmp_path / "state")).reconcile()
     assert not result.aborted
     equity = json.loads((tmp_path / "state" / "equity.json").read_text(),
