@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 
-from tradestore import TradeStore
+from tradestore import NestedTransactionError, TradeStore
 from tradestore.cli import EXIT_USAGE, main
 from tradestore.reconciler import StateReconciler
 
@@ -112,3 +113,62 @@ def test_amounts_the_store_writes_at_its_limits_still_count(tmp_path):
     closed = store.close_trade(trade["id"], 1e15)
     assert closed["pnl_usd"] > 9.9e29
     assert store.equity() == 5000.0 + closed["pnl_usd"]
+
+
+def test_a_transaction_used_after_its_block_ended_is_refused_and_changes_nothing(tmp_path):
+    """A Transaction kept past its block holds no lock: a write through it would change the
+    cached ledger, be acknowledged without being written, and ride along with some later
+    commit (or be lost). It must be refused, also from another thread during the block."""
+    store = TradeStore(tmp_path / "trades.json")
+    with store.transaction() as tx:
+        tx.open_trade("AAPL", "LONG", 100, 95, 110, 1)
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(_refusal(lambda: tx.open_trade(
+            "NVDA", "LONG", 100, 95, 110, 1))))
+        other.start()
+        other.join()
+    assert seen == [NestedTransactionError]
+    before = (tmp_path / "trades.json").read_bytes()
+    for write in (lambda: tx.open_trade("MSFT", "LONG", 100, 95, 110, 1),
+                  lambda: tx.close_trade("T001", 105), lambda: tx.partial_close("T001", 0.5, 105),
+                  lambda: tx.update_trade("T001", {"notes": "x"}),
+                  lambda: tx.update_trades_batch([("T001", {"notes": "x"})])):
+        assert _refusal(write) is NestedTransactionError
+    assert store.get_open_symbols() == ["AAPL"]
+    store.open_trade("TSLA", "LONG", 100, 95, 110, 1)
+    assert [t["symbol"] for t in json.loads((tmp_path / "trades.json").read_text())["trades"]] == ["AAPL", "TSLA"]
+    assert before != (tmp_path / "trades.json").read_bytes()  # the control write did write
+
+
+def test_a_joined_block_that_raises_writes_nothing_even_when_the_outer_block_swallows_it(tmp_path):
+    """'If the block raises, nothing is written' holds for a nested (joined) block too: its
+    changes cannot be undone alone, so the outer commit is refused and the log is unchanged."""
+    log = tmp_path / "trades.json"
+    store = TradeStore(log)
+    store.open_trade("AAPL", "LONG", 100, 95, 110, 1)
+    before = log.read_bytes()
+    with pytest.raises(NestedTransactionError, match="nested"):
+        with store.transaction() as outer:
+            outer.open_trade("MSFT", "LONG", 100, 95, 110, 1)
+            try:
+                with store.transaction() as inner:
+                    inner.open_trade("NVDA", "LONG", 100, 95, 110, 1)
+                    raise KeyError("inner failure")
+            except KeyError:
+                pass
+    assert log.read_bytes() == before
+    assert store.get_open_symbols() == ["AAPL"]
+    # Control: a joined block that does not raise commits with the outer one.
+    with store.transaction() as outer:
+        outer.open_trade("MSFT", "LONG", 100, 95, 110, 1)
+        with store.transaction() as inner:
+            inner.open_trade("NVDA", "LONG", 100, 95, 110, 1)
+    assert store.get_open_symbols() == ["AAPL", "MSFT", "NVDA"]
+
+
+def _refusal(call):
+    try:
+        call()
+    except NestedTransactionError as exc:
+        return type(exc)
+    return None

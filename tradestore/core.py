@@ -32,13 +32,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from . import integrity, risk
-from .errors import ForkedTransaction, IntegrityError, InvalidTrade, RiskRejected, TradeNotFound, TradeNotOpen
+from .errors import (ForkedTransaction, IntegrityError, InvalidTrade, NestedTransactionError, RiskRejected,
+                     TradeNotFound, TradeNotOpen)
 from .ledger import Ledger
 from .risk import RiskLimits
 from .values import MAX_AMOUNT, format_id, normalize_direction, normalize_symbol, trade_number, utc
@@ -70,9 +72,21 @@ class Transaction:
     def __init__(self, store: LedgerStore, ledger: Ledger) -> None:
         self._store = store
         self.ledger = ledger
+        self.failed_inside = False  # a joined block raised: its changes cannot be undone alone
+        self.active = True  # until the block ends
+        self._thread = threading.get_ident()  # the thread inside the block (kept by a fork)
 
     def _now(self) -> datetime:
+        self._check_active()
         return self._store.now()
+
+    def _check_active(self) -> None:
+        # Only the thread inside the block holds the lock: a write through this object from
+        # anywhere else (after the block, another thread) would never be committed by its call.
+        if not self.active or threading.get_ident() != self._thread:
+            raise NestedTransactionError(
+                "this transaction's block has ended or belongs to another thread, which holds "
+                "the lock: nothing was changed; make the change inside the block, or call the store")
 
     # Records are handed out as copies: a caller changing one must not change the log.
 
@@ -94,10 +108,12 @@ class Transaction:
             return copy.deepcopy(self.ledger.partial_close(trade_id, close_pct, exit_price, reason, now=self._now()))
 
     def update_trade(self, trade_id, updates: Mapping) -> dict:
+        self._check_active()
         with _refusals_logged("update_trade"):
             return copy.deepcopy(self.ledger.update_trade(trade_id, updates))
 
     def update_trades_batch(self, batch: Iterable) -> int:
+        self._check_active()
         with _refusals_logged("update_trades_batch"):
             return self.ledger.update_trades_batch(batch)
 
@@ -149,7 +165,11 @@ class LedgerStore:
         """
         active = getattr(self._local, "transaction", None)
         if active is not None:
-            yield active
+            try:
+                yield active
+            except BaseException:
+                active.failed_inside = True
+                raise
             return
         with self._begin() as ledger:
             ledger.mark_clean()
@@ -158,6 +178,10 @@ class LedgerStore:
             owner = os.getpid()
             try:
                 yield tx
+                if tx.failed_inside:
+                    raise NestedTransactionError(
+                        "a nested transaction block raised and the outer block went on: the "
+                        "nested block's changes cannot be undone alone, so nothing was written")
                 if ledger.changed:
                     if os.getpid() != owner:
                         # A child forked inside the block: it holds no lock, and the parent
@@ -168,6 +192,7 @@ class LedgerStore:
                             "changes were not written: open a new transaction in the child")
                     self._commit(ledger, before)
             finally:
+                tx.active = False
                 self._local.transaction = None
 
     def _commit(self, ledger: Ledger, open_symbols_before: list[str]) -> None:

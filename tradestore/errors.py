@@ -107,4 +107,7 @@ class NestedTransactionError(TradeStoreError, RuntimeError):
 
     Joining would let the outer transaction's commit overwrite the inner one's write (a lost
     update), so it is refused at once instead of deadlocking or losing data.
+    Also raised by a Transaction used outside its own block or thread (it holds no lock), and
+    by the commit of an outer block after a joined block raised (its changes cannot be undone
+    alone, so nothing is written).
     """
