@@ -19,6 +19,8 @@ from tradestore_harness.hooks import DATABASE
 from tradestore_harness.result import ScenarioResult
 from tradestore_harness.targets import resolve_target
 
+from tradestore_chaos.scenarios._writers import stop_writers
+
 LIMITS = {"max_positions": 5}
 
 
@@ -48,12 +50,7 @@ def storm(ctx: ScenarioContext, result: ScenarioResult, faults: int, gap: tuple[
         landed += hit
         ctx.progress(f"{label} {n}/{len(plan)}: {hit} hit")
     stop.wait(max(gap))  # work after the last fault, so the writers recover from it
-    stop.set()
-    for proc in procs:
-        proc.join(60)
-        if proc.is_alive():
-            proc.kill()
-            result.violate("liveness", "a writer did not stop within 60 s of the last fault")
+    stop_writers(procs, stop, result, timeout=60, since=" of the last fault")
     evaluate.standard(result, ctx.workdir, max_positions=LIMITS["max_positions"], final_required=False)
     result.notes.append(f"schedule {generator.digest(plan)}: {landed} of {len(plan)} {label}s hit a writer")
     return landed

@@ -40,10 +40,12 @@ def start_writers(ctx: ScenarioContext, stop: FileFlag, limits: dict = LIMITS, s
     return procs
 
 
-def stop_writers(procs: list, stop, result) -> None:
+def stop_writers(procs: list, stop, result, timeout: float = 30.0, since: str = "") -> None:
+    """Signal ``stop``; a writer still running ``timeout`` seconds later is killed and is a
+    liveness violation (``since`` says from when the time counts, for the message)."""
     stop.set()
     for proc in procs:
-        proc.join(30)
+        proc.join(timeout)
         if proc.is_alive():
             proc.kill()
-            result.violate("liveness", "a writer did not stop within 30 s")
+            result.violate("liveness", f"a writer did not stop within {timeout:g} s{since}")
