@@ -236,8 +236,8 @@ def test_post_write_verification_reports_a_writer_that_ignores_the_lock(store, m
 def test_log_is_parsed_at_most_once_per_write_and_not_when_unchanged(store, monkeypatch):
     open_btc(store)
     parses = []
-    real = Ledger.from_json.__func__
-    monkeypatch.setattr(Ledger, "from_json", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
+    real = Ledger.from_document.__func__
+    monkeypatch.setattr(Ledger, "from_document", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
     store.update_trade("T001", {"notes": "a"})
     store.update_trade("T001", {"notes": "b"})
     store.get_all_trades()
@@ -477,7 +477,7 @@ def test_an_unexpected_error_while_parsing_leaves_no_file_open(store, monkeypatc
     def explode(*args, **kwargs):
         raise MemoryError("parsing a huge log")
 
-    monkeypatch.setattr(Ledger, "from_json", explode)
+    monkeypatch.setattr(Ledger, "from_document", explode)
     with pytest.raises(MemoryError):
         fresh.get_all_trades()
     assert len(os.listdir("/proc/self/fd")) == open_fds

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from . import integrity, risk
+from . import atomic, integrity, risk
 from .errors import (ForkedTransaction, IntegrityError, InvalidTrade, NestedTransactionError, RiskRejected,
                      TradeNotFound, TradeNotOpen)
 from .ledger import Ledger
@@ -307,6 +307,23 @@ class LedgerStore:
         if refusal is None:
             return True, "ok"
         return False, f"{refusal[0]}: {refusal[1]}"
+
+    def export_document(self) -> bytes:
+        """The log as one FORMAT.md document (schema 2), byte for byte what a document-format
+        ``trades.json`` holds: the snapshot every reader of the format takes, whatever the backend."""
+        with self._reading() as ledger:
+            return ledger.to_json()
+
+    def export(self, path: str | os.PathLike[str], *, fsync: bool = True) -> int:
+        """Write :meth:`export_document` to ``path`` atomically; return the number of trades.
+
+        The file is a snapshot for the reconciler, ``tradestore verify`` and other readers of
+        the file format; writes to it change nothing in the store.
+        """
+        with self._reading() as ledger:
+            data, count = ledger.to_json(), len(ledger.trades)
+        atomic.write_atomic(os.fspath(path), data, fsync=fsync, keep_backup=False)
+        return count
 
     def verify_integrity(self) -> list[str]:
         """Every integrity violation in the log as it is now (empty list: all good)."""

@@ -33,6 +33,11 @@ from .values import MAX_ID_NUMBER, id_number
 SCHEMA = 2
 NET_IN_PNL_SCHEMA = 1
 READABLE_SCHEMAS = (SCHEMA, NET_IN_PNL_SCHEMA)
+# Schema 3: the checkpoint of a journal-format log (tradestore.journal): schema 2's records plus
+# a "journal" marker. Only the journal reader takes it; every other reader (and every earlier
+# version and the seed-era tools that check the schema) refuses it, so none writes over a
+# checkpoint without the journal writes it does not see.
+JOURNAL_SCHEMA = 3
 OPEN, CLOSED = "OPEN", "CLOSED"
 MAX_DEPTH = 32  # containers inside one another; the library's own records use 5
 
@@ -149,9 +154,11 @@ def loads_strict(data: bytes | str) -> Any:
     return doc
 
 
-def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, Any]:
+def parse_document(data: bytes | str, source: str = "trade log", *,
+                   schemas: tuple[int, ...] = READABLE_SCHEMAS) -> dict[str, Any]:
     """Parse a trade log strictly (:func:`loads_strict`) and check its shape.
 
+    ``schemas``: the schema numbers taken (a log without one is a seed log, always taken).
     Raises :class:`CorruptTradeLog` naming ``source`` and what is wrong; never anything else.
     """
     if not data.strip():
@@ -163,17 +170,32 @@ def parse_document(data: bytes | str, source: str = "trade log") -> dict[str, An
     if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
         raise CorruptTradeLog(f"{source} has the wrong shape: expected an object with a 'trades' list")
     schema = doc.get("schema", SCHEMA)
-    if type(schema) is not int or schema not in READABLE_SCHEMAS:  # true == 1 in Python: refused
+    if type(schema) is int and schema == JOURNAL_SCHEMA and schema not in schemas:
+        raise CorruptTradeLog(f"{source} is the checkpoint of a journal-format log (schema 3): its "
+                              "latest writes are in its journal; open it with TradeStore, or write "
+                              "the single document with `tradestore export`")
+    if type(schema) is not int or schema not in schemas:  # true == 1 in Python: refused
         raise CorruptTradeLog(f"{source} has schema {describe(schema)}; this version reads schemas "
-                              f"{', '.join(map(str, READABLE_SCHEMAS))} and seed logs without one")
-    for position, trade in enumerate(doc["trades"]):
+                              f"{', '.join(map(str, READABLE_SCHEMAS + (JOURNAL_SCHEMA,)))} and seed "
+                              "logs without one")
+    check_records(doc["trades"], source)
+    check_next_id(doc.get("next_id"), source, missing_ok=True)
+    return doc
+
+
+def check_records(trades: list[Any], source: str) -> None:
+    """Raise CorruptTradeLog unless every item is a record with an id, a status and a symbol."""
+    for position, trade in enumerate(trades):
         if not isinstance(trade, dict) or id_number(trade.get("id")) is None:
             raise CorruptTradeLog(f"{source}: trade #{position} is not a record with an id like 'T001'"
                                   " (T and 1 to 15 digits)")
         if trade.get("status") not in (OPEN, CLOSED) or not isinstance(trade.get("symbol"), str):
             raise CorruptTradeLog(f"{source}: trade {trade['id']} has no valid status or symbol")
-    next_id = doc.get("next_id")
-    if next_id is not None and (not isinstance(next_id, int) or isinstance(next_id, bool)
-                                or not 1 <= next_id <= MAX_ID_NUMBER + 1):
+
+
+def check_next_id(next_id: Any, source: str, *, missing_ok: bool = False) -> None:
+    """Raise CorruptTradeLog unless ``next_id`` is an integer from 1 to MAX_ID_NUMBER + 1."""
+    if next_id is None and missing_ok:
+        return
+    if not isinstance(next_id, int) or isinstance(next_id, bool) or not 1 <= next_id <= MAX_ID_NUMBER + 1:
         raise CorruptTradeLog(f"{source}: next_id {describe(next_id)} is not an integer from 1 to {MAX_ID_NUMBER + 1}")
-    return doc

@@ -111,3 +111,12 @@ class NestedTransactionError(TradeStoreError, RuntimeError):
     by the commit of an outer block after a joined block raised (its changes cannot be undone
     alone, so nothing is written).
     """
+
+
+class StoreStopped(TradeStoreError, OSError):
+    """A journal write failed and its unacknowledged record could not be cut off again.
+
+    The store refuses every later call and keeps the writers' lock for the rest of the
+    process's life, so no other process reads that record as committed; the message says
+    where it is and what to do.
+    """

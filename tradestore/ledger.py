@@ -21,6 +21,7 @@ from .document import (  # noqa: F401 (loads_strict, parse_document are re-expor
     CLOSED,
     NET_IN_PNL_SCHEMA,
     OPEN,
+    READABLE_SCHEMAS,
     SCHEMA,
     loads_strict,
     parse_document,
@@ -134,8 +135,14 @@ class Ledger:
     # -- loading and saving -------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, data: bytes | str, source: str = "trade log") -> Ledger:
-        doc = parse_document(data, source)
+    def from_json(cls, data: bytes | str, source: str = "trade log", *,
+                  schemas: tuple[int, ...] = READABLE_SCHEMAS) -> Ledger:
+        return cls.from_document(parse_document(data, source, schemas=schemas))
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Ledger:
+        """The ledger of a parsed, shape-checked document (:func:`parse_document`); unknown
+        top-level keys are kept in ``extra``."""
         if doc.get("schema") == NET_IN_PNL_SCHEMA:
             for trade in doc["trades"]:
                 accounting.upgrade_schema_1(trade)
@@ -146,10 +153,12 @@ class Ledger:
         """The log as a document (the records themselves, not copies): what :meth:`to_json` encodes."""
         return {"schema": SCHEMA, "next_id": self.next_id, **self.extra, "trades": self.trades}
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, schema: int = SCHEMA, head_keys: Mapping | None = None) -> bytes:
         """Compact strict JSON; raises ValueError rather than write NaN or Infinity.
 
-        Byte for byte ``json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False)``.
+        Byte for byte ``json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False)``;
+        ``schema`` and ``head_keys`` (top-level keys written before ``extra``, e.g. a journal
+        checkpoint's marker) are for :mod:`tradestore.journal`.
         """
         # Encoding is most of a write's CPU on a long history, and CLOSED records never change
         # (every operation needs an OPEN trade and calls _touch), so their encodings are kept
@@ -166,7 +175,7 @@ class Ledger:
             if trade.get("status") == CLOSED:
                 encoded[id(trade)] = (trade, text)
             parts.append(text)
-        head = _ENCODER.encode({"schema": SCHEMA, "next_id": self.next_id, **self.extra}).encode()
+        head = _ENCODER.encode({"schema": schema, "next_id": self.next_id, **(head_keys or {}), **self.extra}).encode()
         # One join into one buffer, the document's only whole copy: the head rides on the first
         # record and the closing brackets on the last (small copies of one record each).
         opening = head[:-1] + b',"trades":['

@@ -33,6 +33,11 @@ from .locking import file_kind
 LOCK_SUFFIX = ".lock"
 
 
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """Device, inode, size and mtime of a file: equal identities are one unchanged version."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def resolve(path: str | os.PathLike[str]) -> str:
     """The absolute path with every symlink resolved: the one name a file is compared by."""
     return os.path.realpath(os.fspath(path))

@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import atomic
 from .core import LedgerStore, Transaction
 from .errors import CorruptTradeLog, IntegrityError, LockTimeout, NestedTransactionError, TradeStoreError
 from .document import loads_strict
@@ -464,22 +463,6 @@ class PgTradeStore(LedgerStore):
                     yield ledger
                 finally:
                     self._end(conn)
-
-    def export_document(self) -> bytes:
-        """The account as the FORMAT.md document: what ``trades.json`` would hold, byte for byte."""
-        with self._reading() as ledger:
-            return ledger.to_json()
-
-    def export(self, path: str | os.PathLike[str], *, fsync: bool = True) -> int:
-        """Write :meth:`export_document` to ``path`` atomically; return the number of trades.
-
-        The file is a snapshot for the reconciler, ``tradestore verify`` and other readers of
-        the file format; writes to it change nothing in the database.
-        """
-        with self._reading() as ledger:
-            data, count = ledger.to_json(), len(ledger.trades)
-        atomic.write_atomic(os.fspath(path), data, fsync=fsync, keep_backup=False)
-        return count
 
     def recover(self, *, force: bool = False) -> str:
         """Nothing to restore: the server recovers its own data from its write-ahead log."""

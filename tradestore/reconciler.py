@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from . import derive, logfile
+from . import derive, journal, logfile
 from .atomic import sweep_stray_temps, write_atomic
 from .errors import CorruptTradeLog, UnsafePath
 from .integrity import ledger_violations
+from .locking import FileLock
 from .document import loads_strict
 from .ledger import Ledger
 from .risk import RiskLimits
@@ -119,22 +120,39 @@ def read_log(path: str) -> tuple[bytes, Ledger]:
     Raises FileNotFoundError for a log that does not exist yet, CorruptTradeLog for an
     unreadable or lost one (missing, with a backup) and UnsafePath for a path that is not a
     regular file: the same decision as the store's (:func:`tradestore.logfile.open_log`).
-    No lock: writers replace the log with ``os.replace``, so one ``open`` sees one whole version.
+    A document is read without the lock: writers replace it with ``os.replace``, so one
+    ``open`` sees one whole version. A journal-format log is read holding the writers' lock
+    (only finished writes are seen), and its bytes are its state as one document.
     """
+    try:
+        return _read_log(path, locked=False)
+    except journal.LockNeeded:
+        with FileLock(logfile.lock_path(path)):
+            return _read_log(path, locked=True)
+
+
+def _read_log(path: str, *, locked: bool) -> tuple[bytes, Ledger]:
     handle = logfile.open_log(path)
-    if handle is None:
+    if handle is None and not os.path.lexists(journal.journal_path(logfile.resolve(path))):
         raise FileNotFoundError(errno.ENOENT, "trade log not found", path)
-    with handle as f:
-        data = f.read()
+    data = None
+    if handle is not None:
+        with handle as f:
+            data = f.read()
     # json.loads builds one container per trade and field; with the cyclic collector running
     # it rescans them over and over (3x the parse time at 100k trades). They hold no cycles.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return data, Ledger.from_json(data, path)
+        loaded = journal.load(logfile.resolve(path), data, locked=locked)
     finally:
         if collecting:
             gc.enable()
+    if loaded.journal is not None:
+        loaded.journal.close()
+    if data is None or loaded.journal_format:
+        return loaded.ledger.to_json(), loaded.ledger
+    return data, loaded.ledger
 
 
 def _version(data: bytes, ledger: Ledger) -> LogVersion:

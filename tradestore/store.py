@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
-from . import atomic, integrity, logfile, recovery, risk
+from . import atomic, integrity, journal, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
 from .errors import (
-    CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, TradeStoreError, UnsafePath,
+    CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, StoreStopped, TradeStoreError,
+    UnsafePath,
 )
 from .ledger import Ledger
 from .values import MAX_ID_NUMBER, describe, format_id
@@ -34,12 +35,7 @@ from .risk import RiskLimits
 
 __all__ = ["TradeStore", "Transaction", "file_identity", "utc_now"]
 
-Identity = tuple[int, int, int, int]
-
-
-def file_identity(st: os.stat_result) -> Identity:
-    """Device, inode, size and mtime of a file."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+file_identity = logfile.file_identity
 
 
 class _Version:
@@ -52,10 +48,14 @@ class _Version:
     timestamps) would pass for this version and a write would start from stale data.
     """
 
-    def __init__(self, handle, ledger: Ledger) -> None:
+    def __init__(self, handle, ledger: Ledger, loaded: journal.Loaded | None = None) -> None:
         self.handle = handle
         self.ledger = ledger
         self.identity = file_identity(os.fstat(handle.fileno()))
+        # The journal format: the checkpoint's hash and the journal followed (see journal.load).
+        self.journal_format = loaded is not None and loaded.journal_format
+        self.checkpoint_sha = loaded.checkpoint_sha if loaded is not None else None
+        self.journal = loaded.journal if loaded is not None else None
 
     def close(self) -> None:
         # A read-only descriptor: a failing close (EIO on some file systems) cannot lose data,
@@ -64,6 +64,8 @@ class _Version:
             self.handle.close()
         except OSError:
             pass
+        if self.journal is not None:
+            self.journal.close()
 
 
 _stores: weakref.WeakSet[TradeStore] = weakref.WeakSet()
@@ -98,6 +100,14 @@ class TradeStore(LedgerStore):
     log or its backup under another name, is refused here at once (UnsafePath).
     ``lock_timeout``: seconds, or None / ``math.inf`` to wait forever; NaN and negatives raise
     ValueError.
+
+    ``log_format``: ``"document"`` (the default: one JSON document rewritten by every write,
+    the seed's format) or ``"journal"`` (each write appends one record to ``<log>.journal``; the
+    log is a checkpoint rewritten now and then: :mod:`tradestore.journal`). It decides the
+    format of a log that does not exist yet; an existing log is read and written in the format
+    it has (``tradestore convert`` changes it). In the journal format, reads take the lock
+    (briefly) to read the journal, and ``keep_backup`` does not apply: the journal protocol keeps
+    the previous checkpoint until the new one is durable.
     """
 
     def __init__(
@@ -112,11 +122,14 @@ class TradeStore(LedgerStore):
         keep_backup: bool = True,
         clock: Callable[[], datetime] | None = None,
         on_integrity_violation: Callable[[list[str]], object] | None = None,
+        log_format: str = "document",
         **limit_options,
     ) -> None:
+        self.log_format = journal.check_format(log_format)
         self.trade_log = logfile.resolve(trade_log)
+        self.journal_file = journal.journal_path(self.trade_log)
         self.lock_file = logfile.check_lock_file(self.trade_log, lock_file)
-        for path in (self.trade_log, atomic.backup_path(self.trade_log)):
+        for path in (self.trade_log, atomic.backup_path(self.trade_log), self.journal_file):
             logfile.check_regular_if_present(path)
         self._lock_timeout = check_timeout(lock_timeout, "lock_timeout")
         super().__init__(
@@ -137,6 +150,7 @@ class TradeStore(LedgerStore):
         self._lock = FileLock(self.lock_file, timeout=self._lock_timeout)
         self._state = threading.RLock()  # guards the cache between threads of this process
         self._local = threading.local()
+        self._stopped: StoreStopped | None = None
         self._set_cache(None)
 
     def _set_cache(self, version: _Version | None) -> None:
@@ -157,27 +171,72 @@ class TradeStore(LedgerStore):
             st = os.stat(self.trade_log)
         except FileNotFoundError:
             st = None
-        if st is not None and self._cache is not None and self._cache.identity == file_identity(st):
-            return self._cache.ledger
+        cache = self._cache
+        if st is not None and cache is not None:
+            if cache.journal is None and cache.identity == file_identity(st):
+                return cache.ledger
+            if cache.journal is not None and self._follow_journal(cache, st):
+                return cache.ledger
         self._set_cache(None)
+        locked = self._lock.held_by_current_thread()
         try:
             handle = logfile.open_log(self.trade_log)
         except CorruptTradeLog as exc:
             log.error("%s", exc)
             raise
         if handle is None:
-            return Ledger()
+            # A new log; or a conversion or a checkpoint cut short beside a journal.
+            return journal.load(self.trade_log, None, locked=locked).ledger
         try:
-            ledger = Ledger.from_json(handle.read(), source=self.trade_log)
+            loaded = journal.load(self.trade_log, handle.read(), locked=locked)
         except CorruptTradeLog as exc:
             handle.close()
             log.error("unreadable trade log: %s", exc)
-            raise CorruptTradeLog(f"{exc}; {logfile.recover_hint(self.trade_log)}") from exc
+            hint = logfile.recover_hint(self.trade_log) if not os.path.lexists(self.journal_file) else \
+                journal.REPAIR_HINT
+            raise CorruptTradeLog(f"{exc}; {hint}") from exc
         except BaseException:
             handle.close()
             raise
-        self._set_cache(_Version(handle, ledger))
-        return ledger
+        self._set_cache(_Version(handle, loaded.ledger, loaded))
+        return loaded.ledger
+
+    def _follow_journal(self, cache: _Version, st: os.stat_result) -> bool:
+        """Bring a cached journal-format state up to date by reading only what is new.
+
+        True if done: the journal's new records applied, or a new journal that continues the
+        one read here adopted (the checkpoint at the path is the one it names, by identity).
+        False: read everything again.
+        """
+        view = cache.journal
+        try:
+            current = os.stat(self.journal_file)
+        except FileNotFoundError:
+            return False
+        view.read_tail(cache.ledger)
+        if (current.st_dev, current.st_ino) == view.identity:
+            return cache.identity == file_identity(st)
+        try:
+            handle = logfile.open_regular(self.trade_log)
+        except (OSError, UnsafePath):
+            return False
+        if file_identity(os.fstat(handle.fileno())) != file_identity(st):
+            handle.close()
+            return False
+        try:
+            successor = journal.successor(self.journal_file, view, file_identity(st), cache.ledger)
+        except BaseException:
+            handle.close()
+            raise
+        if successor is None:
+            handle.close()
+            return False
+        adopted = _Version(handle, cache.ledger, journal.Loaded(cache.ledger, True, successor.header["checkpoint"],
+                                                                 successor))
+        cache.journal = None  # closed with the old version, not with the adopted one
+        view.close()
+        self._set_cache(adopted)
+        return True
 
     # -- the write path -----------------------------------------------------------------
 
@@ -191,10 +250,13 @@ class TradeStore(LedgerStore):
                 f"this thread already holds the lock of {self.trade_log} through another "
                 "TradeStore or FileLock; do both changes in one transaction of one store"
             )
+        self._check_running()
         # The process lock first, then the cache: readers of this process wait for a write in
         # progress, never for a writer that is still waiting on another process.
         with self._lock, self._state:
+            self._check_running()
             atomic.sweep_stray_temps(self.trade_log)
+            atomic.sweep_stray_temps(self.journal_file)
             ledger = self._load()
             try:
                 yield ledger
@@ -209,7 +271,85 @@ class TradeStore(LedgerStore):
                 self._set_cache(None)
                 raise
 
+    def _check_running(self) -> None:
+        if self._stopped is not None:
+            raise StoreStopped(str(self._stopped))
+
     def _persist(self, ledger: Ledger) -> None:
+        """Write in the log's format: a journal record, or the whole document."""
+        cache = self._cache
+        if cache is not None and cache.journal_format or cache is None and self.log_format == "journal":
+            self._persist_journal(ledger, cache)
+            return
+        if cache is not None and cache.journal is not None:
+            # A journal the document already holds (a conversion cut short): removed first, so
+            # no later document is ever read beside a journal it does not know.
+            journal.remove(self.trade_log, fsync=self.fsync)
+        self._persist_document(ledger)
+
+    def _persist_journal(self, ledger: Ledger, cache: _Version | None) -> None:
+        """Append one record (acknowledged once fsynced); start or fold a journal when due."""
+        view = cache.journal if cache is not None else None
+        if view is None:  # a new log
+            self._checkpoint(ledger, None)
+            return
+        if not view.current:
+            # The checkpoint already holds this journal (a checkpoint cut short): a new one first.
+            cache.journal = journal.start(self.trade_log, cache.checkpoint_sha, view,
+                                          os.fstat(cache.handle.fileno()), fsync=self.fsync)
+            view.close()
+            view = cache.journal
+            if view is None:
+                self._set_cache(None)
+                self._report([f"{self.journal_file} changed right after this write: a writer ignores the lock"])
+                raise CorruptTradeLog(f"{self.journal_file} was replaced by a writer that ignores the lock; "
+                                      "nothing was written")
+        frame = journal.record_frame(ledger, view.records + 1)
+        if frame is None:  # a write too large for one record: the whole state as a checkpoint
+            self._checkpoint(ledger, view)
+            return
+        try:
+            view.append(frame, fsync=self.fsync)
+        except StoreStopped as exc:
+            self._stop(exc)
+            raise
+        except BaseException:
+            self._set_cache(None)
+            raise
+        ledger.mark_clean()
+        if journal.needs_checkpoint(view, self._cache.identity[2]):
+            try:
+                self._checkpoint(ledger, view)
+            except OSError as exc:
+                # The write is committed in the journal; the next write tries again.
+                self._set_cache(None)
+                log.warning("checkpoint of %s failed (%s); the journal keeps every write", self.trade_log, exc)
+
+    def _checkpoint(self, ledger: Ledger, view: journal.JournalView | None) -> None:
+        """Fold the whole state into a new checkpoint and journal, then follow them (as the
+        document write does, verifying that the files at the paths are the ones written)."""
+        written, new_view = journal.checkpoint(self.trade_log, ledger, view, fsync=self.fsync)
+        self._set_cache(None)
+        try:
+            handle = logfile.open_regular(self.trade_log)
+        except (OSError, UnsafePath):
+            handle = None
+        if handle is None or new_view is None or file_identity(os.fstat(handle.fileno())) != file_identity(written):
+            for opened in (handle, new_view):
+                if opened is not None:
+                    opened.close()
+            self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
+            return
+        sha = new_view.header["checkpoint"]
+        self._set_cache(_Version(handle, ledger, journal.Loaded(ledger, True, sha, new_view)))
+
+    def _stop(self, exc: StoreStopped) -> None:
+        """Refuse every later call, and keep the lock until this process ends (see StoreStopped)."""
+        self._stopped = exc
+        self._lock.acquire()
+        log.critical("%s", exc)
+
+    def _persist_document(self, ledger: Ledger) -> None:
         """Write the whole log atomically, then verify the path holds the file just written."""
         written = self._write_log(ledger.to_json())
         ledger.mark_clean()
@@ -237,9 +377,59 @@ class TradeStore(LedgerStore):
 
     @contextmanager
     def _snapshot(self) -> Iterator[Ledger]:
-        # No lock: os.replace makes every read see one complete version.
+        # A document needs no lock: os.replace makes every read see one complete version. A
+        # journal is read holding the lock, so only finished writers' frames are seen.
+        self._check_running()
         with self._state:
+            cache = self._cache
+            if cache is None or cache.journal is None:
+                try:
+                    ledger = self._load()
+                except journal.LockNeeded:
+                    pass
+                else:
+                    yield ledger
+                    return
+        with self._lock, self._state:
             yield self._load()
+
+    # -- formats ------------------------------------------------------------------------
+
+    def convert(self, log_format: str) -> str:
+        """Rewrite the log in ``log_format`` ("document" or "journal"); returns a summary.
+
+        Under the writers' lock, and safe against a crash at any point (the log is then in its
+        old format or its new one, every acknowledged write in it):
+
+        - to the journal: the journal naming the checkpoint about to be written, then the
+          checkpoint (``schema: 3``) itself;
+        - to the document: the document (``schema: 2``, marked as holding the journal's
+          records), then the journal is removed.
+        """
+        target = journal.check_format(log_format)
+        with self._lock, self._state:
+            self._check_running()
+            atomic.sweep_stray_temps(self.trade_log)
+            atomic.sweep_stray_temps(self.journal_file)
+            ledger = self._load()
+            cache = self._cache
+            if cache is None:
+                return f"{self.trade_log} does not exist yet; nothing to convert"
+            count = len(ledger.trades)
+            if (target == "journal") == cache.journal_format:
+                return f"{self.trade_log} is already in the {target} format ({count} trades)"
+            view = cache.journal
+            if target == "journal":
+                self._checkpoint(ledger, view)
+            else:
+                marker = {"folds": view.id, "folded": view.records}
+                atomic.write_atomic(self.trade_log, ledger.to_json(head_keys={journal.MARKER: marker}),
+                                    fsync=self.fsync)
+                journal.remove(self.trade_log, fsync=self.fsync)
+                self._set_cache(None)
+        summary = f"converted {self.trade_log} to the {target} format ({count} trades)"
+        log.warning("%s", summary)
+        return summary
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -273,6 +463,9 @@ class TradeStore(LedgerStore):
                              f"{MAX_ID_NUMBER + 1}, above every trade id given out")
         backup = atomic.backup_path(self.trade_log)
         with self._lock, self._state:
+            if os.path.lexists(self.journal_file):
+                raise RecoveryRefused(f"{self.trade_log} has a journal ({self.journal_file}): "
+                                      f"{journal.REPAIR_HINT}")
             atomic.sweep_stray_temps(self.trade_log)
             self._set_cache(None)
             try:
