@@ -521,8 +521,8 @@ def test_a_refused_operation_keeps_the_parsed_log_and_a_half_done_one_drops_it(t
     store = TradeStore(tmp_path / "trades.json", fsync=False)
     store.open_trade("BTC", "LONG", 100, 95, 110, 1)
     parses = []
-    real = Ledger.from_json.__func__
-    monkeypatch.setattr(Ledger, "from_json", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
+    real = Ledger.from_document.__func__
+    monkeypatch.setattr(Ledger, "from_document", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
     with pytest.raises(RiskRejected):
         store.open_trade("BTC", "LONG", 100, 95, 110, 1)  # refused before anything changed
     store.open_trade("ETH", "LONG", 100, 95, 110, 1)
