@@ -110,9 +110,9 @@ def _identity_without_inode(st: os.stat_result) -> tuple:
 class CacheIgnoresInodeStore(TradeStore):
     """A version cache that knows the log by device, size and mtime, not by inode."""
 
-    def _load(self):
+    def _load(self, *, locked):
         with patched(store_module, "file_identity", _identity_without_inode):
-            return super()._load()
+            return super()._load(locked=locked)
 
     def _persist(self, ledger) -> None:
         with patched(store_module, "file_identity", _identity_without_inode):

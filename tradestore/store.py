@@ -160,12 +160,14 @@ class TradeStore(LedgerStore):
 
     # -- loading ------------------------------------------------------------------------
 
-    def _load(self) -> Ledger:
+    def _load(self, *, locked: bool) -> Ledger:
         """The current ledger: the cached one if the file is unchanged, else parsed once.
 
         A missing log is empty unless its backup exists (then it was lost: CorruptTradeLog);
         a path that is not a regular file raises UnsafePath without blocking
-        (:func:`tradestore.logfile.open_log`, the reconciler's decision too).
+        (:func:`tradestore.logfile.open_log`, the reconciler's decision too). ``locked``: the
+        caller holds the writers' lock; only then is a journal read (journal.LockNeeded
+        otherwise). Never creates a file: not even the lock file.
         """
         try:
             st = os.stat(self.trade_log)
@@ -178,7 +180,6 @@ class TradeStore(LedgerStore):
             if cache.journal is not None and self._follow_journal(cache, st):
                 return cache.ledger
         self._set_cache(None)
-        locked = self._lock.held_by_current_thread()
         try:
             handle = logfile.open_log(self.trade_log)
         except CorruptTradeLog as exc:
@@ -257,7 +258,7 @@ class TradeStore(LedgerStore):
             self._check_running()
             atomic.sweep_stray_temps(self.trade_log)
             atomic.sweep_stray_temps(self.journal_file)
-            ledger = self._load()
+            ledger = self._load(locked=True)
             try:
                 yield ledger
             except TradeStoreError:
@@ -384,14 +385,14 @@ class TradeStore(LedgerStore):
             cache = self._cache
             if cache is None or cache.journal is None:
                 try:
-                    ledger = self._load()
+                    ledger = self._load(locked=False)
                 except journal.LockNeeded:
                     pass
                 else:
                     yield ledger
                     return
         with self._lock, self._state:
-            yield self._load()
+            yield self._load(locked=True)
 
     # -- formats ------------------------------------------------------------------------
 
@@ -411,7 +412,7 @@ class TradeStore(LedgerStore):
             self._check_running()
             atomic.sweep_stray_temps(self.trade_log)
             atomic.sweep_stray_temps(self.journal_file)
-            ledger = self._load()
+            ledger = self._load(locked=True)
             cache = self._cache
             if cache is None:
                 return f"{self.trade_log} does not exist yet; nothing to convert"
@@ -469,7 +470,7 @@ class TradeStore(LedgerStore):
             atomic.sweep_stray_temps(self.trade_log)
             self._set_cache(None)
             try:
-                current = self._load()
+                current = self._load(locked=True)
             except CorruptTradeLog:
                 current = None
             if current is not None and not force:

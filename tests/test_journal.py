@@ -1,0 +1,428 @@
+"""The journal format: framing, recovery rule, checkpoints, conversions, and the store on it.
+
+- Framing (no disk): any payloads round-trip; any cut of the last frame is a torn write (the
+  frames before it survive); a damaged frame with frames after it is refused; a damaged
+  payload in the last frame reads as torn; a zero-filled tail is torn.
+- Differential: random operation sequences on a journal-format store and a document-format
+  store give the same records after every step, the journal's single document is byte for byte
+  the document store's file, and a fresh process reads the same state (checkpoints forced often).
+- Followers read only the tail, and switch to a new journal after a checkpoint without parsing
+  the checkpoint again.
+- Every crash point of a checkpoint and of both conversions leaves a log that reads as the state
+  before or after, and the next write works.
+- Hazards: a failed fsync cuts the record off again; a failed cut stops the store, holding the
+  lock; a checkpoint rewritten by a writer that does not know the journal is refused; a
+  missing journal or checkpoint is refused; an older reader refuses the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradestore import (CorruptTradeLog, Ledger, LockTimeout, RecoveryRefused, RiskRejected, StateReconciler,
+                        StoreStopped, TradeStore, TradeStoreError, atomic, journal)
+from tradestore.document import parse_document
+from tradestore.journal import encode_frame, scan
+
+from .conftest import FakeClock
+
+LIMITS = dict(max_positions=50, asset_consecutive_loss_cap=None, max_corr_group_risk_pct=100.0)
+
+
+def journal_store(path, **kw) -> TradeStore:
+    return TradeStore(path, log_format="journal", clock=kw.pop("clock", FakeClock()), **{**LIMITS, **kw})
+
+
+def frames_of(payloads) -> bytes:
+    return b"".join(encode_frame(p) for p in payloads)
+
+
+payload = st.fixed_dictionaries({"seq": st.integers(1, 10**6), "note": st.text(max_size=40)})
+
+
+# --------------------------------------------------------------------------- framing
+
+
+@given(st.lists(payload, max_size=6))
+def test_frames_round_trip(payloads):
+    data = frames_of(payloads)
+    frames = scan(data, "j")
+    assert frames.payloads == payloads and frames.end == len(data)
+
+
+@given(st.lists(payload, min_size=1, max_size=5), st.data())
+def test_any_cut_of_the_last_frame_is_a_torn_write(payloads, data):
+    whole = frames_of(payloads)
+    before = len(frames_of(payloads[:-1]))
+    cut = data.draw(st.integers(before, len(whole) - 1), label="cut")
+    frames = scan(whole[:cut], "j")
+    assert frames.payloads == payloads[:-1] and frames.end == before
+
+
+@given(st.lists(payload, min_size=2, max_size=5), st.data())
+def test_a_damaged_frame_with_frames_after_it_is_refused(payloads, data):
+    whole = bytearray(frames_of(payloads))
+    last_start = len(frames_of(payloads[:-1]))
+    position = data.draw(st.integers(0, last_start - 1), label="position")
+    whole[position] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    with pytest.raises(CorruptTradeLog, match="damaged"):
+        scan(bytes(whole), "j")
+
+
+@given(st.lists(payload, min_size=1, max_size=5), st.data())
+def test_a_flip_in_the_last_frame_reads_as_torn_or_is_refused_never_accepted(payloads, data):
+    whole = bytearray(frames_of(payloads))
+    last_start = len(frames_of(payloads[:-1]))
+    position = data.draw(st.integers(last_start, len(whole) - 1), label="position")
+    whole[position] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    try:
+        frames = scan(bytes(whole), "j")
+    except CorruptTradeLog:
+        assert position < last_start + 8  # only a flip in the length or its check is refused
+    else:
+        assert position >= last_start + 8 and frames.payloads == payloads[:-1]
+
+
+@given(st.lists(payload, max_size=4), st.integers(1, 5000))
+def test_a_zero_filled_tail_is_torn(payloads, zeros):
+    data = frames_of(payloads)
+    assert scan(data + bytes(zeros), "j").payloads == payloads
+
+
+# --------------------------------------------------------------------------- differential
+
+operation = st.one_of(
+    st.tuples(st.just("open"), st.integers(0, 7), st.sampled_from(["LONG", "SHORT"])),
+    st.tuples(st.just("close"), st.integers(0, 40), st.floats(80, 130)),
+    st.tuples(st.just("partial"), st.integers(0, 40), st.floats(0.1, 0.9)),
+    st.tuples(st.just("update"), st.integers(0, 40), st.text(max_size=30)),
+)
+
+
+def run(store: TradeStore, op) -> object:
+    kind, a, b = op
+    try:
+        if kind == "open":
+            sign = 1 if b == "LONG" else -1
+            return store.open_trade(f"S{a}", b, 100, 100 - 5 * sign, 100 + 10 * sign, 1 + a)
+        trade_id = f"T{a:03d}"
+        if kind == "close":
+            return store.close_trade(trade_id, b)
+        if kind == "partial":
+            return store.partial_close(trade_id, b, 105)
+        return store.update_trade(trade_id, {"notes": b})
+    except TradeStoreError as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(operation, min_size=1, max_size=40), st.integers(1, 3000))
+def test_the_journal_format_gives_the_document_formats_answers_and_bytes(tmp_path_factory, ops, threshold):
+    directory = tmp_path_factory.mktemp("diff")
+    saved = journal.CHECKPOINT_MIN_BYTES
+    journal.CHECKPOINT_MIN_BYTES = threshold  # checkpoints every few writes
+    try:
+        doc = TradeStore(directory / "doc.json", clock=FakeClock(), fsync=False, **LIMITS)
+        jrn = journal_store(directory / "jrn.json", fsync=False)
+        for op in ops:
+            assert run(jrn, op) == run(doc, op)
+            assert jrn.get_all_trades() == doc.get_all_trades()
+        fresh = TradeStore(directory / "jrn.json")
+        if not (directory / "doc.json").exists():  # nothing was ever accepted
+            assert not (directory / "jrn.json").exists() and fresh.get_all_trades() == []
+            return
+        assert fresh.export_document() == (directory / "doc.json").read_bytes()
+        assert fresh.get_next_id() == doc.get_next_id()
+    finally:
+        journal.CHECKPOINT_MIN_BYTES = saved
+
+
+def test_reconciling_a_journal_log_gives_the_document_logs_files(tmp_path):
+    doc = TradeStore(tmp_path / "doc.json", clock=FakeClock(), **LIMITS)
+    jrn = journal_store(tmp_path / "jrn.json")
+    rng = random.Random(7)
+    for _ in range(30):
+        op = (rng.choice(["open", "close", "partial"]), rng.randrange(8), rng.choice(["LONG", "SHORT"]))
+        op = op if op[0] == "open" else (op[0], rng.randrange(1, 20), rng.uniform(0.2, 0.8) if op[0] == "partial" else 104.0)
+        run(doc, op), run(jrn, op)
+    clock = FakeClock()
+    for name in ("doc", "jrn"):
+        StateReconciler(tmp_path / f"{name}.json", tmp_path / name, clock=clock, **LIMITS).reconcile()
+    for file in sorted(os.listdir(tmp_path / "doc")):  # the same, but for the log's name
+        expected = (tmp_path / "doc" / file).read_bytes().replace(b"doc.json", b"jrn.json")
+        assert (tmp_path / "jrn" / file).read_bytes() == expected, file
+
+
+# --------------------------------------------------------------------------- followers
+
+
+def count_parses(monkeypatch) -> list[int]:
+    parses: list[int] = []
+    real = Ledger.from_document.__func__
+    monkeypatch.setattr(Ledger, "from_document", classmethod(lambda cls, *a, **k: parses.append(1) or real(cls, *a, **k)))
+    return parses
+
+
+def test_a_follower_reads_only_the_tail_and_switches_journals_without_reparsing(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 4096)
+    writer, follower = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    writer.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    assert len(follower.get_all_trades()) == 1
+    parses = count_parses(monkeypatch)
+    ids_before = os.stat(writer.journal_file).st_ino
+    for n in range(40):  # enough bytes for several checkpoints
+        writer.update_trade("T001", {"notes": f"n{n}" * 20})
+        assert follower.get_trade("T001")["notes"] == f"n{n}" * 20
+    assert os.stat(writer.journal_file).st_ino != ids_before  # a checkpoint did happen
+    assert parses == []  # neither the writer nor the follower parsed a checkpoint again
+
+
+def test_a_follower_that_missed_a_whole_journal_reads_everything_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 1024)
+    writer, follower = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    writer.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    follower.get_all_trades()
+    first = os.stat(writer.journal_file).st_ino
+    while os.stat(writer.journal_file).st_ino == first or len(writer.get_all_trades()) < 3:
+        writer.update_trade("T001", {"notes": "x" * 300})  # two checkpoints: the follower missed one journal
+        if len(writer.get_all_trades()) < 3:
+            writer.open_trade(f"S{len(writer.get_all_trades())}", "LONG", 100, 95, 110, 1)
+    writer.update_trade("T001", {"notes": "last"})
+    assert follower.get_all_trades() == writer.get_all_trades()
+
+
+# --------------------------------------------------------------------------- tails and damage
+
+
+def test_a_torn_tail_is_ignored_by_readers_and_cut_off_by_the_next_writer(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    torn = encode_frame({"seq": 2, "next_id": 9, "trades": []})[:-3]
+    with open(store.journal_file, "ab") as f:
+        f.write(torn)
+    reader = journal_store(tmp_path / "t.json")
+    assert [t["id"] for t in reader.get_all_trades()] == ["T001"] and reader.get_next_id() == "T002"
+    size = os.path.getsize(store.journal_file)
+    reader.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    assert os.path.getsize(store.journal_file) < size + 2000
+    assert [t["id"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["T001", "T002"]
+
+
+def test_a_damaged_record_before_the_last_is_refused_and_nothing_is_written(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    for symbol in ("BTC", "ETH", "SOL"):
+        store.open_trade(symbol, "LONG", 100, 95, 110, 1)
+    data = bytearray(open(store.journal_file, "rb").read())
+    data[len(data) // 2] ^= 0x10
+    open(store.journal_file, "wb").write(bytes(data))
+    before = {name: open(tmp_path / name, "rb").read() for name in os.listdir(tmp_path)}
+    fresh = journal_store(tmp_path / "t.json")
+    with pytest.raises(CorruptTradeLog, match="damaged"):
+        fresh.open_trade("ADA", "LONG", 100, 95, 110, 1)
+    with pytest.raises(RecoveryRefused, match="journal"):
+        fresh.recover()
+    assert {name: open(tmp_path / name, "rb").read() for name in os.listdir(tmp_path)} == before
+
+
+def seed_rewrite(path) -> None:
+    """What a seed-era writer does: load the document, append a trade, dump it back."""
+    doc = json.load(open(path))
+    doc["trades"].append({**doc["trades"][0], "id": f"T{doc['next_id']:03d}", "symbol": "SEED"})
+    doc["next_id"] += 1
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+
+
+def test_a_checkpoint_rewritten_by_a_writer_that_does_not_know_the_journal_is_refused(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)  # in the journal only
+    seed_rewrite(store.trade_log)
+    for reader in (store, journal_store(tmp_path / "t.json")):
+        with pytest.raises(CorruptTradeLog, match="does not know its journal"):
+            reader.get_all_trades()
+    with pytest.raises(CorruptTradeLog, match="does not know its journal"):
+        StateReconciler(store.trade_log, tmp_path / "state").build()
+
+
+def test_older_readers_refuse_the_checkpoint(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    with pytest.raises(CorruptTradeLog, match="journal-format"):
+        parse_document(open(store.trade_log, "rb").read())
+
+
+def test_a_missing_journal_or_checkpoint_is_refused(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    os.rename(store.journal_file, tmp_path / "away")
+    with pytest.raises(CorruptTradeLog, match="journal .* is missing"):
+        journal_store(tmp_path / "t.json").get_all_trades()
+    os.rename(tmp_path / "away", store.journal_file)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    os.rename(store.trade_log, tmp_path / "away")
+    with pytest.raises(CorruptTradeLog, match="checkpoint was lost"):
+        journal_store(tmp_path / "t.json").get_all_trades()
+
+
+# --------------------------------------------------------------------------- crashes mid-protocol
+
+
+class Crash(BaseException):
+    pass
+
+
+def crash_on_write(monkeypatch, nth: int) -> None:
+    """Make the ``nth`` file step (1-based: an atomic replace, or the removal of a journal) of
+    this process never happen: the process 'crashes' there."""
+    calls = []
+
+    def crashing(real):
+        def step(*args, **kw):
+            calls.append(args[0])
+            if len(calls) == nth:
+                raise Crash(args[0])
+            return real(*args, **kw)
+        return step
+
+    monkeypatch.setattr(atomic, "write_atomic", crashing(atomic.write_atomic))
+    monkeypatch.setattr(journal, "remove", crashing(journal.remove))
+
+
+@pytest.mark.parametrize("step", [1, 2])
+@pytest.mark.parametrize("protocol", ["checkpoint", "to-journal", "to-document", "new-log"])
+def test_a_crash_between_any_two_steps_leaves_one_state(tmp_path, monkeypatch, protocol, step):
+    path = tmp_path / "t.json"
+    fmt = "document" if protocol == "to-journal" else "journal"
+    if protocol != "new-log":
+        store = TradeStore(path, log_format=fmt, clock=FakeClock(), **LIMITS)
+        for symbol in ("BTC", "ETH"):
+            store.open_trade(symbol, "LONG", 100, 95, 110, 1)
+    before = None if protocol == "new-log" else TradeStore(path).get_all_trades()
+    crash_on_write(monkeypatch, step)
+    crashing = TradeStore(path, log_format="journal", clock=FakeClock(), **LIMITS)
+    with pytest.raises(Crash):
+        if protocol == "checkpoint":
+            monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+            crashing.open_trade("SOL", "LONG", 100, 95, 110, 1)  # acknowledged in the journal first
+        elif protocol == "new-log":
+            crashing.open_trade("SOL", "LONG", 100, 95, 110, 1)
+        else:
+            crashing.convert(protocol.removeprefix("to-"))
+    monkeypatch.undo()
+    after = TradeStore(path, clock=FakeClock(), **LIMITS)
+    trades = after.get_all_trades()
+    if protocol == "checkpoint":
+        assert [t["symbol"] for t in trades] == ["BTC", "ETH", "SOL"]  # the write was durable before
+    elif protocol == "new-log":
+        assert trades == []
+    else:
+        assert trades == before
+    after.open_trade("ADA", "LONG", 100, 95, 110, 1)
+    assert TradeStore(path).get_all_trades()[-1]["symbol"] == "ADA"
+
+
+# --------------------------------------------------------------------------- failed fsync
+
+
+def test_a_failed_fsync_cuts_the_record_off_again_and_raises(tmp_path, monkeypatch):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    size = os.path.getsize(store.journal_file)
+    real, failed = os.fsync, []
+
+    def fsync(fd):
+        if not failed:
+            failed.append(fd)
+            raise OSError(5, "Input/output error")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError):
+        store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    assert os.path.getsize(store.journal_file) == size
+    assert [t["symbol"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["BTC"]
+    store.open_trade("SOL", "LONG", 100, 95, 110, 1)
+    assert [t["id"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["T001", "T002"]
+
+
+def test_a_record_that_cannot_be_cut_off_stops_the_store_which_keeps_the_lock(tmp_path, monkeypatch):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+
+    def fail(*args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    monkeypatch.setattr(os, "ftruncate", fail)
+    with pytest.raises(StoreStopped, match="cut off"):
+        store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    monkeypatch.undo()
+    with pytest.raises(StoreStopped):
+        store.get_all_trades()
+    outcome = []
+
+    def other_thread():  # another thread (as another process would) cannot read the record
+        try:
+            journal_store(tmp_path / "t.json", lock_timeout=0.2).get_all_trades()
+        except LockTimeout:
+            outcome.append("waits")
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert outcome == ["waits"]
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def test_convert_both_ways_keeps_every_record_and_next_id(tmp_path):
+    store = TradeStore(tmp_path / "t.json", clock=FakeClock(), **LIMITS)
+    for symbol in ("BTC", "ETH", "SOL"):
+        store.open_trade(symbol, "LONG", 100, 95, 110, 1)
+    store.close_trade("T002", 104)
+    document = open(store.trade_log, "rb").read()
+    assert "journal format" in store.convert("journal")
+    assert "already" in store.convert("journal")
+    store.close_trade("T001", 99)
+    assert os.path.exists(store.journal_file)
+    assert "document format" in store.convert("document")
+    assert not os.path.exists(store.journal_file)
+    reread = TradeStore(tmp_path / "t.json")
+    assert [t["status"] for t in reread.get_all_trades()] == ["CLOSED", "CLOSED", "OPEN"]
+    assert json.loads(document)["next_id"] == json.loads(open(store.trade_log, "rb").read())["next_id"]
+    reread.open_trade("ADA", "LONG", 100, 95, 110, 1)
+    assert "journal" not in json.loads(open(store.trade_log, "rb").read())  # the marker is gone
+
+
+def test_a_write_too_large_for_one_record_becomes_a_checkpoint(tmp_path, monkeypatch):
+    store = journal_store(tmp_path / "t.json")
+    for symbol in ("BTC", "ETH", "SOL"):
+        store.open_trade(symbol, "LONG", 100, 95, 110, 1)
+    monkeypatch.setattr(journal, "MAX_PAYLOAD", 600)
+    store.update_trades_batch([(f"T00{i}", {"notes": "n" * 200}) for i in (1, 2, 3)])
+    monkeypatch.undo()
+    assert os.path.getsize(store.journal_file) < 400  # a fresh journal: header only
+    assert all(t["notes"] == "n" * 200 for t in journal_store(tmp_path / "t.json").get_all_trades())
+
+
+def test_log_format_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="log_format"):
+        TradeStore(tmp_path / "t.json", log_format="sqlite")
+
+
+def test_the_format_on_disk_wins_over_the_option(tmp_path):
+    journal_store(tmp_path / "t.json").open_trade("BTC", "LONG", 100, 95, 110, 1)
+    TradeStore(tmp_path / "t.json", clock=FakeClock(), **LIMITS).open_trade("ETH", "LONG", 100, 95, 110, 1)
+    assert json.loads(open(tmp_path / "t.json", "rb").read())["schema"] == 3
+    assert len(journal_store(tmp_path / "t.json").get_all_trades()) == 2
+    with pytest.raises(RiskRejected):
+        TradeStore(tmp_path / "t.json", clock=FakeClock(), **LIMITS).open_trade("ETH", "LONG", 100, 95, 110, 1)
