@@ -57,7 +57,6 @@ from .values import id_number
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".journal"
 VERSION = 1
 MARKER = "journal"  # the checkpoint's top-level key
 MAX_PAYLOAD = 16 << 20  # a write that changes more than this becomes a checkpoint instead
@@ -75,9 +74,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ALL_SCHEMAS = READABLE_SCHEMAS + (JOURNAL_SCHEMA,)
 
 
-def journal_path(trade_log: str) -> str:
-    """The journal of the (resolved) log path ``trade_log``."""
-    return trade_log + SUFFIX
+journal_path = logfile.journal_path
 
 
 def check_format(value: object) -> str:
@@ -246,7 +243,10 @@ class JournalView:
             if (st.st_dev, st.st_ino) != self.identity:
                 raise CorruptTradeLog(f"{self.path} was replaced by a writer that ignores the lock; "
                                       "nothing was written")
-            if st.st_size != self.end:  # a torn, unacknowledged frame from a writer that died
+            if st.st_size < self.end:
+                raise CorruptTradeLog(f"{self.path} is shorter than the records read from it: a writer "
+                                      "that ignores the lock cut it; nothing was written")
+            if st.st_size > self.end:  # a torn, unacknowledged frame from a writer that died
                 os.ftruncate(fd, self.end)
                 os.fsync(fd)
             try:

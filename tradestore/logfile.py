@@ -31,6 +31,7 @@ from .errors import CorruptTradeLog, UnsafePath
 from .locking import file_kind
 
 LOCK_SUFFIX = ".lock"
+JOURNAL_SUFFIX = ".journal"
 
 
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -48,10 +49,16 @@ def lock_path(trade_log: str | os.PathLike[str]) -> str:
     return resolve(trade_log) + LOCK_SUFFIX
 
 
+def journal_path(trade_log: str | os.PathLike[str]) -> str:
+    """The journal of ``trade_log`` in the journal format: its resolved path plus ``.journal``."""
+    return resolve(trade_log) + JOURNAL_SUFFIX
+
+
 def log_files(trade_log: str | os.PathLike[str]) -> dict[str, str]:
     """The files of a log that nothing else may be: role -> resolved path."""
     log = resolve(trade_log)
-    return {"the trade log": log, "its backup": backup_path(log), "its lock file": lock_path(log)}
+    return {"the trade log": log, "its backup": backup_path(log), "its lock file": lock_path(log),
+            "its journal": journal_path(log)}
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -186,8 +186,11 @@ class TradeStore(LedgerStore):
             log.error("%s", exc)
             raise
         if handle is None:
-            # A new log; or a conversion or a checkpoint cut short beside a journal.
-            return journal.load(self.trade_log, None, locked=locked).ledger
+            # A new log; or a conversion cut short beside a journal, or a lost checkpoint.
+            loaded = journal.load(self.trade_log, None, locked=locked)
+            if loaded.journal is not None:
+                loaded.journal.close()
+            return loaded.ledger
         try:
             loaded = journal.load(self.trade_log, handle.read(), locked=locked)
         except CorruptTradeLog as exc:
