@@ -426,3 +426,98 @@ def test_the_format_on_disk_wins_over_the_option(tmp_path):
     assert len(journal_store(tmp_path / "t.json").get_all_trades()) == 2
     with pytest.raises(RiskRejected):
         TradeStore(tmp_path / "t.json", clock=FakeClock(), **LIMITS).open_trade("ETH", "LONG", 100, 95, 110, 1)
+
+
+# --------------------------------------------------------------------------- odd files and odd failures
+
+
+def test_a_journal_removed_under_a_follower_is_refused_not_read_as_empty(tmp_path):
+    writer, follower = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    writer.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    follower.get_all_trades()
+    os.unlink(writer.journal_file)
+    with pytest.raises(CorruptTradeLog, match="missing"):
+        follower.get_all_trades()
+
+
+def test_a_checkpoint_replaced_between_its_stat_and_its_open_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    writer, follower = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    writer.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    follower.get_all_trades()
+    writer.open_trade("ETH", "LONG", 100, 95, 110, 1)  # and a checkpoint: a new journal
+    real = journal.logfile.open_regular
+    replaced = []
+
+    def open_after_a_replace(path):
+        if path == follower.trade_log and not replaced:  # the race: replaced right after the stat
+            replaced.append(path)
+            data = open(path, "rb").read()
+            os.unlink(path)
+            open(path, "wb").write(data)
+        return real(path)
+
+    monkeypatch.setattr(journal.logfile, "open_regular", open_after_a_replace)
+    assert [t["symbol"] for t in follower.get_all_trades()] == ["BTC", "ETH"]  # read whole again
+    assert replaced
+
+
+@pytest.mark.parametrize("intruded", ["checkpoint", "journal"])
+def test_files_replaced_right_after_a_checkpoint_are_reported_and_not_trusted(tmp_path, monkeypatch, intruded):
+    seen = []
+    store = journal_store(tmp_path / "t.json", on_integrity_violation=seen.append)
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    real = atomic.write_atomic
+    target = store.trade_log if intruded == "checkpoint" else store.journal_file
+
+    def write_then_intruder(path, data, **kw):
+        result = real(path, data, **kw)
+        if path == target:  # same bytes, another inode: not the file written
+            os.rename(path, path + ".moved")  # kept, so its inode number is not reused at once
+            open(path, "wb").write(open(path + ".moved", "rb").read())
+        return result
+
+    monkeypatch.setattr(atomic, "write_atomic", write_then_intruder)
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    assert seen and "ignores the lock" in seen[0][0]
+    assert store._cache is None  # nothing of it is trusted: the next load reads the files again
+
+
+def test_a_journal_replaced_right_after_it_was_started_is_refused(tmp_path, monkeypatch):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    crash_on_write(monkeypatch, 2)  # a checkpoint cut short after the checkpoint: old journal stays
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    with pytest.raises(Crash):
+        store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+    monkeypatch.undo()
+    seen = []
+    fresh = journal_store(tmp_path / "t.json", on_integrity_violation=seen.append)
+    fresh.get_all_trades()
+    monkeypatch.setattr(journal, "_open_written", lambda *args: None)  # as if replaced at once
+    with pytest.raises(CorruptTradeLog, match="ignores the lock"):
+        fresh.open_trade("SOL", "LONG", 100, 95, 110, 1)
+    assert seen
+    monkeypatch.undo()
+    assert [t["symbol"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["BTC", "ETH"]
+
+
+def test_a_failed_checkpoint_after_an_acknowledged_write_keeps_the_write(tmp_path, monkeypatch, caplog):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+
+    def disk_full(*args, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    monkeypatch.setattr(journal, "checkpoint", disk_full)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)  # acknowledged: the checkpoint is not the write
+    assert "checkpoint of" in caplog.text
+    monkeypatch.undo()
+    assert [t["symbol"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["BTC", "ETH"]
+
+
+def test_converting_a_log_that_does_not_exist_changes_nothing(tmp_path):
+    assert "does not exist" in TradeStore(tmp_path / "t.json").convert("journal")
+    assert os.listdir(tmp_path) == ["t.json.lock"]

@@ -392,7 +392,7 @@ def needs_checkpoint(view: JournalView, checkpoint_size: int) -> bool:
 
 
 def checkpoint(trade_log: str, ledger: Ledger, previous: JournalView | None, *,
-               fsync: bool) -> tuple[os.stat_result, JournalView | None]:
+               fsync: bool) -> tuple[os.stat_result, str, JournalView | None]:
     """Fold ``ledger`` (the whole state) into a new checkpoint and start a new, empty journal.
 
     With a previous journal: (1) the checkpoint, marked as folding in ``previous``'s records
@@ -401,8 +401,8 @@ def checkpoint(trade_log: str, ledger: Ledger, previous: JournalView | None, *,
     a new log): (1) the journal naming the checkpoint about to be written, then (2) the
     checkpoint. A crash after (1) leaves a document beside an empty journal it does not know.
 
-    Returns the stat of the checkpoint written and the new journal, open (None if the file at
-    its path is not the one just written: a writer that ignores the lock replaced it).
+    Returns the stat of the checkpoint written, its SHA-256 and the new journal, open (None if
+    the file at its path is not the one just written: a writer that ignores the lock replaced it).
     """
     folds, folded = (previous.id, previous.records) if previous is not None and previous.id else (None, 0)
     data = checkpoint_bytes(ledger, folds, folded)
@@ -416,7 +416,7 @@ def checkpoint(trade_log: str, ledger: Ledger, previous: JournalView | None, *,
         header = _header(sha, written, folds, folded)
         journal_stat = atomic.write_atomic(journal_path(trade_log), encode_frame(header), fsync=fsync)
     ledger.mark_clean()
-    return written, _open_written(trade_log, header, journal_stat)
+    return written, sha, _open_written(trade_log, header, journal_stat)
 
 
 def start(trade_log: str, sha: str, stale: JournalView, checkpoint_stat: os.stat_result, *,

@@ -220,20 +220,11 @@ class TradeStore(LedgerStore):
         view.read_tail(cache.ledger)
         if (current.st_dev, current.st_ino) == view.identity:
             return cache.identity == file_identity(st)
-        try:
-            handle = logfile.open_regular(self.trade_log)
-        except (OSError, UnsafePath):
-            return False
-        if file_identity(os.fstat(handle.fileno())) != file_identity(st):
-            handle.close()
-            return False
-        try:
-            successor = journal.successor(self.journal_file, view, file_identity(st), cache.ledger)
-        except BaseException:
-            handle.close()
-            raise
-        if successor is None:
-            handle.close()
+        successor = journal.successor(self.journal_file, view, file_identity(st), cache.ledger)
+        handle = self._open_log_if(file_identity(st)) if successor is not None else None
+        if handle is None:
+            if successor is not None:
+                successor.close()
             return False
         adopted = _Version(handle, cache.ledger, journal.Loaded(cache.ledger, True, successor.header["checkpoint"],
                                                                  successor))
@@ -332,20 +323,8 @@ class TradeStore(LedgerStore):
     def _checkpoint(self, ledger: Ledger, view: journal.JournalView | None) -> None:
         """Fold the whole state into a new checkpoint and journal, then follow them (as the
         document write does, verifying that the files at the paths are the ones written)."""
-        written, new_view = journal.checkpoint(self.trade_log, ledger, view, fsync=self.fsync)
-        self._set_cache(None)
-        try:
-            handle = logfile.open_regular(self.trade_log)
-        except (OSError, UnsafePath):
-            handle = None
-        if handle is None or new_view is None or file_identity(os.fstat(handle.fileno())) != file_identity(written):
-            for opened in (handle, new_view):
-                if opened is not None:
-                    opened.close()
-            self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
-            return
-        sha = new_view.header["checkpoint"]
-        self._set_cache(_Version(handle, ledger, journal.Loaded(ledger, True, sha, new_view)))
+        written, sha, new_view = journal.checkpoint(self.trade_log, ledger, view, fsync=self.fsync)
+        self._follow_written(written, ledger, journal.Loaded(ledger, True, sha, new_view))
 
     def _stop(self, exc: StoreStopped) -> None:
         """Refuse every later call, and keep the lock until this process ends (see StoreStopped)."""
@@ -357,20 +336,36 @@ class TradeStore(LedgerStore):
         """Write the whole log atomically, then verify the path holds the file just written."""
         written = self._write_log(ledger.to_json())
         ledger.mark_clean()
-        # Verify: the log at the path is the file just written (and keep it open, see _Version).
-        # Opened without blocking: a FIFO put there by another program must not hang us here.
-        try:
-            version: _Version | None = _Version(logfile.open_regular(self.trade_log), ledger)
-        except (OSError, UnsafePath):  # gone, or no longer a regular file
-            version = None
-        if version is None or version.identity != file_identity(written):
-            # Someone replaced the log without holding the lock: do not trust our copy.
-            if version is not None:
-                version.close()
+        self._follow_written(written, ledger)
+
+    def _follow_written(self, written: os.stat_result, ledger: Ledger,
+                        loaded: journal.Loaded | None = None) -> None:
+        """Cache ``ledger`` as the version just written, if the log at the path is that file.
+
+        Else (someone replaced the log without holding the lock) report it and trust nothing:
+        the next load reads the files again. The file is kept open (see _Version); it is opened
+        without blocking, so a FIFO put there by another program cannot hang us here.
+        """
+        handle = self._open_log_if(file_identity(written))
+        if handle is None or (loaded is not None and loaded.journal is None):
+            for opened in (handle, loaded and loaded.journal):
+                if opened is not None:
+                    opened.close()
             self._set_cache(None)
             self._report([f"{self.trade_log} changed right after this write: a writer ignores the lock"])
-        else:
-            self._set_cache(version)
+            return
+        self._set_cache(_Version(handle, ledger, loaded))
+
+    def _open_log_if(self, identity: tuple[int, int, int, int]):
+        """The log, open, if it is the file of ``identity``; None if not (or gone, or not regular)."""
+        try:
+            handle = logfile.open_regular(self.trade_log)
+        except (OSError, UnsafePath):
+            return None
+        if file_identity(os.fstat(handle.fileno())) != identity:
+            handle.close()
+            return None
+        return handle
 
     def _write_log(self, data: bytes) -> os.stat_result:
         """Replace the log with ``data``, atomically (and durably with ``fsync``).
