@@ -8,6 +8,10 @@ under the same lock as the write, no other process can change what they saw befo
 lands. A call that raises a TradeStoreError has written nothing; one that raises an OSError
 from the disk has left a valid log, holding the old version or (if only the final directory
 fsync failed) the new one, never acknowledged.
+
+The write is in the log's format: the whole document replaced (``log_format="document"``), or
+one record appended to the journal and fsynced (``"journal"``, :mod:`tradestore.journal`), which
+costs the same at any history size; a load then reads only what other processes appended.
 """
 
 from __future__ import annotations
