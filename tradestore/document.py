@@ -18,6 +18,7 @@ ever writes anything. The rules are listed in ``docs/FORMAT.md`` ("Reading a log
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -139,12 +140,19 @@ def loads_strict(data: bytes | str) -> Any:
         raise DocumentError("it starts with a byte-order mark; write UTF-8 without one")
     _check_depth(_structure(data))
     _check_numbers(data, text)
+    # json.loads builds one container per trade and field; with the cyclic collector running
+    # it rescans them over and over (3x the parse time at 100k trades). They hold no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         doc = json.loads(text, object_pairs_hook=_object, parse_constant=_reject_constant)
     except DocumentError:
         raise
     except ValueError as exc:  # json.JSONDecodeError, or an int too long to convert
         raise DocumentError(str(exc)) from None
+    finally:
+        if collecting:
+            gc.enable()
     if _SURROGATE_ESCAPE.search(data):  # rare: only then is every string checked
         try:
             json.dumps(doc, ensure_ascii=False).encode("utf-8")

@@ -318,6 +318,8 @@ def load(trade_log: str, data: bytes | None, *, locked: bool) -> Loaded:
     unreadable checkpoint or journal and for a journal that does not continue this checkpoint.
     """
     path = journal_path(trade_log)
+    if not locked and os.path.lexists(path):
+        raise LockNeeded(path)  # before the parse: the caller reads again, holding the lock
     doc = parse_document(data, trade_log, schemas=_ALL_SCHEMAS) if data is not None else None
     journal_format = doc is not None and doc.get("schema") == JOURNAL_SCHEMA
     marker = doc.pop(MARKER, None) if doc is not None else None

@@ -139,15 +139,7 @@ def _read_log(path: str, *, locked: bool) -> tuple[bytes, Ledger]:
     if handle is not None:
         with handle as f:
             data = f.read()
-    # json.loads builds one container per trade and field; with the cyclic collector running
-    # it rescans them over and over (3x the parse time at 100k trades). They hold no cycles.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        loaded = journal.load(logfile.resolve(path), data, locked=locked)
-    finally:
-        if collecting:
-            gc.enable()
+    loaded = journal.load(logfile.resolve(path), data, locked=locked)
     if loaded.journal is not None:
         loaded.journal.close()
     if data is None or loaded.journal_format:
