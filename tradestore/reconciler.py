@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import gc
 import hashlib
 import json
 import logging
