@@ -1,6 +1,6 @@
 """Baseline stores the benchmark measures tradestore against.
 
-Both baselines enforce the same four rules as tradestore (position cap, duplicate open symbol,
+The first two enforce the same four rules as tradestore (position cap, duplicate open symbol,
 correlation group risk, asset consecutive loss cap), with the same configuration, so that the
 benchmark compares storage designs and not rule sets:
 
@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 
 from tradestore.ledger import Ledger
 from tradestore import risk
+from tradestore.locking import FileLock
 from tradestore.risk import RiskLimits
 
-__all__ = ["RuleConfig", "Rejected", "SeedPatternStore", "SqliteStore"]
+__all__ = ["RuleConfig", "Rejected", "SeedPatternStore", "SqliteStore", "AppendFloorStore"]
 
 
 @dataclass(frozen=True)
@@ -304,3 +305,89 @@ class SqliteStore:
                 (t["exit_price"], t["exit_time"], t["exit_reason"], t["pnl_usd"], t["pnl_pct"],
                  t["r_multiple"], t["net_pnl_usd"], t["net_r_multiple"], t["lessons"], trade_id))
             return t
+
+
+class AppendFloorStore:
+    """The floor: lock, append one record-sized line, fsync, unlock; no rule, no state.
+
+    Each write takes tradestore's own lock (:class:`FileLock` on ``path + ".lock"``), appends
+    at the end of the file one line holding the written trade's full record and the next id
+    (compact JSON, the size of the journal format's record of that write), fsyncs the file and
+    releases the lock; it is acknowledged only after the fsync. The only state is the next id:
+    when another process appended since this one's last write, it reads that tail (its last
+    line) under the lock, as any append-based store must. Nothing is parsed, validated or
+    checked beyond that, so no durable append-based store can write for less on this machine.
+
+    The file's first line stands for the history (``{"history": n, "next_id": n + 1}``): an
+    append costs the same whatever precedes it, so the floor does not copy the trades.
+    """
+
+    def __init__(self, path: str, *, lock_timeout: float = 300.0):
+        self.path = path
+        self._lock = FileLock(path + ".lock", timeout=lock_timeout)
+        self._fd = os.open(path, os.O_RDWR)
+        self._end = 0  # the end of the file as of this process's last look, under the lock
+        self._next_id = 0
+        self._mine: dict[str, dict] = {}  # the trades this process opened and has not closed
+        with self._lock:
+            self._catch_up()
+
+    @staticmethod
+    def create(path: str, history: int, next_id: int) -> None:
+        """Write a new floor file standing for ``history`` trades."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"history": history, "next_id": next_id}) + "\n")
+
+    @staticmethod
+    def count(path: str) -> int:
+        """Trades in the file: the history plus each distinct id opened (a close restates its
+        trade; two opens that got one id, as writers without the lock would, count once)."""
+        with open(path, encoding="utf-8") as f:
+            head = json.loads(f.readline())
+            opened = {t["id"] for t in (json.loads(line)["trades"][0] for line in f) if t["status"] == "OPEN"}
+        return head["history"] + len(opened)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _catch_up(self) -> None:
+        size = os.fstat(self._fd).st_size
+        if size != self._end:
+            tail = os.pread(self._fd, size - self._end, self._end)
+            self._next_id = json.loads(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1])["next_id"]
+            self._end = size
+
+    def _append(self, trade: dict) -> None:
+        line = json.dumps({"next_id": self._next_id, "trades": [trade]}, separators=(",", ":"),
+                          allow_nan=False).encode() + b"\n"
+        os.pwrite(self._fd, line, self._end)
+        os.fsync(self._fd)
+        self._end += len(line)
+
+    def get_open_trades(self) -> list[dict]:
+        with self._lock:
+            self._catch_up()
+        return list(self._mine.values())
+
+    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
+                   setup_type="", grade="", notes="") -> dict:
+        with self._lock:
+            self._catch_up()
+            trade = _new_trade(f"T{self._next_id:03d}", symbol, direction, entry_price, stop_price,
+                               target_price, size, setup_type, grade, notes)
+            self._next_id += 1
+            self._append(trade)
+        self._mine[trade["id"]] = trade
+        return trade
+
+    def close_trade(self, trade_id: str, exit_price: float, exit_reason: str = "", lessons: str = "") -> dict:
+        if trade_id not in self._mine:
+            raise LookupError(f"no open trade {trade_id} opened by this process")
+        # tradestore's close arithmetic on this one record, so the line has the journal record's size.
+        trade = Ledger([self._mine[trade_id]]).close_trade(trade_id, exit_price, exit_reason, lessons,
+                                                          now=datetime.now(timezone.utc))
+        with self._lock:
+            self._catch_up()
+            self._append(trade)
+        del self._mine[trade_id]
+        return trade

@@ -16,8 +16,10 @@ import resource
 
 import pytest
 
+from bench import report as bench_report
 from bench import suite as bench
 from bench.history import WORKER_SYMBOLS
+from bench.stores import FLOOR, JOURNAL, SIDE_BY_SIDE, SQLITE
 
 TINY = dict(bench.QUICK, sizes=(100,), writers=(1,), duration=0.01, cycle_cap=2, reconcile_sizes=(200,),
             handoff_rounds=2, rss_size=100)
@@ -35,8 +37,9 @@ def _keep_library_log_level():
 def test_an_unknown_implementation_is_refused_with_the_choices(tmp_path):
     with pytest.raises(ValueError) as info:
         bench.make_store("mongo", str(tmp_path / "x"))
-    assert str(info.value) == ("unknown implementation 'mongo'; choose from tradestore, tradestore-nofsync, "
-                               "seed-pattern, sqlite-wal-full, tradestore-pg")
+    assert str(info.value) == ("unknown implementation 'mongo'; choose from tradestore, tradestore-journal, "
+                               "sqlite-wal-full, append-fsync-floor, tradestore-nofsync, seed-pattern, "
+                               "tradestore-pg")
 
 
 def test_peak_memory_falls_back_to_getrusage_without_proc(monkeypatch):
@@ -52,15 +55,15 @@ def test_peak_memory_falls_back_to_getrusage_without_proc(monkeypatch):
 
 
 def test_spread_is_median_then_range():
-    assert bench._fmt_spread([3.0]) == "3.0"
-    assert bench._fmt_spread([5.0, 1.0, 2.0], "{:.2f}") == "2.00 [1.00-5.00]"
+    assert bench_report.fmt_spread([3.0]) == "3.0"
+    assert bench_report.fmt_spread([5.0, 1.0, 2.0], "{:.2f}") == "2.00 [1.00-5.00]"
 
 
 def test_a_writer_that_fails_stops_the_cell_with_its_traceback(tmp_path, monkeypatch):
     broken = tmp_path / "broken.json"
     broken.write_bytes(b'{"trades": [')  # a torn log: every writer refuses it before the start
 
-    monkeypatch.setattr(bench.Bench, "fresh_copy", lambda self, impl, n, tag: str(broken))
+    monkeypatch.setattr(bench.Bench, "fresh_copy", lambda self, *args: str(broken))
     runner = bench.Bench(str(tmp_path / "work"), dict(TINY), log=lambda _m: None)
     with pytest.raises(RuntimeError) as info:
         runner.run_writes_once("tradestore-nofsync", 100, 2, "t")
@@ -115,18 +118,63 @@ def test_the_file_system_is_the_longest_matching_mount(tmp_path, monkeypatch):
 
 def _row(impl, n, w, per_s, runs=2):
     return {"impl": impl, "history": n, "writers": w, "writes_per_s": per_s, "ratio_to_reference": 1.0,
-            "runs": [{"ms_per_write": 1.0 + r, "writes_per_s": per_s + r, "p95_ms": 2.0} for r in range(runs)]}
+            "ms_per_write": 1.5, "max_ms": 9.0,
+            "runs": [{"ms_per_write": 1.0 + r, "writes_per_s": per_s + r, "p95_ms": 2.0, "max_ms": 9.0 - r}
+                     for r in range(runs)]}
+
+
+def _journal_row(n, w, per_s, amortised_ms=0.0):
+    return dict(_row(JOURNAL, n, w, per_s), checkpoint={
+        "worst_ms": 40.0, "writes_between": 800.0, "amortised_ms": amortised_ms})
 
 
 def test_targets_are_judged_only_on_the_cells_measured():
     report = {"writes": [_row("tradestore", 1000, 1, 600.0), _row("seed-pattern", 1000, 1, 100.0),
-                         _row("tradestore", 10000, 1, 400.0)],  # no seed cell at 10,000
+                         _row("tradestore", 10000, 1, 100.0)],  # no seed cell at 10,000
               "reconcile": [{"history": 1000, "median_s": 0.1}, {"history": 10000, "median_s": 1.5}]}
     assert bench.check_targets(report) == [
         {"name": ">= 5x seed-pattern writes/s at 1,000 trades, one writer, fsync on", "ok": True, "detail": "6.0x"},
+        {"name": "tradestore (document format) >= 108 writes/s at 10,000 trades, one writer "
+                 "(3x the 36 before the incremental ledger)", "ok": False, "detail": "100 writes/s"},
         {"name": "reconcile() of 10,000 trades < 1 s", "ok": False, "detail": "1.500 s"},
     ]
     assert bench.check_targets({}) == []
+
+
+def test_journal_targets_count_the_checkpoint_and_judge_one_writer():
+    report = {"writes": [_journal_row(1000, 1, 1000.0), _journal_row(100000, 1, 800.0, amortised_ms=0.3),
+                         _journal_row(10000, 1, 900.0), _row(SQLITE, 10000, 1, 300.0),
+                         _journal_row(10000, 4, 200.0), _row(SQLITE, 10000, 4, 250.0)],
+              "reconcile": [{"history": 100000, "median_s": 0.9}]}
+    assert bench.check_targets(report) == [
+        # 1.25 ms of appends plus 0.3 of amortised checkpoint against 1.00: over 1.5x
+        {"name": "tradestore-journal write cost at 100,000 trades <= 1.5x its cost at 1,000, one writer "
+                 "(checkpoints amortised)", "ok": False, "detail": "1.55x (1.55 ms vs 1.00 ms per write)"},
+        {"name": "tradestore-journal writes/s >= sqlite-wal-full's at 10,000 trades, one writer", "ok": True,
+         "detail": "900 vs 300 (3.00x)"},
+        {"name": "tradestore-journal writes/s >= sqlite-wal-full's at 10,000 trades, 4 writers", "ok": False,
+         "detail": "200 vs 250 (0.80x)", "judged": False},
+        {"name": "reconcile() of 100,000 trades < 1 s", "ok": True, "detail": "0.900 s"},
+    ]
+    report["writes"][1]["checkpoint"]["amortised_ms"] = 0.2
+    assert bench.check_targets(report)[0]["ok"]
+    # The journal left out: its targets are said not to be measured, and never fail the run.
+    assert bench.check_targets({"writes": [_row("tradestore", 1000, 1, 600.0)],
+                                "left_out": {JOURNAL: "no journal here"}}) == [
+        {"name": "tradestore-journal targets", "ok": False, "judged": False, "detail": "not measured: no journal here"}]
+
+
+def test_the_default_cells_measure_the_other_stores_only_where_cheap(tmp_path):
+    cfg = dict(TINY, sizes=(1000, 10000, 100000), writers=(1, 4))
+    cells = bench.Bench(str(tmp_path), cfg, log=lambda _m: None).cells()
+    assert {(n, w) for i, n, w in cells if i == "seed-pattern"} == {(1000, 1), (10000, 1)}
+    for impl in SIDE_BY_SIDE:
+        assert {(n, w) for i, n, w in cells if i == impl} == {(n, w) for n in cfg["sizes"] for w in cfg["writers"]}
+    assert cells[:4] == [(impl, 1000, 1) for impl in SIDE_BY_SIDE]  # side by side first, in its order
+    named = bench.Bench(str(tmp_path), dict(cfg, impls=("tradestore", "seed-pattern"), reach={}),
+                        log=lambda _m: None).cells()
+    assert [c for c in named if c[0] == "seed-pattern"] == [("seed-pattern", n, w) for n in cfg["sizes"]
+                                                             for w in cfg["writers"]]
 
 
 MACHINE = {"cpu": "cpu", "cores": 2, "memory_gib": 4.0, "os": "Linux", "python": "3.11", "sqlite": "3",
@@ -143,13 +191,36 @@ def test_render_shows_only_the_parts_that_ran():
         "reconcile": [{"history": 1000, "seconds": [0.1, 0.3, 0.2]}],
         "handoff": [{"lock": "flock", "rounds": 4, "median_us": 50.0, "p90_us": 80.0, "max_us": 99.0}],
         "rss": [{"impl": "tradestore", "history": 1000, "rss_peak_kib": 20480, "rss_start_kib": 10240}],
-        "targets": [{"name": "t1", "ok": False, "detail": "3.0x"}],
+        "targets": [{"name": "t1", "ok": False, "detail": "3.0x"}, {"name": "t2", "ok": True, "detail": "1"},
+                    {"name": "t3", "ok": False, "detail": "2", "judged": False}],
     })
-    assert "| tradestore | 1,000 | 1 | 1.50 [1.00-2.00] | 2.0 | 500 [500-501] | 1.00 |" in full
+    assert "| tradestore | 1,000 | 1 | 1.50 [1.00-2.00] | 2.0 | 9.0 | 500 [500-501] | 1.00 |" in full
     assert "| tradestore | 1,000 | 0.200 [0.100-0.300] |" in full
     assert "| flock (4 hand-offs) | 50 us | 80 us | 99 us |" in full
     assert "| tradestore | 20.0 MiB | 10.0 MiB |" in full
-    assert "  [FAIL] t1: 3.0x" in full
+    assert "  [FAIL] t1: 3.0x\n  [PASS] t2: 1\n  [info: not met] t3: 2\n" in full
+    assert "journal checkpoint" not in full and "not available" not in full
+
+
+def test_the_side_by_side_tables_give_the_ratios_and_the_worst_writes():
+    out = bench.render({
+        "machine": MACHINE, "config": {"repeat": 2}, "left_out": {"tradestore-pg": "no server"},
+        "writes": [_row("tradestore", 1000, 1, 500.0), _journal_row(1000, 1, 1000.0), _row(SQLITE, 1000, 1, 800.0),
+                   _row(FLOOR, 1000, 1, 2000.0), _row("seed-pattern", 1000, 1, 20.0),
+                   _row("tradestore", 1000, 4, 500.0), dict(_row(FLOOR, 1000, 4, 2000.0), max_ms=123.4,
+                                                           ratio_to_reference=None)],
+    })
+    assert "tradestore-pg: not available here: no server" in out
+    assert ("| history | writers | tradestore | tradestore-journal | sqlite-wal-full | append-fsync-floor "
+            "| journal / SQLite |") in out
+    assert "| 1,000 | 1 | 500 (0.25x) | 1,000 (0.50x) | 800 (0.40x) | 2,000 (1.00x) | 1.25x |" in out
+    assert "| 1,000 | 4 | 500 (0.25x) | - | - | 2,000 (1.00x) | - |" in out
+    assert "| 1,000 | 1 | 9.0 / 1.50 | 9.0 / 1.50 | 9.0 / 1.50 | 9.0 / 1.50 |" in out
+    assert "| 1,000 | 4 | 9.0 / 1.50 | - | - | 123.4 / 1.50 |" in out
+    assert "| tradestore-journal | 1,000 | 1 | 40.0 | 800 | 0.0000 |" in out
+    assert "| append-fsync-floor | 1,000 | 4 | 1.50 [1.00-2.00] | 2.0 | 123.4 | 2000 [2000-2001] | - |" in out
+    assert "| seed-pattern | 1,000 | 1 |" in out  # in the full table, not side by side
+    assert "seed-pattern |" not in out.split("| store |")[0]
 
 
 MISSED = [{"name": "reconcile() of 10,000 trades < 1 s", "ok": False, "detail": "9.000 s"}]
@@ -188,6 +259,9 @@ def test_missed_targets_fail_a_full_run_unless_told_not_to(tmp_path, monkeypatch
     assert bench.main(["--only", "reconcile"]) == 1
     assert not auto.exists()  # a temporary directory of its own is removed after the run
     assert "[FAIL] reconcile() of 10,000 trades < 1 s: 9.000 s" in capsys.readouterr().out
+    monkeypatch.setattr(bench, "check_targets", lambda report: [dict(MISSED[0], judged=False)])
+    assert bench.main(["--only", "reconcile", "--dir", str(tmp_path / "d")]) == 0  # reported, not judged
+    monkeypatch.setattr(bench, "check_targets", lambda report: MISSED)
     assert bench.main(["--only", "reconcile", "--no-targets", "--dir", str(tmp_path / "d")]) == 0
     assert bench.main(["--only", "reconcile", "--quick", "--dir", str(tmp_path / "d")]) == 0
     assert "targets are reported but not judged in --quick" in capsys.readouterr().err
