@@ -32,11 +32,14 @@ def unavailable() -> str | None:
         from tradestore import journal
     except ImportError as exc:
         return f"tradestore has no journal module ({exc})"
-    missing = [name for name in ("convert", "encode_frame", "journal_path", "CHECKPOINT_MIN_BYTES", "MARKER")
+    missing = [name for name in ("encode_frame", "journal_path", "CHECKPOINT_MIN_BYTES", "MARKER")
                if not hasattr(journal, name)]
     if missing:
         return f"tradestore.journal has no {', '.join(missing)}"
     from tradestore import TradeStore
+
+    if not hasattr(TradeStore, "convert"):
+        return "TradeStore has no convert()"
 
     with tempfile.TemporaryDirectory(prefix="tradestore-bench-probe-") as d:
         try:
@@ -48,9 +51,9 @@ def unavailable() -> str | None:
 
 def convert(path: str) -> None:
     """Convert the document-format log at ``path`` to the journal format, in place."""
-    from tradestore import journal
+    from tradestore import TradeStore
 
-    journal.convert(path, "journal")
+    TradeStore(path).convert("journal")
 
 
 def journal_size(path: str) -> int:
@@ -68,25 +71,29 @@ def threshold(path: str) -> int:
 
 
 def fill_to_checkpoint(path: str) -> int:
-    """Append records to the freshly converted log ``path`` until its journal is one record
-    short of its checkpoint threshold; returns the number of records appended.
+    """Append records to the journal of the converted log ``path`` (no writer running) until it
+    is one record short of its checkpoint threshold; returns the number of records appended.
 
-    Each record restates one of the history's own trades unchanged (a record replaces the trade
-    with its id), so the log's state is the history's, and a run on the copy must still find
-    exactly the history plus its own opens. The records are built with the library's frame
-    encoder, numbered after the journal's header (a converted journal holds no record yet).
+    Each record restates one of the checkpoint's own trades unchanged (a record replaces the
+    trade with its id), so the log's state does not change, and a run on the copy must still
+    find exactly the history plus its own opens. The records are built with the library's frame
+    encoder and numbered after the journal's last one.
     """
     from tradestore import journal
 
     with open(path, "rb") as f:
         doc = json.loads(f.read())
-    trades, next_id = doc["trades"], doc["next_id"]
+    trades = doc["trades"]
     limit = threshold(path)
     jpath = journal.journal_path(path)
+    with open(jpath, "rb") as f:
+        records = list(_records(f.read()))
+    next_id = records[-1]["next_id"] if records else doc["next_id"]
     end = os.path.getsize(jpath)
-    frames, seq = [], 0
+    frames, seq = [], len(records)
     while True:
-        frame = journal.encode_frame({"seq": seq + 1, "next_id": next_id, "trades": [trades[seq % len(trades)]]})
+        frame = journal.encode_frame({"seq": seq + 1, "next_id": next_id,
+                                      "trades": [trades[len(frames) % len(trades)]]})
         if end + len(frame) > limit:
             break  # one more record of this size and the journal outgrows the checkpoint
         frames.append(frame)
@@ -96,7 +103,7 @@ def fill_to_checkpoint(path: str) -> int:
         f.write(b"".join(frames))
         f.flush()
         os.fsync(f.fileno())
-    return seq
+    return len(frames)
 
 
 def checkpointed(path: str) -> bool:
@@ -109,8 +116,30 @@ def checkpointed(path: str) -> bool:
     return marker.get("folds") is not None
 
 
-def count_trades(path: str) -> int:
-    """Trades in the journal-format log ``path``: checkpoint plus journal, read by a new store."""
-    from tradestore import TradeStore
+def _records(data: bytes):
+    """The record payloads of journal bytes ``data``, read directly by the framing of
+    ``docs/FORMAT.md`` (a u32 length, two u32 checksums, the payload; frame 0 is the header),
+    up to the last whole frame. Checksums are not verified: the benchmark reads back journals
+    its own run wrote and only counts what they hold."""
+    pos, frame = 0, 0
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if pos + 12 + length > len(data):
+            break  # a torn last frame: not acknowledged
+        if frame:
+            yield json.loads(data[pos + 12:pos + 12 + length])
+        pos, frame = pos + 12 + length, frame + 1
 
-    return len(TradeStore(path).get_all_trades())
+
+def count_trades(path: str) -> int:
+    """Trades in the journal-format log ``path``, read directly (not through a store): the
+    distinct ids of the checkpoint and of the journal's records (a record restates a trade
+    whole, so a trade written twice counts once)."""
+    from tradestore import journal
+
+    with open(path, "rb") as f:
+        ids = {t["id"] for t in json.loads(f.read())["trades"]}
+    with open(journal.journal_path(path), "rb") as f:
+        for record in _records(f.read()):
+            ids.update(t["id"] for t in record["trades"])
+    return len(ids)

@@ -56,7 +56,7 @@ from tradestore_harness.processes import context
 # while it is measured (each cycle adds one trade).
 FULL = dict(sizes=(1000, 10000, 100000), writers=(1, 4), repeat=3, duration=1.0, cycle_cap=50, growth=0.2,
             reconcile_sizes=(1000, 10000, 100000), handoff_rounds=200, rss_size=10000)
-QUICK = dict(sizes=(1000,), writers=(1, 2), repeat=1, duration=0.1, cycle_cap=10, growth=0.0,
+QUICK = dict(sizes=(1000,), writers=(1, 4), repeat=1, duration=0.1, cycle_cap=10, growth=0.0,
              reconcile_sizes=(1000,), handoff_rounds=20, rss_size=1000)
 
 
@@ -265,6 +265,7 @@ class Bench:
         cells = self.cells()
         rows = []
         for i, (impl, n, w) in enumerate(cells, 1):
+            started = time.perf_counter()
             runs = [self.run_writes_once(impl, n, w, f"{impl}-{n}-{w}-{r}") for r in range(self.cfg["repeat"])]
             row = {"impl": impl, "history": n, "writers": w, "runs": runs,
                    "writes_per_s": statistics.median(r["writes_per_s"] for r in runs),
@@ -276,7 +277,7 @@ class Bench:
             rows.append(row)
             self.log(f"[{i}/{len(cells)}] {impl:<19} history={n:<6} writers={w}: "
                      f"{row['writes_per_s']:8.1f} writes/s, {row['ms_per_write']:8.2f} ms/write, "
-                     f"worst {row['max_ms']:8.1f} ms")
+                     f"worst {row['max_ms']:8.1f} ms ({time.perf_counter() - started:.0f} s)")
         ref = {(r["history"], r["writers"]): r["writes_per_s"] for r in rows if r["impl"] == REFERENCE}
         for r in rows:
             cell = (r["history"], r["writers"])
@@ -455,7 +456,7 @@ def main(argv=None) -> int:
                     "grows, and its reconcile cost, and print the tables. Exits 1 if a run fails or "
                     "a target is missed (--no-targets to only report; --quick never judges targets).")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke size for CI (history of 1,000, 1 and 2 writers, one repeat); seconds")
+                    help="smoke size for CI (history of 1,000, 1 and 4 writers, one repeat); seconds")
     ap.add_argument("--repeat", type=int, help="repeats per cell (default 3; --quick: 1)")
     ap.add_argument("--duration", type=float, help="seconds each write cell runs (default 1.0)")
     ap.add_argument("--sizes", type=lambda v: tuple(int(x) for x in v.split(",")), metavar="N,N",

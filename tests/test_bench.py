@@ -232,3 +232,28 @@ def test_reloaded_log_reuses_only_unchanged_encodings(tmp_path):
     assert written == json.dumps(reparsed.to_document(), separators=(",", ":")).encode()
     assert reparsed.get(doc["trades"][5]["id"])["notes"] == "edited by hand"
     assert reparsed.get(first["id"])["exit_reason"] == "theirs"
+
+
+def test_a_journal_filled_to_its_checkpoint_keeps_its_trades_and_checkpoints_on_the_next_write(tmp_path):
+    why = journal_bench.unavailable()
+    if why:
+        pytest.skip(why)
+    path = str(tmp_path / "trades.json")
+    trades, next_id = build_history(300)
+    write_tradestore_log(path, trades, next_id)
+    journal_bench.convert(path)
+    store = bench.make_store(stores.JOURNAL, path)
+    first = store.open_trade("W0", "LONG", 100.0, 99.0, 102.0, 1.0)
+    size = journal_bench.journal_size(path)
+    filled = journal_bench.fill_to_checkpoint(path)  # numbered after the record just written
+    assert filled > 100 and size < journal_bench.journal_size(path) <= journal_bench.threshold(path)
+    assert journal_bench.count_trades(path) == 301 and not journal_bench.checkpointed(path)
+    store.close_trade(first["id"], 101.5)
+    store.open_trade("W1", "LONG", 100.0, 99.0, 102.0, 1.0)
+    assert journal_bench.checkpointed(path)  # one of those two writes outgrew the checkpoint
+    fresh = bench.make_store(stores.JOURNAL, path)
+    assert len(fresh.get_all_trades()) == journal_bench.count_trades(path) == 302
+    assert fresh.get_all_trades()[:300] == trades  # the restated records changed nothing
+    with open(path + ".journal", "ab") as f:
+        f.write((4096).to_bytes(4, "big") + b"torn")  # a frame cut short: never acknowledged
+    assert journal_bench.count_trades(path) == 302
