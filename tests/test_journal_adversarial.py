@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from tradestore import locking
 from tradestore import (CorruptTradeLog, StateReconciler, StoreStopped, TradeStore, TradeStoreError, UnsafePath,
                         atomic, journal)
 
@@ -205,3 +206,125 @@ def test_a_symlinked_journal_is_refused_as_unsafe_or_used_not_a_raw_oserror(tmp_
     except TradeStoreError:
         return
     assert symbols(tmp_path / "t.json") == ["BTC", "ETH"]
+
+
+# --------------------------------------------------------------------------- a crash at every file call
+
+
+def _setup(directory, protocol: str) -> None:
+    """The log each protocol starts from."""
+    path = os.path.join(directory, "t.json")
+    if protocol == "new-log":
+        return
+    store = TradeStore(path, log_format="document" if protocol == "to-journal" else "journal", clock=FakeClock(),
+                       **LIMITS)
+    opened(store, "BTC", "ETH")
+    if protocol == "cut-torn-tail":
+        with open(store.journal_file, "ab") as f:
+            f.write(journal.encode_frame({"seq": 3, "next_id": 9, "trades": []})[:-5])
+
+
+def _operate(directory, protocol: str) -> None:
+    path = os.path.join(directory, "t.json")
+    store = TradeStore(path, log_format="journal", clock=FakeClock(), **LIMITS)
+    if protocol.startswith("to-"):
+        store.convert(protocol.removeprefix("to-"))
+    elif protocol == "too-large":
+        store.update_trades_batch([("T001", {"notes": "n" * 400}), ("T002", {"notes": "m" * 400})])
+    elif protocol == "checkpoint":  # a record larger than the checkpoint: one is due after it
+        store.open_trade("SOL", "LONG", 100, 95, 110, 1, notes="x" * 1500)
+    else:
+        opened(store, "SOL")
+
+
+def _state(path) -> tuple:
+    trades = TradeStore(path).get_all_trades()
+    return tuple((t["id"], t["symbol"], t.get("notes", "")) for t in trades)
+
+
+CRASH_PROTOCOLS = ["append", "checkpoint", "too-large", "to-journal", "to-document", "new-log", "cut-torn-tail"]
+
+
+def crash_sweep(tmp_path, protocol: str) -> tuple[int, list[str]]:
+    """Crash ``protocol`` at each of its file calls in turn (before the call, and as a torn
+    write); return how many crashes ran and what was wrong afterwards: a state that is neither
+    the one before nor the one after, a next write that fails, an id given twice."""
+    import shutil
+
+    from tradestore_harness.fsfaults import Fault, FsShim, SimulatedCrash
+
+    template = tmp_path / "template"
+    template.mkdir()
+    _setup(template, protocol)
+    before = _state(template / "t.json") if protocol != "new-log" else ()
+    done = tmp_path / "done"
+    shutil.copytree(template, done)
+    _operate(done, protocol)
+    after = _state(done / "t.json")
+    crashes, problems = 0, []
+    for at in range(400):
+        survived = False
+        for action in ("crash", "torn"):
+            work = tmp_path / f"{at}-{action}"
+            shutil.copytree(template, work)
+            shim = FsShim(work, fault=Fault(at, action, in_process=True), file_objects=False, real_sync=False)
+            try:
+                with shim:
+                    _operate(work, protocol)
+            except SimulatedCrash:
+                crashes += 1
+                # The "dead" writer's lock goes with it, as the kernel releases a dead process's
+                # flock (the crash may have hit the lock's own pid-hint write).
+                locking._forget_after_fork()
+            else:
+                survived = True
+                break
+            try:
+                state = _state(work / "t.json")
+                if state not in (before, after):
+                    problems.append(f"crash at call {at} ({action}): state {state}")
+                    continue
+                opened(journal_store(work / "t.json"), "ADA")
+                ids = [t["id"] for t in TradeStore(work / "t.json").get_all_trades()]
+                if len(set(ids)) != len(ids) or ids[-1] != f"T{len(state) + 1:03d}":
+                    problems.append(f"crash at call {at} ({action}): ids after the next write {ids}")
+            except TradeStoreError as exc:
+                problems.append(f"crash at call {at} ({action}): {type(exc).__name__}: {exc}")
+            finally:
+                shutil.rmtree(work)
+        if survived:
+            break
+    return crashes, problems
+
+
+@pytest.mark.parametrize("protocol", CRASH_PROTOCOLS)
+def test_a_crash_at_any_file_call_leaves_the_state_before_or_after_and_the_next_write_works(
+        tmp_path, monkeypatch, protocol):
+    if protocol == "checkpoint":
+        monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    if protocol == "too-large":
+        monkeypatch.setattr(journal, "MAX_PAYLOAD", 600)
+    crashes, problems = crash_sweep(tmp_path, protocol)
+    assert problems == []
+    assert crashes >= {"append": 8, "checkpoint": 20}.get(protocol, 12), crashes
+
+
+def test_the_crash_sweep_catches_a_checkpoint_written_in_place(tmp_path, monkeypatch):
+    """Negative control: a checkpoint that truncates the journal and writes the new one in its
+    place (no temp file, no rename) loses the journal's records to a crash in between."""
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    real = atomic.write_atomic
+
+    def in_place(path, data, **kw):
+        if not path.endswith(".journal"):
+            return real(path, data, **kw)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    monkeypatch.setattr(atomic, "write_atomic", in_place)
+    _, problems = crash_sweep(tmp_path, "checkpoint")
+    assert problems
