@@ -203,8 +203,14 @@ class SqliteStore:
 
     @staticmethod
     def create(path: str, trades: list[dict]) -> None:
-        """Write ``trades`` (tradestore records) into a new database at ``path``."""
+        """Write ``trades`` (tradestore records) into a new database at ``path``, in WAL mode.
+
+        The mode is kept in the file, so a store opening a copy finds it set: switching a
+        database to WAL needs its exclusive lock, which a writer opening it while another one
+        reads is refused at once ("database is locked"), busy timeout or not.
+        """
         db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
         rows = []
         for t in trades:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -257,3 +258,26 @@ def test_a_journal_filled_to_its_checkpoint_keeps_its_trades_and_checkpoints_on_
     with open(path + ".journal", "ab") as f:
         f.write((4096).to_bytes(4, "big") + b"torn")  # a frame cut short: never acknowledged
     assert journal_bench.count_trades(path) == 302
+
+
+def test_sqlite_history_is_created_in_wal_mode_so_writers_can_open_it_while_one_reads(tmp_path):
+    """Switching to WAL needs the database's exclusive lock: a writer that had to do it while
+    another connection read failed with "database is locked" (4 writers at 100,000 trades)."""
+    path = str(tmp_path / "h.db")
+    SqliteStore.create(path, build_history(50)[0])
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM trades").fetchone()  # holds a read lock
+    SqliteStore(path, rules=bench.RULES, busy_timeout_ms=100).close()
+    reader.execute("COMMIT")
+    # The control: a database in the default rollback mode refuses that writer.
+    legacy = str(tmp_path / "legacy.db")
+    db = sqlite3.connect(legacy, isolation_level=None)
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    reader = sqlite3.connect(legacy, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        SqliteStore(legacy, rules=bench.RULES, busy_timeout_ms=100)
+    reader.execute("COMMIT")
