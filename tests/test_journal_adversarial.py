@@ -587,3 +587,202 @@ def test_an_odd_file_at_the_journal_path_is_refused_without_blocking(tmp_path, k
     thread.join(20)
     assert not thread.is_alive(), "a call blocked on the file at the journal's path"
     assert all(o in ("UnsafePath", "CorruptTradeLog") for o in outcomes), outcomes
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def drain(results, expected_done: int, timeout: float = 120.0) -> list[tuple]:
+    seen, done = [], 0
+    while done < expected_done:
+        item = results.get(timeout=timeout)
+        seen.append(item)
+        done += item[1] == "done"
+    return seen
+
+
+def acknowledged_problems(log, reports) -> list[str]:
+    problems = [f"{w}: {detail}" for w, what, detail in reports if what == "error"]
+    opened_ids = [detail for _, what, detail in reports if what == "opened"]
+    closed = {detail for _, what, detail in reports if what == "closed"}
+    if len(set(opened_ids)) != len(opened_ids):
+        problems.append("one id acknowledged to two opens")
+    status = {t["id"]: t["status"] for t in TradeStore(log).get_all_trades()}
+    problems += [f"acknowledged open {i} missing" for i in opened_ids if i not in status]
+    problems += [f"acknowledged close of {i} missing" for i in closed if status.get(i) != "CLOSED"]
+    return problems
+
+
+@pytest.mark.parametrize("convert_every", [0, 3])
+def test_the_reconciler_under_concurrent_journal_writers_derives_from_one_read_state(tmp_path, convert_every):
+    """Writer processes (checkpointing often; with convert_every, also switching the log's format
+    back and forth) and a reconciler process: every acknowledged write is in the log, every
+    reconcile's derived files name the version it read, none ever needs healing, the trade
+    count it sees never falls, and a last reconcile verifies clean."""
+    from . import journal_adversary_workers as workers
+    from .workers import SPAWN
+
+    log, writers = str(tmp_path / "t.json"), 2
+    results, stop = SPAWN.Queue(), SPAWN.Event()
+    barrier = SPAWN.Barrier(writers + 1)
+    procs = [SPAWN.Process(target=workers.write_cycles, args=(log, barrier, results, w, 15, 2048, convert_every))
+             for w in range(writers)]
+    procs.append(SPAWN.Process(target=workers.reconcile_until, args=(log, str(tmp_path / "state"), barrier, stop,
+                                                                     results)))
+    for p in procs:
+        p.start()
+    reports = drain(results, writers)
+    stop.set()
+    reports += drain(results, 1)
+    for p in procs:
+        p.join(30)
+    problems = acknowledged_problems(log, reports)
+    counts = []
+    for _, what, detail in reports:
+        if what == "cycle":
+            count, healed, stale = detail
+            if not counts:  # the first cycle creates the files
+                healed = {name: why for name, why in healed.items() if why != "missing"}
+            counts.append(count)
+            problems += [f"healed {healed}"] * bool(healed) + [f"files of another version: {stale}"] * bool(stale)
+    problems += ["the reconciler saw the trade count fall"] * (counts != sorted(counts))
+    assert len(counts) >= 2, "the reconciler ran fewer than two cycles"
+    final = StateReconciler(log, tmp_path / "state", **LIMITS)
+    assert final.reconcile().ok and final.verify() == {}
+    assert problems == [], f"{len(counts)} reconcile cycles"
+
+
+def test_threads_of_one_process_mixing_reads_and_writes_lose_nothing(tmp_path, monkeypatch):
+    import threading
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 4096)
+    log = tmp_path / "t.json"
+    shared = journal_store(log)
+    writers, cycles = 4, 12
+    barrier = threading.Barrier(writers + 2)
+    reports, stop = [], threading.Event()
+
+    def write(worker):
+        store = shared if worker % 2 else journal_store(log)  # one shared store, and stores of their own
+        barrier.wait()
+        try:
+            for _ in range(cycles):
+                trade = store.open_trade(f"W{worker}", "LONG", 100, 95, 110, 1)
+                reports.append((worker, "opened", trade["id"]))
+                store.update_trade(trade["id"], {"notes": "n" * 200})
+                store.close_trade(trade["id"], 101)
+                reports.append((worker, "closed", trade["id"]))
+        except Exception as exc:
+            reports.append((worker, "error", repr(exc)))
+
+    def read(reader):
+        store = shared if reader else journal_store(log)
+        barrier.wait()
+        seen: dict[str, str] = {}
+        try:
+            while not stop.is_set():
+                now = {t["id"]: t["status"] for t in store.get_all_trades()}
+                for trade_id, status in seen.items():
+                    if trade_id not in now or (status == "CLOSED" and now[trade_id] != "CLOSED"):
+                        reports.append((f"reader{reader}", "error", f"{trade_id} went back"))
+                seen = now
+        except Exception as exc:
+            reports.append((f"reader{reader}", "error", repr(exc)))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    readers = [threading.Thread(target=read, args=(r,)) for r in range(2)]
+    for t in threads + readers:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stop.set()
+    for t in readers:
+        t.join(60)
+    assert acknowledged_problems(log, reports) == []
+    assert len(TradeStore(log).get_all_trades()) == writers * cycles
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_leaks_across_writes_checkpoints_conversions_and_refusals(tmp_path, monkeypatch):
+    import gc
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 2048)
+    store, reader = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    opened(store, "BTC")
+    reader.get_all_trades()
+    gc.collect()
+    baseline = open_descriptors()
+    for n in range(60):
+        store.update_trade("T001", {"notes": f"{n}" * 150})
+        reader.get_trade("T001")
+        if n % 20 == 10:
+            store.convert("document")
+            reader.get_all_trades()
+            store.convert("journal")
+        with pytest.raises(TradeStoreError):
+            store.close_trade("T999", 100)
+    good = open(store.journal_file, "rb").read()
+    for _ in range(20):  # refusals of a damaged journal, by a fresh store and the reconciler
+        open(store.journal_file, "wb").write(b"\1" * 40 + good)
+        with pytest.raises(CorruptTradeLog):
+            journal_store(tmp_path / "t.json").get_all_trades()
+        with pytest.raises(CorruptTradeLog):
+            StateReconciler(tmp_path / "t.json", tmp_path / "st", **LIMITS).build()
+        open(store.journal_file, "wb").write(good)
+    gc.collect()
+    assert open_descriptors() <= baseline + 2
+
+
+def test_a_read_that_times_out_on_the_lock_raises_lock_timeout_and_the_next_read_works(tmp_path):
+    import threading
+
+    from tradestore import LockTimeout
+    writer = journal_store(tmp_path / "t.json")
+    opened(writer, "BTC")
+    reader = journal_store(tmp_path / "t.json", lock_timeout=0.05)
+    reader.get_all_trades()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with writer.transaction() as tx:
+            tx.open_trade("ETH", "LONG", 100, 95, 110, 1)
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    inside.wait(30)
+    with pytest.raises(LockTimeout):
+        reader.get_all_trades()  # the journal is read holding the lock
+    release.set()
+    thread.join(30)
+    assert [t["symbol"] for t in reader.get_all_trades()] == ["BTC", "ETH"]
+
+
+def test_a_fork_inside_a_journal_transaction_commits_only_in_the_parent(tmp_path):
+    """The child that goes on with the inherited block gets ForkedTransaction; the parent commits."""
+    from tradestore import ForkedTransaction
+    store = journal_store(tmp_path / "t.json")
+    opened(store, "BTC")
+    read_end, write_end = os.pipe()
+    pid = None
+    try:
+        with store.transaction() as tx:
+            tx.open_trade("ETH", "LONG", 100, 95, 110, 1)
+            pid = os.fork()
+            if pid == 0:
+                tx.open_trade("CHILD", "LONG", 100, 95, 110, 1)
+    except ForkedTransaction:
+        if pid == 0:
+            os.write(write_end, b"\0")
+    except BaseException:
+        if pid == 0:
+            os.write(write_end, b"\2")
+    finally:
+        if pid == 0:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"\0"
+    assert symbols(tmp_path / "t.json") == ["BTC", "ETH"]
