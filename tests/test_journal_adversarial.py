@@ -166,11 +166,8 @@ def test_a_write_that_raises_is_not_in_the_log_and_one_that_returns_is(tmp_path,
     assert ("ETH" in symbols(tmp_path / "t.json")) == acknowledged
 
 
-@pytest.mark.xfail(strict=True, reason="a stopped store keeps the lock through a reentrant FileLock: another "
-                   "TradeStore (or the reconciler) in the same thread re-enters it and reads the record that "
-                   "could not be cut off as committed")
-@pytest.mark.parametrize("reader", ["store", "reconciler"])
-def test_a_stopped_store_shows_its_unacknowledged_record_to_no_reader(tmp_path, monkeypatch, reader):
+def stopped_store(tmp_path, monkeypatch) -> TradeStore:
+    """A store holding BTC whose write of ETH could be neither made durable nor cut off again."""
     store = journal_store(tmp_path / "t.json")
     opened(store, "BTC")
 
@@ -182,6 +179,15 @@ def test_a_stopped_store_shows_its_unacknowledged_record_to_no_reader(tmp_path, 
     with pytest.raises(StoreStopped):
         opened(store, "ETH")
     monkeypatch.undo()
+    return store
+
+
+@pytest.mark.xfail(strict=True, reason="a stopped store keeps the lock through a reentrant FileLock: another "
+                   "TradeStore (or the reconciler) in the same thread re-enters it and reads the record that "
+                   "could not be cut off as committed")
+@pytest.mark.parametrize("reader", ["store", "reconciler"])
+def test_a_stopped_store_shows_its_unacknowledged_record_to_no_reader(tmp_path, monkeypatch, reader):
+    store = stopped_store(tmp_path, monkeypatch)
     try:
         if reader == "store":
             count = len(TradeStore(tmp_path / "t.json", lock_timeout=0.1, **LIMITS).get_all_trades())
@@ -786,3 +792,78 @@ def test_a_fork_inside_a_journal_transaction_commits_only_in_the_parent(tmp_path
     os.close(write_end)
     assert os.read(read_end, 1) == b"\0"
     assert symbols(tmp_path / "t.json") == ["BTC", "ETH"]
+
+
+@pytest.mark.parametrize("reader_state", ["fresh", "following"])
+@pytest.mark.parametrize("pause_after", ["checkpoint", "journal"])
+def test_a_read_during_a_checkpoint_waits_for_it_and_never_sees_half_of_it(tmp_path, monkeypatch, reader_state,
+                                                                          pause_after):
+    """A checkpoint is paused after its first or second file; readers (fresh, or following the
+    old journal) either wait (LockTimeout here) or see the whole state, never a refusal."""
+    import threading
+
+    from tradestore import LockTimeout
+    writer = journal_store(tmp_path / "t.json")
+    opened(writer, "BTC", "ETH")
+    reader = journal_store(tmp_path / "t.json", lock_timeout=0.05)
+    if reader_state == "following":
+        reader.get_all_trades()
+    paused, resume = threading.Event(), threading.Event()
+    real = atomic.write_atomic
+    target = writer.trade_log if pause_after == "checkpoint" else writer.journal_file
+
+    def pausing(path, data, **kw):
+        result = real(path, data, **kw)
+        if path == target:
+            paused.set()
+            resume.wait(30)
+        return result
+
+    monkeypatch.setattr(atomic, "write_atomic", pausing)
+    monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
+    thread = threading.Thread(target=lambda: writer.open_trade("SOL", "LONG", 100, 95, 110, 1, notes="x" * 2000))
+    thread.start()
+    assert paused.wait(30)
+    outcomes = []
+    for attempt in (reader.get_all_trades, reader.export_document):
+        try:
+            attempt()
+            outcomes.append("read")
+        except LockTimeout:
+            outcomes.append("waited")
+        except TradeStoreError as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    resume.set()
+    thread.join(30)
+    monkeypatch.undo()
+    assert outcomes == ["waited", "waited"], outcomes  # the writer holds the lock throughout
+    assert [t["symbol"] for t in reader.get_all_trades()] == ["BTC", "ETH", "SOL"]
+
+
+def test_a_batch_update_of_many_trades_is_one_record_read_back_whole(tmp_path):
+    store = journal_store(tmp_path / "t.json", max_positions=3000)
+    ids = []
+    with store.transaction() as tx:
+        for n in range(1500):
+            ids.append(tx.open_trade(f"S{n}", "LONG", 100, 95, 110, 1)["id"])
+    size = os.path.getsize(store.journal_file)
+    assert store.update_trades_batch([(i, {"notes": f"batch {i}"}) for i in ids]) == len(ids)
+    assert os.path.getsize(store.journal_file) > size or os.path.getsize(store.journal_file) < 200  # one record, or a checkpoint
+    fresh = TradeStore(tmp_path / "t.json")
+    assert all(t["notes"] == f"batch {t['id']}" for t in fresh.get_all_trades())
+    assert fresh.get_next_id() == "T1501"
+
+
+def test_a_stopped_store_refuses_every_call(tmp_path, monkeypatch):
+    store = stopped_store(tmp_path, monkeypatch)
+    calls = {
+        "get_all_trades": store.get_all_trades, "get_trade": lambda: store.get_trade("T001"),
+        "export_document": store.export_document, "export": lambda: store.export(tmp_path / "out.json"),
+        "verify_integrity": store.verify_integrity, "can_open_position": lambda: store.can_open_position("SOL"),
+        "convert": lambda: store.convert("document"), "open_trade": lambda: opened(store, "SOL"),
+        "close_trade": lambda: store.close_trade("T001", 101), "recover": store.recover,
+    }
+    for name, call in calls.items():
+        with pytest.raises(TradeStoreError):
+            call()
+    assert not (tmp_path / "out.json").exists()
