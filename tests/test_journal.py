@@ -369,16 +369,16 @@ def test_a_record_that_cannot_be_cut_off_stops_the_store_which_keeps_the_lock(tm
         store.get_all_trades()
     outcome = []
 
-    def other_thread():  # another thread (as another process would) cannot read the record
+    def other_thread():  # another thread of this process (and any process) cannot read the record
         try:
             journal_store(tmp_path / "t.json", lock_timeout=0.2).get_all_trades()
-        except LockTimeout:
-            outcome.append("waits")
+        except (LockTimeout, StoreStopped):
+            outcome.append("refused")
 
     thread = threading.Thread(target=other_thread)
     thread.start()
     thread.join()
-    assert outcome == ["waits"]
+    assert outcome == ["refused"]
 
 
 # --------------------------------------------------------------------------- conversions
@@ -449,13 +449,13 @@ def test_a_checkpoint_replaced_between_its_stat_and_its_open_is_read_again(tmp_p
     real = journal.logfile.open_regular
     replaced = []
 
-    def open_after_a_replace(path):
+    def open_after_a_replace(path, **kw):
         if path == follower.trade_log and not replaced:  # the race: replaced right after the stat
             replaced.append(path)
             data = open(path, "rb").read()
             os.unlink(path)
             open(path, "wb").write(data)
-        return real(path)
+        return real(path, **kw)
 
     monkeypatch.setattr(journal.logfile, "open_regular", open_after_a_replace)
     assert [t["symbol"] for t in follower.get_all_trades()] == ["BTC", "ETH"]  # read whole again
@@ -521,3 +521,16 @@ def test_a_failed_checkpoint_after_an_acknowledged_write_keeps_the_write(tmp_pat
 def test_converting_a_log_that_does_not_exist_changes_nothing(tmp_path):
     assert "does not exist" in TradeStore(tmp_path / "t.json").convert("journal")
     assert os.listdir(tmp_path) == ["t.json.lock"]
+
+
+def test_recover_never_restores_a_journal_format_log_from_a_backup(tmp_path):
+    store = TradeStore(tmp_path / "t.json", clock=FakeClock(), **LIMITS)
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)  # a backup exists now: the BTC-only version
+    store.convert("journal")
+    store.open_trade("SOL", "LONG", 100, 95, 110, 1)
+    os.unlink(store.journal_file)  # lost: recover must not fall back on the older backup
+    with pytest.raises(RecoveryRefused, match="journal-format"):
+        store.recover(force=True)
+    assert json.loads(open(store.trade_log, "rb").read())["schema"] == 3
+    assert journal.looks_like_checkpoint(b' {"schema": 3, "x": 1}') and not journal.looks_like_checkpoint(b'{"schema":30}')

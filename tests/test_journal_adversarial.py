@@ -2,8 +2,10 @@
 
 Each test states one way the journal format could lose an acknowledged write, reuse an id,
 show a reader an unacknowledged write, accept a damaged or foreign file, raise something other
-than a TradeStoreError, or leave the log unreadable, and checks it does not. Tests marked
-``xfail(strict=True)`` are known defects: they fail on the current code, and the reason says why.
+than a TradeStoreError, or leave the log unreadable, and checks it does not. Seven of them
+(export over the log's files, a hard-linked copy, a reader racing a conversion, a write that
+raised after committing, a stopped store's record, a symlinked journal, a journal overwritten in
+place) failed on the first version of the journal format.
 """
 
 from __future__ import annotations
@@ -44,8 +46,6 @@ def files_of(directory) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- writing over the log's own files
 
 
-@pytest.mark.xfail(strict=True, reason="export(path) writes to any path, the log's journal or checkpoint "
-                   "included: the acknowledged writes in the journal are destroyed")
 @pytest.mark.parametrize("target", ["journal", "checkpoint"])
 def test_export_never_writes_over_the_logs_own_files(tmp_path, target):
     store = journal_store(tmp_path / "t.json")
@@ -66,9 +66,6 @@ def test_export_to_another_file_is_the_single_document(tmp_path):
     assert (tmp_path / "out.json").read_bytes() == store.export_document()
 
 
-@pytest.mark.xfail(strict=True, reason="the journal is appended in place: a copy of the log made with hard "
-                   "links (cp -al, cp -l, rsnapshot) shares the journal inode, so the copy's writes land "
-                   "in the original, under another lock, and are read there as its acknowledged writes")
 def test_a_hard_linked_copy_of_the_log_never_writes_into_the_original(tmp_path):
     prod, paper = tmp_path / "prod.json", tmp_path / "paper.json"
     opened(journal_store(prod), "BTC")
@@ -95,24 +92,22 @@ def test_a_copy_of_the_log_made_by_copying_bytes_is_independent(tmp_path):
 
 
 def convert_while_reader_opens_journal(monkeypatch, store: TradeStore, to: str) -> list[str]:
-    """Make the first open of the journal (by anyone) happen right after another store
-    converted the log to ``to``: the window between a reader's read of the checkpoint and its
-    open of the journal, in which it holds no lock."""
+    """Make another store convert the log to ``to`` right after a reader opened the checkpoint:
+    the reader then holds the old checkpoint's bytes, and (holding no lock) must not take the
+    files that follow as the ones that go with it."""
     real, fired = journal.logfile.open_regular, []
 
-    def open_after_conversion(path):
-        if path == store.journal_file and not fired:
+    def open_after_conversion(path, **kw):
+        handle = real(path, **kw)
+        if path == store.trade_log and not fired:
             fired.append(path)
             TradeStore(store.trade_log, **LIMITS).convert(to)
-        return real(path)
+        return handle
 
     monkeypatch.setattr(journal.logfile, "open_regular", open_after_conversion)
     return fired
 
 
-@pytest.mark.xfail(strict=True, reason="journal.load raises CorruptTradeLog ('journal missing') before it "
-                   "checks for the lock: a reader without the lock that read the checkpoint just before a "
-                   "conversion to the document format removed the journal reports a healthy log as corrupt")
 @pytest.mark.parametrize("reader", ["store", "reconciler"])
 def test_a_reader_racing_a_conversion_to_the_document_format_reads_the_log(tmp_path, monkeypatch, reader):
     store = journal_store(tmp_path / "t.json")
@@ -142,9 +137,6 @@ def test_a_reader_racing_a_conversion_to_the_journal_format_reads_the_log(tmp_pa
 # --------------------------------------------------------------------------- failures in the middle of a write
 
 
-@pytest.mark.xfail(strict=True, reason="a write too large for one record becomes a checkpoint; when the new "
-                   "journal cannot be written after the new checkpoint is in place, the call raises OSError "
-                   "although the write is committed (a retried open_trade opens the trade twice)")
 def test_a_write_that_raises_is_not_in_the_log_and_one_that_returns_is(tmp_path, monkeypatch):
     store = journal_store(tmp_path / "t.json")
     opened(store, "BTC")
@@ -182,9 +174,6 @@ def stopped_store(tmp_path, monkeypatch) -> TradeStore:
     return store
 
 
-@pytest.mark.xfail(strict=True, reason="a stopped store keeps the lock through a reentrant FileLock: another "
-                   "TradeStore (or the reconciler) in the same thread re-enters it and reads the record that "
-                   "could not be cut off as committed")
 @pytest.mark.parametrize("reader", ["store", "reconciler"])
 def test_a_stopped_store_shows_its_unacknowledged_record_to_no_reader(tmp_path, monkeypatch, reader):
     store = stopped_store(tmp_path, monkeypatch)
@@ -198,9 +187,6 @@ def test_a_stopped_store_shows_its_unacknowledged_record_to_no_reader(tmp_path, 
     assert count == 1, "a reader saw the unacknowledged record"
 
 
-@pytest.mark.xfail(strict=True, reason="the journal is read through symlinks (open_regular follows them) but "
-                   "appended with O_NOFOLLOW: a symlinked journal reads fine and every write raises a raw "
-                   "OSError(ELOOP), not UnsafePath")
 def test_a_symlinked_journal_is_refused_as_unsafe_or_used_not_a_raw_oserror(tmp_path):
     store = journal_store(tmp_path / "t.json")
     opened(store, "BTC")
@@ -518,10 +504,6 @@ def test_a_journal_copied_from_another_log_is_refused(tmp_path):
     assert files_of(tmp_path) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a process that holds the state knows its journal by (device, inode) and "
-                   "a length only: a foreign journal copied over it in place (cp keeps the inode) with as many "
-                   "bytes goes unnoticed, its next write is appended to the foreign journal and acknowledged, "
-                   "and every fresh reader then refuses the log")
 def test_a_journal_overwritten_in_place_under_a_running_writer_loses_no_acknowledged_write(tmp_path):
     a, b = journal_store(tmp_path / "a.json"), journal_store(tmp_path / "b.json")
     opened(a, "BTC", "ETH")

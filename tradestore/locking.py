@@ -82,6 +82,7 @@ class _Descriptor:
         self.pid = os.getpid()  # the process whose descriptor this is: a forked child's is not
         self.thread_lock = threading.RLock()
         self.depth = 0  # re-entries of the owning thread; flock is held while > 0
+        self.poisoned: BaseException | None = None  # see poison()
 
 
 _registry: dict[tuple[int, int], _Descriptor] = {}
@@ -172,6 +173,18 @@ def _descriptor_for(path: str) -> _Descriptor:
         return entry
 
 
+def poison(path: str, error: BaseException) -> None:
+    """Hold the lock on ``path`` for the rest of this process's life and refuse it to everyone.
+
+    The calling thread must hold it. Every later acquire of it in this process (any thread, any
+    FileLock object, a re-entry too) raises ``error``; other processes wait, as for any holder,
+    until this process ends. For a writer that left the files in a state no one may read.
+    """
+    entry = _descriptor_for(path)
+    entry.depth += 1  # never released
+    entry.poisoned = error
+
+
 class FileLock:
     """An exclusive, reentrant, inter-process lock on ``path``.
 
@@ -209,6 +222,8 @@ class FileLock:
         timeout = self.timeout if timeout is ... else check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = _descriptor_for(self.path)
+        if entry.poisoned is not None:
+            raise entry.poisoned
         wait = -1 if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
         if not entry.thread_lock.acquire(timeout=wait):
             raise LockTimeout(

@@ -22,6 +22,7 @@ library's error types.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import BinaryIO
@@ -114,19 +115,32 @@ def check_lock_file(trade_log: str, lock_file: str | os.PathLike[str] | None) ->
     return lock
 
 
-def open_regular(path: str) -> BinaryIO:
-    """Open ``path`` for reading: a regular file (after following symlinks), never blocking.
+def open_regular(path: str, *, follow_symlinks: bool = True) -> BinaryIO:
+    """Open ``path`` for reading: a regular file, never blocking.
 
     Raises FileNotFoundError if it does not exist and UnsafePath if it is anything but a
-    regular file. O_NONBLOCK makes the open of a FIFO return at once instead of waiting for a
-    writer; the type check then refuses it before any read.
+    regular file, or (without ``follow_symlinks``) a symlink. O_NONBLOCK makes the open of a
+    FIFO return at once instead of waiting for a writer; the type check then refuses it
+    before any read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    return os.fdopen(regular_fd(path, os.O_RDONLY, follow_symlinks=follow_symlinks), "rb")
+
+
+def regular_fd(path: str, flags: int, *, follow_symlinks: bool = True) -> int:
+    """A descriptor of ``path`` opened with ``flags``, if it is a regular file (as open_regular)."""
+    nofollow = 0 if follow_symlinks else os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | nofollow | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise UnsafePath(f"{path} is a symlink; it must be a regular file: move the file it "
+                             "points to into its place") from None
+        raise
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise _not_regular(path, mode)
-    return os.fdopen(fd, "rb")
+    return fd
 
 
 def check_regular_if_present(path: str) -> None:

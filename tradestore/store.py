@@ -32,6 +32,7 @@ from .errors import (
 )
 from .ledger import Ledger
 from .values import MAX_ID_NUMBER, describe, format_id
+from . import locking
 from .locking import FileLock, check_timeout
 
 log = logging.getLogger("tradestore.store")
@@ -221,6 +222,8 @@ class TradeStore(LedgerStore):
             current = os.stat(self.journal_file)
         except FileNotFoundError:
             return False
+        if not view.intact():
+            return False
         view.read_tail(cache.ledger)
         if (current.st_dev, current.st_ino) == view.identity:
             return cache.identity == file_identity(st)
@@ -308,13 +311,16 @@ class TradeStore(LedgerStore):
             self._checkpoint(ledger, view)
             return
         try:
-            view.append(frame, fsync=self.fsync)
+            appended = view.append(frame, fsync=self.fsync)
         except StoreStopped as exc:
             self._stop(exc)
             raise
         except BaseException:
             self._set_cache(None)
             raise
+        if not appended:  # the journal has another name too: give this log its own
+            self._checkpoint(ledger, view)
+            return
         ledger.mark_clean()
         if journal.needs_checkpoint(view, self._cache.identity[2]):
             try:
@@ -327,13 +333,18 @@ class TradeStore(LedgerStore):
     def _checkpoint(self, ledger: Ledger, view: journal.JournalView | None) -> None:
         """Fold the whole state into a new checkpoint and journal, then follow them (as the
         document write does, verifying that the files at the paths are the ones written)."""
-        written, sha, new_view = journal.checkpoint(self.trade_log, ledger, view, fsync=self.fsync)
+        try:
+            written, sha, new_view = journal.checkpoint(self.trade_log, ledger, view, fsync=self.fsync)
+        except journal.JournalNotStarted as exc:
+            self._set_cache(None)
+            log.warning("%s", exc)
+            return
         self._follow_written(written, ledger, journal.Loaded(ledger, True, sha, new_view))
 
     def _stop(self, exc: StoreStopped) -> None:
         """Refuse every later call, and keep the lock until this process ends (see StoreStopped)."""
         self._stopped = exc
-        self._lock.acquire()
+        locking.poison(self.lock_file, exc)  # no reader in this process either
         log.critical("%s", exc)
 
     def _persist_document(self, ledger: Ledger) -> None:
@@ -395,6 +406,9 @@ class TradeStore(LedgerStore):
                     return
         with self._lock, self._state:
             yield self._load(locked=True)
+
+    def _check_export_path(self, path: str) -> None:
+        logfile.check_not_log_file(path, self.trade_log, "export file")
 
     # -- formats ------------------------------------------------------------------------
 
@@ -466,9 +480,10 @@ class TradeStore(LedgerStore):
                              f"{MAX_ID_NUMBER + 1}, above every trade id given out")
         backup = atomic.backup_path(self.trade_log)
         with self._lock, self._state:
-            if os.path.lexists(self.journal_file):
-                raise RecoveryRefused(f"{self.trade_log} has a journal ({self.journal_file}): "
-                                      f"{journal.REPAIR_HINT}")
+            if os.path.lexists(self.journal_file) or journal.looks_like_checkpoint(self._read_damaged()):
+                # Its backup (if any) is from before the journal: restoring it would drop every
+                # write since, and give their ids out again.
+                raise RecoveryRefused(f"{self.trade_log} is a journal-format log: {journal.REPAIR_HINT}")
             atomic.sweep_stray_temps(self.trade_log)
             self._set_cache(None)
             try:
