@@ -262,22 +262,33 @@ class Bench:
                 if _within(reach.get(impl), n, w)]
 
     def run_writes(self) -> list[dict]:
+        """Every cell, repeated. The stores of one (history, writers) take turns run by run,
+        so a burst of other load on the machine falls on all of them, not on one store's cell."""
         cells = self.cells()
-        rows = []
-        for i, (impl, n, w) in enumerate(cells, 1):
+        groups: dict[tuple[int, int], list[str]] = {}
+        for impl, n, w in cells:
+            groups.setdefault((n, w), []).append(impl)
+        rows, done = [], 0
+        for (n, w), impls in groups.items():
             started = time.perf_counter()
-            runs = [self.run_writes_once(impl, n, w, f"{impl}-{n}-{w}-{r}") for r in range(self.cfg["repeat"])]
-            row = {"impl": impl, "history": n, "writers": w, "runs": runs,
-                   "writes_per_s": statistics.median(r["writes_per_s"] for r in runs),
-                   "ms_per_write": statistics.median(r["ms_per_write"] for r in runs),
-                   "max_ms": max(r["max_ms"] for r in runs)}
-            if impl == JOURNAL:
-                row["checkpoint"] = self.checkpoint_run(impl, n, w, row)
-                row["max_ms"] = max(row["max_ms"], row["checkpoint"]["worst_ms"])
-            rows.append(row)
-            self.log(f"[{i}/{len(cells)}] {impl:<19} history={n:<6} writers={w}: "
-                     f"{row['writes_per_s']:8.1f} writes/s, {row['ms_per_write']:8.2f} ms/write, "
-                     f"worst {row['max_ms']:8.1f} ms ({time.perf_counter() - started:.0f} s)")
+            runs: dict[str, list[dict]] = {impl: [] for impl in impls}
+            for r in range(self.cfg["repeat"]):
+                for impl in impls:
+                    runs[impl].append(self.run_writes_once(impl, n, w, f"{impl}-{n}-{w}-{r}"))
+            for impl in impls:
+                row = {"impl": impl, "history": n, "writers": w, "runs": runs[impl],
+                       "writes_per_s": statistics.median(r["writes_per_s"] for r in runs[impl]),
+                       "ms_per_write": statistics.median(r["ms_per_write"] for r in runs[impl]),
+                       "max_ms": max(r["max_ms"] for r in runs[impl])}
+                if impl == JOURNAL:
+                    row["checkpoint"] = self.checkpoint_run(impl, n, w, row)
+                    row["max_ms"] = max(row["max_ms"], row["checkpoint"]["worst_ms"])
+                rows.append(row)
+                done += 1
+                self.log(f"[{done}/{len(cells)}] {impl:<19} history={n:<6} writers={w}: "
+                         f"{row['writes_per_s']:8.1f} writes/s, {row['ms_per_write']:8.2f} ms/write, "
+                         f"worst {row['max_ms']:8.1f} ms")
+            self.log(f"history={n} writers={w}: {len(impls)} stores in {time.perf_counter() - started:.0f} s")
         ref = {(r["history"], r["writers"]): r["writes_per_s"] for r in rows if r["impl"] == REFERENCE}
         for r in rows:
             cell = (r["history"], r["writers"])

@@ -265,3 +265,18 @@ def test_missed_targets_fail_a_full_run_unless_told_not_to(tmp_path, monkeypatch
     assert bench.main(["--only", "reconcile", "--no-targets", "--dir", str(tmp_path / "d")]) == 0
     assert bench.main(["--only", "reconcile", "--quick", "--dir", str(tmp_path / "d")]) == 0
     assert "targets are reported but not judged in --quick" in capsys.readouterr().err
+
+
+def test_the_stores_of_a_cell_take_turns_run_by_run(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(self, impl, n, w, tag, fmt=None):
+        calls.append(tag)
+        return {"writes": 4, "writes_per_s": 10.0, "ms_per_write": 1.0, "max_ms": 2.0, "p95_ms": 1.5}
+
+    monkeypatch.setattr(bench.Bench, "run_writes_once", fake_run)
+    cfg = dict(TINY, sizes=(100,), writers=(1, 4), repeat=2, impls=("tradestore", "sqlite-wal-full"))
+    rows = bench.Bench(str(tmp_path), cfg, log=lambda _m: None).run_writes()
+    assert calls == [f"{impl}-100-{w}-{r}" for w in (1, 4) for r in (0, 1) for impl in ("tradestore", "sqlite-wal-full")]
+    assert [(r["impl"], r["writers"], len(r["runs"])) for r in rows] == [
+        ("tradestore", 1, 2), ("sqlite-wal-full", 1, 2), ("tradestore", 4, 2), ("sqlite-wal-full", 4, 2)]
