@@ -176,11 +176,13 @@ def test_a_follower_reads_only_the_tail_and_switches_journals_without_reparsing(
     writer.open_trade("BTC", "LONG", 100, 95, 110, 1)
     assert len(follower.get_all_trades()) == 1
     parses = count_parses(monkeypatch)
-    ids_before = os.stat(writer.journal_file).st_ino
+    checkpoints = []
+    real = journal.checkpoint
+    monkeypatch.setattr(journal, "checkpoint", lambda *a, **k: checkpoints.append(1) or real(*a, **k))
     for n in range(40):  # enough bytes for several checkpoints
         writer.update_trade("T001", {"notes": f"n{n}" * 20})
         assert follower.get_trade("T001")["notes"] == f"n{n}" * 20
-    assert os.stat(writer.journal_file).st_ino != ids_before  # a checkpoint did happen
+    assert len(checkpoints) >= 2
     assert parses == []  # neither the writer nor the follower parsed a checkpoint again
 
 
@@ -208,11 +210,12 @@ def test_a_torn_tail_is_ignored_by_readers_and_cut_off_by_the_next_writer(tmp_pa
     with open(store.journal_file, "ab") as f:
         f.write(torn)
     reader = journal_store(tmp_path / "t.json")
-    assert [t["id"] for t in reader.get_all_trades()] == ["T001"] and reader.get_next_id() == "T002"
+    # its trades are dropped; the next_id it shows (9) is skipped to, never reused below
+    assert [t["id"] for t in reader.get_all_trades()] == ["T001"] and reader.get_next_id() == "T009"
     size = os.path.getsize(store.journal_file)
     reader.open_trade("ETH", "LONG", 100, 95, 110, 1)
     assert os.path.getsize(store.journal_file) < size + 2000
-    assert [t["id"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["T001", "T002"]
+    assert [t["id"] for t in journal_store(tmp_path / "t.json").get_all_trades()] == ["T001", "T009"]
 
 
 def test_a_damaged_record_before_the_last_is_refused_and_nothing_is_written(tmp_path):
@@ -534,3 +537,15 @@ def test_recover_never_restores_a_journal_format_log_from_a_backup(tmp_path):
         store.recover(force=True)
     assert json.loads(open(store.trade_log, "rb").read())["schema"] == 3
     assert journal.looks_like_checkpoint(b' {"schema": 3, "x": 1}') and not journal.looks_like_checkpoint(b'{"schema":30}')
+
+
+def test_ids_a_damaged_last_record_shows_are_never_given_out_again(tmp_path):
+    store = journal_store(tmp_path / "t.json")
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    store.open_trade("ETH", "LONG", 100, 95, 110, 1)  # T002: acknowledged, then its record flips
+    data = bytearray(open(store.journal_file, "rb").read())
+    data[-3] ^= 0x01  # inside the last record's payload: it reads as a torn write
+    open(store.journal_file, "wb").write(bytes(data))
+    fresh = journal_store(tmp_path / "t.json")
+    assert [t["id"] for t in fresh.get_all_trades()] == ["T001"]  # the promise: dropped
+    assert fresh.open_trade("SOL", "LONG", 100, 95, 110, 1)["id"] == "T003"  # but T002 is not reused

@@ -48,7 +48,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from . import atomic, logfile
+from . import atomic, logfile, recovery
 from .document import (JOURNAL_SCHEMA, READABLE_SCHEMAS, DocumentError, check_next_id, check_records,
                        loads_strict, parse_document)
 from .errors import CorruptTradeLog, StoreStopped, UnsafePath, describe
@@ -231,10 +231,12 @@ class JournalView:
 
     def read_tail(self, ledger: Ledger) -> None:
         """Apply the records appended since this view was last read (call holding the lock)."""
-        frames = scan(self.read_from(self.end), self.path, self.end)
+        data = self.read_from(self.end)
+        frames = scan(data, self.path, self.end)
         for payload in frames.payloads:
             apply(ledger, check_record(payload, self.records + 1, self.path))
             self.records += 1
+        skip_ids_in_torn_tail(ledger, data[frames.end - self.end:])
         self.end = frames.end
 
     def append(self, data: bytes, *, fsync: bool) -> bool:
@@ -302,6 +304,17 @@ def record_frame(ledger: Ledger, seq: int) -> bytes | None:
     ids = sorted(ledger.changed, key=lambda i: id_number(i) or 0)
     frame = encode_frame({"seq": seq, "next_id": ledger.next_id, "trades": [ledger.get(i) for i in ids]})
     return frame if len(frame) - FRAME_HEADER <= MAX_PAYLOAD else None
+
+
+def skip_ids_in_torn_tail(ledger: Ledger, tail: bytes) -> None:
+    """Never give out again an id that a torn last frame still shows.
+
+    A torn frame is unacknowledged, unless a bit flip damaged the last acknowledged one (the
+    two look alike): its trades are dropped either way, but the ids and next_id legible in its
+    bytes are skipped, so an id a bot may have been given is never given to another trade.
+    """
+    if tail:
+        ledger.next_id = max(ledger.next_id, recovery.salvage(tail).floor())
 
 
 def apply(ledger: Ledger, record: dict[str, Any]) -> None:
@@ -398,6 +411,7 @@ def _follow(trade_log: str, handle: BinaryIO, ledger: Ledger, journal_format: bo
     if header["checkpoint"] == sha:
         for seq, payload in enumerate(records, 1):
             apply(ledger, check_record(payload, seq, path))
+        skip_ids_in_torn_tail(ledger, data[frames.end:])
         view.records = len(records)
         return view
     for seq, payload in enumerate(records, 1):
@@ -537,6 +551,7 @@ def successor(path: str, previous: JournalView, checkpoint_identity: tuple[int, 
         raise
     for record in records:
         apply(ledger, record)
+    skip_ids_in_torn_tail(ledger, data[frames.end:])
     return JournalView(path, handle, header, len(records), frames.end, current=True,
                        header_frame=_first_frame(data))
 
