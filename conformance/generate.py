@@ -11,6 +11,10 @@ only the vector itself, exactly as a port would. Because expectations computed b
 test only prove consistency, :data:`HAND_CHECKS` pins a sample of numbers worked out by hand,
 and generation fails if the library disagrees with any of them.
 
+The journal vectors (``vectors/journal/``) are built differently, by
+:mod:`conformance.journal_cases`: from bytes laid out by hand with an encoder of their own and
+outcomes stated by hand, without running the library; this module only writes them out.
+
 The vector format is described in ``conformance/README.md``.
 """
 
@@ -39,6 +43,7 @@ from tradestore import (  # noqa: E402
     TradeNotOpen,
     TradeStore,
 )
+from conformance import journal_cases  # noqa: E402
 from tradestore.reconciler import StateReconciler  # noqa: E402
 from tradestore.risk import DEFAULT_CORRELATION_GROUPS, RiskLimits  # noqa: E402
 
@@ -899,6 +904,9 @@ def all_vectors() -> dict[str, dict]:
     checks = {v["expect"].get("check") for v in vectors.values()}
     assert {"duplicate_symbol", "position_cap", "loss_cap", "drawdown_halt", "correlation_limit",
             "portfolio_heat"} <= checks, f"a built-in check never refuses in the vectors: {checks}"
+    for rel, vector in journal_cases.all_vectors().items():
+        assert rel not in vectors, f"two vectors at {rel}"
+        vectors[rel] = vector
     return vectors
 
 
@@ -931,7 +939,9 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(encode(vector), encoding="utf-8")
     ops = sum(1 for v in vectors.values() if v["kind"] == "operation")
-    print(f"wrote {ops} operation and {len(vectors) - ops} derivation vectors to {args.out}")
+    derived = sum(1 for v in vectors.values() if v["kind"] == "derivation")
+    print(f"wrote {ops} operation, {derived} derivation and {len(vectors) - ops - derived} journal vectors "
+          f"to {args.out}")
     return 0
 
 
