@@ -276,7 +276,8 @@ MUTANTS = {
         'if header["checkpoint"] == sha:',
         'if header["checkpoint"] == sha or marker is not None and marker["folds"] == header["id"]:', "load/folded"),
     "a schema 3 checkpoint read without its journal": (
-        "    except FileNotFoundError:\n        if journal_format:", "    except FileNotFoundError:\n        if False:",
+        'if journal_format:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',
+        'if False:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',
         "load/missing-journal"),
     "any journal beside a document taken as a leftover": (
         'if not journal_format and header["folds"] is None and not records:', "if not journal_format:",
