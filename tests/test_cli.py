@@ -191,6 +191,8 @@ RECONCILE = {"written": list, "healed": dict, "updated": list, "aborted": bool, 
              "elapsed_s": NUMBER}
 RECOVER = {"trade_log": TEXT, "restored": bool, "trades": int, "next_id": TEXT, "summary": TEXT}
 INIT = {"config": TEXT, "written": bool}
+CONVERT = {"trade_log": TEXT, "log_format": TEXT, "trades": int, "summary": TEXT}
+EXPORT = {"trade_log": TEXT, "output": TEXT, "trades": int}
 
 # Every command, in an order that works on one log, with the shape of its --json document.
 JSON_COMMANDS = [
@@ -203,6 +205,9 @@ JSON_COMMANDS = [
     (["status", "--max-portfolio-heat-pct", "6"], STATUS),
     (["reconcile", "--out", "st"], RECONCILE),
     (["verify", "--out", "st"], VERIFY),
+    (["convert", "--to", "journal"], CONVERT),
+    (["export", "--output", "export.json"], EXPORT),
+    (["compact"], CONVERT),
     (["recover"], RECOVER),
 ]
 

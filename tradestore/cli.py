@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from . import __version__, accounting, integrity, risk
-from .errors import CorruptTradeLog, RiskRejected, TradeStoreError
+from . import __version__, accounting, integrity, journal, logfile, risk
+from .errors import CorruptTradeLog, RiskRejected, TradeStoreError, UnsafePath
 from .ledger import Ledger
 from .store import TradeStore
 
@@ -81,6 +81,8 @@ def _limit_default(name: str) -> str:
 CONFIG_EXAMPLE = """\
 trade_log = "trades.json"          # relative to this file
 # the lock file is always the log's path + ".lock" (trades.json.lock); no setting needed
+# log_format = "journal"           # a new log appends each write to trades.json.journal; an
+                                   # existing log keeps its format (`tradestore convert` changes it)
 
 [limits]
 max_positions = 7
@@ -138,6 +140,11 @@ def load_config(path: str | None) -> tuple[dict, str]:
     unknown = set(config.get("limits", {})) - set(LIMIT_OPTIONS)
     if unknown:
         raise UsageError(f"{path}: unknown [limits] keys {sorted(unknown)}; known: {sorted(LIMIT_OPTIONS)}")
+    if "log_format" in config:
+        try:
+            journal.check_format(config["log_format"])
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from None
     return config, os.path.dirname(os.path.abspath(path))
 
 
@@ -154,7 +161,8 @@ def store_from_args(args: argparse.Namespace) -> TradeStore:
     trade_log = args.log or os.path.join(base, config.get("trade_log", "trades.json"))
     lock_file = args.lock or (os.path.join(base, config["lock_file"]) if "lock_file" in config else None)
     try:
-        return TradeStore(trade_log, lock_file, fsync=not args.no_fsync, **options)
+        return TradeStore(trade_log, lock_file, fsync=not args.no_fsync,
+                          log_format=config.get("log_format", "document"), **options)
     except (TypeError, ValueError) as exc:  # a bad limit, or a path refused (UnsafePath): configuration
         raise UsageError(str(exc) if isinstance(exc, TradeStoreError) else f"bad limit in configuration: {exc}") from None
 
@@ -414,6 +422,45 @@ def cmd_recover(store: TradeStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_convert(store: TradeStore, args: argparse.Namespace) -> int:
+    """``convert --to FORMAT`` and ``compact`` (``--to document``): one crash-safe conversion."""
+    summary = store.convert(args.to)
+    if args.json:
+        _emit_json({"trade_log": store.trade_log, "log_format": args.to,
+                    "trades": len(store.get_all_trades()), "summary": summary})
+    else:
+        print(summary)
+    return EXIT_OK
+
+
+def cmd_export(store: TradeStore, args: argparse.Namespace) -> int:
+    """The log as one document, whatever its format: to stdout as it is, or atomically to a file."""
+    if args.output is None:
+        # The document's exact bytes, no newline added: `tradestore export > x.json` is the file
+        # a document-format log would be (with --json too: it is one JSON document already).
+        sys.stdout.flush()
+        sys.stdout.buffer.write(store.export_document())
+        return EXIT_OK
+    _check_output(store, args.output)
+    count = store.export(args.output, fsync=not args.no_fsync)
+    if args.json:
+        _emit_json({"trade_log": store.trade_log, "output": os.path.abspath(args.output), "trades": count})
+    else:
+        print(f"wrote {args.output}: {count} trades of {store.trade_log}")
+    return EXIT_OK
+
+
+def _check_output(store: TradeStore, path: str) -> None:
+    """Refuse an --output that is one of the log's own files: replacing it would destroy it."""
+    try:
+        logfile.check_not_log_file(path, store.trade_log, "--output")
+        if logfile.aliases(path, store.journal_file):
+            raise UnsafePath(f"--output {path} is the journal {store.journal_file} (same file by path, symlink "
+                             "or hard link); writing it would destroy the journal: choose another path")
+    except UnsafePath as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
     if os.path.exists(DEFAULT_CONFIG) and not args.force:
         raise UsageError(f"{DEFAULT_CONFIG} exists; use --force to overwrite it")
@@ -523,6 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail (exit 1, naming what the backup lacks) instead of doing nothing when the log is readable")
     p.add_argument("--next-id", type=int, metavar="N",
                    help="continue ids at N or above; needed when the damaged log shows no next_id")
+    p = add("convert", cmd_convert, "rewrite the log in the other format, safe against a crash at any point: "
+            "'journal' (each write appends one record to <log>.journal; the log is a checkpoint) or "
+            "'document' (one JSON document, the seed's format)")
+    p.add_argument("--to", required=True, choices=journal.FORMATS, help="the format to convert the log to")
+    p = add("compact", cmd_convert, "fold a journal-format log into its single document and remove the journal "
+            "(convert --to document)")
+    p.set_defaults(to="document")
+    p = add("export", cmd_export, "print the log as one document (schema 2, byte for byte what a "
+            "document-format log holds), whatever its format")
+    p.add_argument("--output", metavar="FILE", help="write it to FILE atomically instead (not one of the log's files)")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
     p.add_argument("--force", action="store_true", help=f"overwrite an existing {DEFAULT_CONFIG}")
 
