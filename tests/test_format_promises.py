@@ -1,6 +1,6 @@
-"""Promises of docs/FORMAT.md ("The journal format") that no data vector can show: a reader
-racing a conversion, and what a person is told to do with a journal-format log whose journal
-is gone.
+"""Promises of docs/FORMAT.md ("The journal format", "A damaged journal") that no data vector
+can show: what a person is told, and what recovery does, when a journal-format log has lost its
+journal. (A lock-free reader racing a conversion is in tests/test_journal_adversarial.py.)
 
 Each test here fails on the library today and is marked ``xfail(strict=True)`` with the reason:
 when the library is fixed the test passes, strict xfail reports it, and the mark is removed.
@@ -10,62 +10,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
-from tradestore import CorruptTradeLog, RecoveryRefused, TradeStore, journal
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-CONVERT_TO_DOCUMENT = "import sys; from tradestore import TradeStore; TradeStore(sys.argv[1]).convert('document')"
-
-
-def journal_log(path: pathlib.Path, symbols=("BTC", "ETH")) -> TradeStore:
-    store = TradeStore(path, log_format="journal")
-    for symbol in symbols:
-        store.open_trade(symbol, "LONG", 100, 95, 110, 1)
-    return store
-
-
-@pytest.mark.xfail(strict=True, raises=CorruptTradeLog, reason=(
-    "journal.load, called without the lock, raises CorruptTradeLog ('journal is missing') for a schema 3 "
-    "checkpoint whose journal a conversion to the document format removed after the checkpoint was read; "
-    "it should raise LockNeeded, so that the read is made again holding the lock"))
-def test_a_reader_racing_a_conversion_to_the_document_format_reads_one_whole_version(tmp_path, monkeypatch):
-    log = tmp_path / "trades.json"
-    journal_log(log)
-    reader = TradeStore(log)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    real_open = journal.logfile.open_regular
-    converted = []
-
-    def convert_first(path):
-        # The reader has read the schema 3 checkpoint without the lock; another process converts
-        # the log to the document format (holding the lock) before the reader opens the journal.
-        if path == reader.journal_file and not converted:
-            converted.append(subprocess.run([sys.executable, "-c", CONVERT_TO_DOCUMENT, str(log)], env=env,
-                                            check=True))
-        return real_open(path)
-
-    monkeypatch.setattr(journal.logfile, "open_regular", convert_first)
-    try:
-        trades = reader.get_all_trades()
-    finally:
-        assert converted, "the conversion did not run between the two reads: the race was not made"
-    assert [t["symbol"] for t in trades] == ["BTC", "ETH"]
-    assert not os.path.exists(reader.journal_file)
-
-
-def test_the_race_is_made_and_the_converted_log_reads_whole_afterwards(tmp_path):
-    # The control of the test above: the conversion in another process works and keeps every
-    # trade, so what that test sees is the reader's race and nothing else.
-    log = tmp_path / "trades.json"
-    journal_log(log)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    subprocess.run([sys.executable, "-c", CONVERT_TO_DOCUMENT, str(log)], env=env, check=True)
-    assert [t["symbol"] for t in TradeStore(log).get_all_trades()] == ["BTC", "ETH"]
-    assert not os.path.exists(journal.journal_path(str(log)))
+from tradestore import CorruptTradeLog, RecoveryRefused, TradeStore
 
 
 def converted_log_without_its_journal(tmp_path: pathlib.Path) -> pathlib.Path:
