@@ -2,8 +2,8 @@
 can show: what a person is told, and what recovery does, when a journal-format log has lost its
 journal. (A lock-free reader racing a conversion is in tests/test_journal_adversarial.py.)
 
-Each test here fails on the library today and is marked ``xfail(strict=True)`` with the reason:
-when the library is fixed the test passes, strict xfail reports it, and the mark is removed.
+A test that fails on the library today is marked ``xfail(strict=True)`` with the reason: when the
+library is fixed the test passes, strict xfail reports it, and the mark is removed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def converted_log_without_its_journal(tmp_path: pathlib.Path) -> pathlib.Path:
 @pytest.mark.xfail(strict=True, reason=(
     "TradeStore._load adds 'run `tradestore recover`' to the refusal of a schema 3 checkpoint whose "
     "journal is missing (it looks only at whether the journal exists); FORMAT.md says to put the journal "
-    "back, and recover would restore a backup older than the whole journal"))
+    "back, and recover refuses such a log"))
 def test_a_checkpoint_without_its_journal_is_not_sent_to_recover(tmp_path):
     log = converted_log_without_its_journal(tmp_path)
     with pytest.raises(CorruptTradeLog, match="put the journal back") as refused:
@@ -42,11 +42,9 @@ def test_a_checkpoint_without_its_journal_is_not_sent_to_recover(tmp_path):
     assert "tradestore recover" not in str(refused.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TradeStore.recover refuses only while the journal exists: for a schema 3 checkpoint whose journal is "
-    "missing it restores the document-format backup, drops every write since, and gives out again the ids "
-    "T003 and T004 that only the journal showed (FORMAT.md, 'A damaged journal': recover does not apply)"))
 def test_recover_refuses_a_checkpoint_whose_journal_is_missing(tmp_path):
+    # Restoring the document-format backup would drop every write since the conversion and give
+    # out again the ids T003 and T004 that only the journal showed.
     log = converted_log_without_its_journal(tmp_path)
     before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
     with pytest.raises(RecoveryRefused):
