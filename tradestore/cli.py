@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from . import __version__, accounting, integrity, journal, logfile, risk
+from . import __version__, accounting, integrity, journal, risk
 from .errors import CorruptTradeLog, RiskRejected, TradeStoreError, UnsafePath
 from .ledger import Ledger
 from .store import TradeStore
@@ -441,22 +441,15 @@ def cmd_export(store: TradeStore, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stdout.buffer.write(store.export_document())
         return EXIT_OK
-    _check_output(store, args.output)
-    count = store.export(args.output, fsync=not args.no_fsync)
+    try:
+        count = store.export(args.output, fsync=not args.no_fsync)
+    except UnsafePath as exc:  # one of the log's own files: refused before anything is read or written
+        raise UsageError(str(exc)) from None
     if args.json:
         _emit_json({"trade_log": store.trade_log, "output": os.path.abspath(args.output), "trades": count})
     else:
         print(f"wrote {args.output}: {count} trades of {store.trade_log}")
     return EXIT_OK
-
-
-def _check_output(store: TradeStore, path: str) -> None:
-    """Refuse an --output that is one of the log's own files (its journal included): replacing
-    it would destroy it. A usage error: nothing is attempted."""
-    try:
-        logfile.check_not_log_file(path, store.trade_log, "--output")
-    except UnsafePath as exc:
-        raise UsageError(str(exc)) from None
 
 
 def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
