@@ -413,8 +413,10 @@ def load_vector(name: str, description: str, covers: list[str], checkpoint: byte
                    "journal_hex": None if journal is None else journal.hex()}, expect, "journal-load")
 
 
-def state(fmt: str, journal: str, trades: list[dict], next_id: int) -> dict:
-    return {"outcome": "ok", "format": fmt, "journal": journal, "next_id": next_id, "trades": trades}
+def state(fmt: str, journal: str, trades: list[dict], next_id: int, extra: dict | None = None) -> dict:
+    """A state read: ``extra`` is the document's unknown top-level keys (never the marker)."""
+    return {"outcome": "ok", "format": fmt, "journal": journal, "next_id": next_id, "extra": extra or {},
+            "trades": trades}
 
 
 CORRUPT = {"outcome": "corrupt"}
@@ -511,6 +513,14 @@ def load_vectors() -> list[Vector]:
                          state("document", "none", [], 1)))
     v.append(load_vector("missing-journal", "rule 2: a schema 3 checkpoint without its journal: corrupt (the "
                          "writes it held would be lost)", ["rule:2", "corrupt"], c, None, CORRUPT))
+    v.append(load_vector("document-own-journal-key", "a document's top-level \"journal\" that is not a marker "
+                         "object is its own unknown key: kept, like any other", ["rule:2", "marker"],
+                         document([btc], 2, schema=2, marker="mine"), None,
+                         state("document", "none", [btc], 2, {"journal": "mine"})))
+    v.append(load_vector("document-marker-without-journal", "a document's marker (a conversion to the document "
+                         "format finished) is the journal format's key, not the document's: not kept",
+                         ["rule:2", "marker"], doc_marked, None,
+                         state("document", "none", [btc_closed, eth, sol], 4)))
 
     # Rule 7.3 and 7.4: refused combinations.
     v.append(load_vector("missing-checkpoint", "rule 7.3: a journal holding records without its checkpoint: "

@@ -177,7 +177,7 @@ def _combine(vector: dict, module: types.ModuleType) -> dict:
             view = loaded.journal
             result = {"outcome": "ok", "format": "journal" if loaded.journal_format else "document",
                       "journal": "none" if view is None else "current" if view.current else "stale",
-                      "next_id": loaded.ledger.next_id, "trades": loaded.ledger.trades}
+                      "next_id": loaded.ledger.next_id, "extra": loaded.ledger.extra, "trades": loaded.ledger.trades}
             if view is not None:
                 view.close()
         assert _files(directory) == before, f"{vector['name']}: reading changed a file"
