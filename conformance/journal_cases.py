@@ -439,9 +439,19 @@ def load_vectors() -> list[Vector]:
                          ["rule:6"], c, j, state("journal", "current", [btc_closed, eth, sol], 4)))
     v.append(load_vector("combined-header-only", "rule 6 with no record yet: the state is the checkpoint's",
                          ["rule:6"], c, journal_of(HEADER), state("journal", "current", [btc], 2)))
-    v.append(load_vector("combined-torn-tail", "rule 6 with the last record torn (cut inside its payload): "
-                         "the records before it apply, the torn one does not", ["rule:6", "torn"], c,
-                         j[:-7], state("journal", "current", [btc_trailed, eth], 3)))
+    v.append(load_vector("combined-torn-tail", "rule 6 with the last record torn (cut 7 bytes before its end): "
+                         "the records before it apply, the torn one does not; but its bytes still show "
+                         "\"next_id\":4 and \"id\":\"T003\", so next_id is 4: an id it may have given out is "
+                         "never given again", ["rule:6", "torn", "next_id"], c, j[:-7],
+                         state("journal", "current", [btc_trailed, eth], 4)))
+    v.append(load_vector("combined-torn-in-frame-header", "rule 6 with the last record cut inside its frame "
+                         "header: nothing of it is legible, next_id is the records' 3", ["rule:6", "torn"], c,
+                         j[:-(len(frame(RECORDS[2])) - 8)], state("journal", "current", [btc_trailed, eth], 3)))
+    flipped = flip(j, len(j) - len(frame(RECORDS[2])) + 12 + 5)
+    v.append(load_vector("combined-flipped-last-record", "rule 6, a bit flipped in the last record's payload: "
+                         "it reads as torn and its trades are dropped (FORMAT.md, Hazards), but the ids and "
+                         "next_id its bytes show are skipped: next_id 4", ["rule:6", "torn", "flip", "next_id"],
+                         c, flipped, state("journal", "current", [btc_trailed, eth], 4)))
     v.append(load_vector("combined-identity-ignored", "the header's identity hint does not take part in "
                          "the combination", ["rule:6"], c,
                          journal_of(header(c, identity=[1, 2, 3, 4]), RECORDS[0]),

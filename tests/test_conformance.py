@@ -276,6 +276,9 @@ MUTANTS = {
         'if journal_format:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',
         'if False:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',
         "load/missing-journal"),
+    "ids a torn last record shows given out again": (
+        "    if tail:\n        ledger.next_id = max(", "    if False:\n        ledger.next_id = max(",
+        "load/combined-flipped-last-record"),
     "any journal beside a document taken as a leftover": (
         'if not journal_format and header["folds"] is None and not records:', "if not journal_format:",
         "load/leftover-with-a-record"),
