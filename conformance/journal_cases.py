@@ -288,19 +288,27 @@ def scan_vectors() -> list[Vector]:
     v.append(scan_vector("torn/short-garbage-tail", "11 non-zero bytes after the last good frame: fewer "
                          "than a frame header, torn", ["torn"], layout, ok(4, full.size)))
     layout = good_journal()
-    layout.add("12 bytes 0xab", b"\xab" * 12)  # not 0xff: the CRC-32 of 4 bytes 0xff is ffffffff
-    v.append(scan_vector("corrupt/garbage-tail", "12 non-zero bytes after the last good frame whose length "
-                         "check fails: corrupt", ["corrupt"], layout, corrupt_frame(full.size)))
+    layout.add("40 bytes 0xab", b"\xab" * 40)  # not 0xff: the CRC-32 of 4 bytes 0xff is ffffffff
+    v.append(scan_vector("torn/garbage-tail", "40 non-zero bytes after the last good frame whose length "
+                         "check fails, and no good frame after them: torn", ["torn"], layout, ok(4, full.size)))
     layout = good_journal()
     layout.add("12 bytes 0xff: length ffffffff, whose check ffffffff passes", b"\xff" * 12)
-    v.append(scan_vector("corrupt/ff-tail", "12 bytes 0xff after the last good frame: the CRC-32 of ff ff ff ff "
-                         "is ffffffff, so the length check passes and the length 4294967295 is out of range: "
-                         "corrupt", ["corrupt", "length"], layout, corrupt_frame(full.size)))
+    v.append(scan_vector("torn/ff-tail", "12 bytes 0xff after the last good frame: the CRC-32 of ff ff ff ff "
+                         "is ffffffff, so the length check passes, but the length 4294967295 is out of range "
+                         "and no good frame follows: torn", ["torn", "length"], layout, ok(4, full.size)))
     layout = good_journal(RECORDS[:2])
     layout.add("frame 3 with its first 16 bytes zero (out-of-order sectors)", bytes(16) + last_frame[16:])
-    v.append(scan_vector("corrupt/zeros-then-data", "the end of a frame written but not its start: the "
-                         "length check fails and the tail is not all zero, corrupt (FORMAT.md, Hazards: "
-                         "out-of-order sectors)", ["corrupt"], layout, corrupt_frame(last)))
+    v.append(scan_vector("torn/zeros-then-data", "the end of the last frame written but not its start "
+                         "(sectors persisted out of order by a power cut): no good frame follows, torn",
+                         ["torn", "zero-tail"], layout, ok(3, last)))
+    layout = Layout()
+    for i, (what, data) in enumerate(full.segments):
+        if i == 2:
+            data, what = bytes(len(data)), f"{what}, every byte zero"
+        layout.add(what, data)
+    v.append(scan_vector("corrupt/zeros-then-a-good-frame", "record 2 all zero bytes, record 3 "
+                         "intact after it: a good frame follows the bad one, corrupt", ["corrupt", "zero-tail"],
+                         layout, corrupt_frame(offsets[2])))
 
     def damaged(name: str, description: str, covers: list[str], index: int, byte: int, expect: dict) -> None:
         layout = Layout()
@@ -321,18 +329,19 @@ def scan_vectors() -> list[Vector]:
             "write (that record is dropped, FORMAT.md, Hazards)", ["torn", "flip"], 3, payload_byte, ok(3, last))
     damaged("torn/flip-in-last-payload-crc", "one bit flipped in the last record's payload checksum: torn, "
             "that record dropped", ["torn", "flip"], 3, 10, ok(3, last))
-    damaged("corrupt/flip-in-last-length", "one bit flipped in the last record's length field: its length "
-            "check fails, corrupt even though it is last", ["corrupt", "flip", "length"], 3, 3, corrupt_frame(last))
-    damaged("corrupt/flip-in-last-length-crc", "one bit flipped in the last record's length checksum: corrupt",
-            ["corrupt", "flip", "length"], 3, 6, corrupt_frame(last))
+    damaged("torn/flip-in-last-length", "one bit flipped in the last record's length field: its length "
+            "check fails and no good frame follows: torn, that record dropped", ["torn", "flip", "length"], 3, 3,
+            ok(3, last))
+    damaged("torn/flip-in-last-length-crc", "one bit flipped in the last record's length checksum: torn",
+            ["torn", "flip", "length"], 3, 6, ok(3, last))
     damaged("corrupt/flip-in-middle-length", "one bit flipped in record 2's length field: corrupt",
             ["corrupt", "flip", "length"], 2, 3, corrupt_frame(offsets[2]))
 
     for name, length, description, expect in (
-            ("corrupt/length-zero", 0, "a frame of length 0 whose length check passes: out of range, corrupt",
-             corrupt_frame(full.size)),
-            ("corrupt/length-over-16-mib", MAX_PAYLOAD + 1, "a frame header of length 16 MiB + 1, length check "
-             "passing, at the end of the file: out of range, corrupt (not torn)", corrupt_frame(full.size)),
+            ("torn/length-zero", 0, "a last frame header of length 0 whose length check passes: out of range, "
+             "no good frame follows, torn", ok(4, full.size)),
+            ("torn/length-over-16-mib", MAX_PAYLOAD + 1, "a frame header of length 16 MiB + 1, length check "
+             "passing, at the end of the file: out of range, no good frame follows, torn", ok(4, full.size)),
             ("torn/length-16-mib-cut", MAX_PAYLOAD, "a frame header of length exactly 16 MiB, its payload "
              "missing: in range, ends past the end of the file, torn", ok(4, full.size))):
         layout = good_journal()

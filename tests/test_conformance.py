@@ -255,16 +255,20 @@ def test_the_journal_vectors_are_not_taken_from_the_library():
 # A plausible bug planted in a copy of tradestore/journal.py, and a vector that must catch it.
 MUTANTS = {
     "payload checksum not checked (a flipped last record accepted)": (
-        "if zlib.crc32(body) != body_check:", "if False:", "scan/torn/flip-in-last-payload"),
-    "a bad checksum before the last frame taken as torn": (
-        'raise _corrupt(source, base + pos, "its payload fails its checksum and frames follow it")', "break",
+        "if stop > len(data) or zlib.crc32(memoryview(data)[pos + FRAME_HEADER:stop]) != body_check:",
+        "if stop > len(data):", "scan/torn/flip-in-last-payload"),
+    "a bad frame taken as torn though a good frame follows": (
+        "            later = _next_good_frame(data, pos + 1)\n", "            later = None\n",
         "scan/corrupt/flip-in-middle-payload"),
-    "a failed length check taken as torn": (
-        'raise _corrupt(source, base + pos, "its length field fails its checksum")', "break",
-        "scan/corrupt/flip-in-last-length"),
-    "a zero tail taken as corrupt": ('if not data[pos:].strip(b"\\0"):', "if False:", "scan/torn/zero-tail-12"),
-    "a frame cut inside its payload taken as corrupt": (
-        "break  # torn inside the payload", 'raise _corrupt(source, base + pos, "cut")', "scan/torn/cut-in-payload-1"),
+    "a good frame after zeros missed": (
+        "pos = max(pos + 1, found.start() - 3)", "pos = max(pos + 1, found.start() + 1)",
+        "scan/corrupt/zeros-then-a-good-frame"),
+    "a bad last frame with bytes after it taken as corrupt": (
+        "        if _good_frame_end(data, pos) is not None:\n            return pos",
+        "        if True:\n            return pos", "scan/torn/garbage-tail"),
+    "a torn last frame taken as corrupt": (
+        "break  # a torn last frame: unacknowledged", 'raise _corrupt(source, base + pos, "cut")',
+        "scan/torn/cut-in-payload-1"),
     "records accepted out of order": (
         'if payload.get("seq") != seq or type(payload.get("seq")) is not int:', "if False:", "scan/corrupt/seq-gap"),
     "a journal combined with a checkpoint it does not name": (

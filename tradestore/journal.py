@@ -105,33 +105,25 @@ class Frames:
 def scan(data: bytes, source: str, base: int = 0) -> Frames:
     """Split ``data`` (the journal's bytes from file offset ``base``) into frames.
 
-    A bad frame that reaches the end of ``data`` (too short, cut inside its payload, a payload
-    checksum that fails on the very last frame, or nothing but zero bytes left) is a torn,
-    unacknowledged write: the scan stops before it. Any other bad frame raises CorruptTradeLog.
+    A frame is *good* if its length passes its check, is 1 .. MAX_PAYLOAD, fits in ``data`` and
+    its payload passes its check. At the first frame that is not good: if no good frame starts
+    anywhere after it, it is a torn, unacknowledged write (whatever a crash or a power cut left:
+    a cut, zeros, a later sector without an earlier one) and the scan stops before it; if one
+    does, acknowledged writes follow it and it is corruption (CorruptTradeLog). A good frame
+    whose payload is not a JSON object was written so: corruption too.
     """
     payloads = []
     pos, size = 0, len(data)
-    view = memoryview(data)
     while pos < size:
-        if size - pos < FRAME_HEADER:
-            break  # torn inside the frame header
-        length, length_check, body_check = _FRAME.unpack_from(data, pos)
-        if zlib.crc32(view[pos:pos + 4]) != length_check:
-            if not data[pos:].strip(b"\0"):
-                break  # an unwritten (zero-filled) tail
-            raise _corrupt(source, base + pos, "its length field fails its checksum")
-        if not 1 <= length <= MAX_PAYLOAD:
-            raise _corrupt(source, base + pos, f"its length {length} is out of range")
-        stop = pos + FRAME_HEADER + length
-        if stop > size:
-            break  # torn inside the payload
-        body = view[pos + FRAME_HEADER:stop]
-        if zlib.crc32(body) != body_check:
-            if stop == size:
-                break  # the last frame, torn (or flipped: it cannot be told apart)
-            raise _corrupt(source, base + pos, "its payload fails its checksum and frames follow it")
+        stop = _good_frame_end(data, pos)
+        if stop is None:
+            later = _next_good_frame(data, pos + 1)
+            if later is None:
+                break  # a torn last frame: unacknowledged
+            raise _corrupt(source, base + pos, f"it fails its checks and a good frame follows at byte "
+                           f"{base + later}")
         try:
-            payload = loads_strict(bytes(body))
+            payload = loads_strict(data[pos + FRAME_HEADER:stop])
         except DocumentError as exc:
             raise _corrupt(source, base + pos, f"its payload is not valid JSON ({exc})") from None
         if not isinstance(payload, dict):
@@ -139,6 +131,42 @@ def scan(data: bytes, source: str, base: int = 0) -> Frames:
         payloads.append(payload)
         pos = stop
     return Frames(payloads, base + pos)
+
+
+def _good_frame_end(data: bytes, pos: int) -> int | None:
+    """Where the good frame at ``pos`` ends, or None if there is none there."""
+    if len(data) - pos < FRAME_HEADER:
+        return None
+    length, length_check, body_check = _FRAME.unpack_from(data, pos)
+    if not 1 <= length <= MAX_PAYLOAD or zlib.crc32(data[pos:pos + 4]) != length_check:
+        return None
+    stop = pos + FRAME_HEADER + length
+    if stop > len(data) or zlib.crc32(memoryview(data)[pos + FRAME_HEADER:stop]) != body_check:
+        return None
+    return stop
+
+
+_NOT_ZERO = re.compile(rb"[^\x00]")
+
+
+def _next_good_frame(data: bytes, start: int) -> int | None:
+    """The first offset from ``start`` at which a good frame starts, or None.
+
+    Only where a bad frame was found, so rarely. A length field holds a nonzero byte, so runs of
+    zeros (an unwritten tail) are skipped whole.
+    """
+    pos, last = start, len(data) - FRAME_HEADER
+    while pos <= last:
+        if not any(data[pos:pos + 4]):
+            found = _NOT_ZERO.search(data, pos)
+            if found is None:
+                return None
+            pos = max(pos + 1, found.start() - 3)
+            continue
+        if _good_frame_end(data, pos) is not None:
+            return pos
+        pos += 1
+    return None
 
 
 def _corrupt(source: str, offset: int, what: str) -> CorruptTradeLog:

@@ -381,14 +381,18 @@ class Ledger:
         _fill_originals(trade)
         if trade.get("partial_exits") is None:
             trade["partial_exits"] = []
-        if isinstance(trade["partial_exits"], list):  # else damaged: the commit's integrity check refuses it
+        recorded = isinstance(trade["partial_exits"], list)  # else damaged: the commit's integrity check refuses it
+        if recorded:
             trade["partial_exits"].append(
                 {"exit_price": exit_price, "size_closed": closed, "pnl_usd": pnl, "reason": reason, "timestamp": utc_iso(now)}
             )
         trade["size"] = remaining
         self._touch(trade["id"])
         if self._views is not None:
-            self._views.realized_exit(trade)
+            if recorded:
+                self._views.realized_exit(trade)
+            else:  # no exit to add: the views are rebuilt from the records when next asked
+                self._views = None
         return trade
 
     def validate_updates(self, trade_id, updates) -> tuple[dict, dict]:
