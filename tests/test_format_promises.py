@@ -2,8 +2,7 @@
 can show: what a person is told, and what recovery does, when a journal-format log has lost its
 journal. (A lock-free reader racing a conversion is in tests/test_journal_adversarial.py.)
 
-A test that fails on the library today is marked ``xfail(strict=True)`` with the reason: when the
-library is fixed the test passes, strict xfail reports it, and the mark is removed.
+Each failed on the first version of the journal format.
 """
 
 from __future__ import annotations
@@ -31,10 +30,6 @@ def converted_log_without_its_journal(tmp_path: pathlib.Path) -> pathlib.Path:
     return log
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TradeStore._load adds 'run `tradestore recover`' to the refusal of a schema 3 checkpoint whose "
-    "journal is missing (it looks only at whether the journal exists); FORMAT.md says to put the journal "
-    "back, and recover refuses such a log"))
 def test_a_checkpoint_without_its_journal_is_not_sent_to_recover(tmp_path):
     log = converted_log_without_its_journal(tmp_path)
     with pytest.raises(CorruptTradeLog, match="put the journal back") as refused:

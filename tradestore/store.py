@@ -196,13 +196,15 @@ class TradeStore(LedgerStore):
             if loaded.journal is not None:
                 loaded.journal.close()
             return loaded.ledger
+        data = None
         try:
-            loaded = journal.load(self.trade_log, handle.read(), locked=locked)
+            data = handle.read()
+            loaded = journal.load(self.trade_log, data, locked=locked)
         except CorruptTradeLog as exc:
             handle.close()
             log.error("unreadable trade log: %s", exc)
-            hint = logfile.recover_hint(self.trade_log) if not os.path.lexists(self.journal_file) else \
-                journal.REPAIR_HINT
+            journal_format = os.path.lexists(self.journal_file) or journal.looks_like_checkpoint(data)
+            hint = journal.REPAIR_HINT if journal_format else logfile.recover_hint(self.trade_log)
             raise CorruptTradeLog(f"{exc}; {hint}") from exc
         except BaseException:
             handle.close()
