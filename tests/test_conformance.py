@@ -272,10 +272,11 @@ MUTANTS = {
     "records accepted out of order": (
         'if payload.get("seq") != seq or type(payload.get("seq")) is not int:', "if False:", "scan/corrupt/seq-gap"),
     "a journal combined with a checkpoint it does not name": (
-        'if header["checkpoint"] == sha:', "if True:", "load/seed-rewritten-checkpoint"),
+        'if header["checkpoint"] == sha and journal_format:', "if True:", "load/seed-rewritten-checkpoint"),
     "a folded journal replayed": (
-        'if header["checkpoint"] == sha:',
-        'if header["checkpoint"] == sha or marker is not None and marker["folds"] == header["id"]:', "load/folded"),
+        'if header["checkpoint"] == sha and journal_format:',
+        'if header["checkpoint"] == sha and journal_format or marker is not None and marker["folds"] == header["id"]:',
+        "load/folded"),
     "a schema 3 checkpoint read without its journal": (
         'if journal_format:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',
         'if False:\n            raise CorruptTradeLog(\n                f"{trade_log} is the checkpoint',

@@ -436,7 +436,7 @@ def _follow(trade_log: str, handle: BinaryIO, ledger: Ledger, journal_format: bo
     header = check_header(frames.payloads[0], path)
     records = frames.payloads[1:]
     view = JournalView(path, handle, header, 0, frames.end, current=True, header_frame=_first_frame(data))
-    if header["checkpoint"] == sha:
+    if header["checkpoint"] == sha and journal_format:
         for seq, payload in enumerate(records, 1):
             apply(ledger, check_record(payload, seq, path))
         skip_ids_in_torn_tail(ledger, data[frames.end:])
