@@ -22,9 +22,17 @@ import getpass
 import os
 import secrets
 import time
+from collections.abc import Sequence
+from typing import Union
+
+Buffer = Union[bytes, bytearray, memoryview]
 
 TEMP_SUFFIX = ".tmp"
 _TOKEN_BYTES = 6  # random part of a temp name: 12 hex digits
+try:  # the most buffers one writev takes (POSIX guarantees at least 16)
+    _IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))
+except (AttributeError, ValueError, OSError):  # pragma: no cover - no sysconf name
+    _IOV_MAX = 16
 
 
 def temp_prefix(path: str) -> str:
@@ -110,8 +118,35 @@ def _remove_quietly(name: str) -> None:
         pass
 
 
-def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: bool = False) -> os.stat_result:
+def _write_all(fd: int, data: Buffer | Sequence[Buffer]) -> None:
+    """Write every byte of ``data`` (one buffer, or buffers in order), retrying short writes."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return
+    # Several buffers go out in writev calls of at most IOV_MAX buffers each, with no joined
+    # copy; a short write leaves the rest of a buffer, sliced, at the front.
+    pending = [view for view in (memoryview(b).cast("B") for b in data) if view.nbytes]
+    pending.reverse()  # consumed from the end: popping the written ones is cheap
+    while pending:
+        written = os.writev(fd, pending[:-_IOV_MAX - 1:-1])
+        while written:
+            view = pending[-1]
+            if written < view.nbytes:
+                pending[-1] = view[written:]
+                break
+            written -= view.nbytes
+            pending.pop()
+
+
+def write_atomic(path: str, data: Buffer | Sequence[Buffer], *, fsync: bool = True,
+                 keep_backup: bool = False) -> os.stat_result:
     """Replace ``path`` with ``data`` atomically and, with ``fsync``, durably.
+
+    ``data`` is the new content, or buffers whose concatenation is (such as
+    :meth:`tradestore.ledger.Ledger.to_json_parts`), written with ``os.writev`` without
+    joining them.
 
     Guarantees: a reader (or a process started after a crash at any point) finds either the
     old complete file or the new complete file at ``path``; with ``fsync`` the new file is on
@@ -133,9 +168,7 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = True, keep_backup: boo
         try:
             if exists:
                 os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             if fsync:
                 os.fsync(fd)
             stat = os.fstat(fd)

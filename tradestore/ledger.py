@@ -8,7 +8,6 @@ format of ``docs/FORMAT.md``; the ledger owns them, so callers get copies.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import sys
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from .document import (  # noqa: F401 (loads_strict, parse_document are re-expor
     loads_strict,
     parse_document,
 )
+from .encoding import DocumentEncoding
 from .errors import IntegrityError, InvalidTrade, TradeNotFound, TradeNotOpen
 from .values import (  # noqa: F401 (format_id, utc_iso... are re-exported for older imports)
     DIRECTIONS,
@@ -55,7 +55,6 @@ PROTECTED_FIELDS = frozenset(
         "r_multiple", "net_pnl_usd", "net_r_multiple", "status", "partial_exits", "lessons",
     }
 )
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class Ledger:
         self._index = {t["id"]: t for t in self.trades}
         self._cache: dict[str, Any] = {}
         self._views: _Views | None = None
-        self._encoded: dict[int, tuple[dict, bytes]] = {}  # id(record) -> (record, its JSON)
+        self._encoding = DocumentEncoding()  # the document's bytes, kept between writes
         self.changed: set[str] = set()  # ids touched since the last mark_clean()
 
     # -- loading and saving -------------------------------------------------------------
@@ -160,30 +159,17 @@ class Ledger:
         ``schema`` and ``head_keys`` (top-level keys written before ``extra``, e.g. a journal
         checkpoint's marker) are for :mod:`tradestore.journal`.
         """
-        # Encoding is most of a write's CPU on a long history, and CLOSED records never change
-        # (every operation needs an OPEN trade and calls _touch), so their encodings are kept
-        # between writes: a write encodes only the open and touched trades. Keyed by the record
-        # object, not its id, so a damaged log with a repeated id cannot mix two records up.
-        encoded = self._encoded
-        parts = []
-        for trade in self.trades:
-            entry = encoded.get(id(trade))
-            if entry is not None and entry[0] is trade:
-                parts.append(entry[1])
-                continue
-            text = _ENCODER.encode(trade).encode()
-            if trade.get("status") == CLOSED:
-                encoded[id(trade)] = (trade, text)
-            parts.append(text)
-        head = _ENCODER.encode({"schema": schema, "next_id": self.next_id, **(head_keys or {}), **self.extra}).encode()
-        # One join into one buffer, the document's only whole copy: the head rides on the first
-        # record and the closing brackets on the last (small copies of one record each).
-        opening = head[:-1] + b',"trades":['
-        if not parts:
-            return opening + b"]}"
-        parts[0] = opening + parts[0]
-        parts[-1] = parts[-1] + b"]}"
-        return b",".join(parts)
+        return b"".join(self.to_json_parts(schema=schema, head_keys=head_keys))
+
+    def to_json_parts(self, *, schema: int = SCHEMA, head_keys: Mapping | None = None) -> list[bytes | memoryview]:
+        """:meth:`to_json` as buffers to write one after another (``os.writev``), unjoined.
+
+        Encoding is most of a write's CPU on a long history, so the encodings of CLOSED records
+        and of whole blocks of them are kept between writes (:mod:`tradestore.encoding`): a
+        write encodes only the open and touched trades, and builds no copy of the document.
+        """
+        head = {"schema": schema, "next_id": self.next_id, **(head_keys or {}), **self.extra}
+        return self._encoding.parts(head, self.trades)
 
     def mark_clean(self) -> None:
         self.changed.clear()
@@ -208,7 +194,7 @@ class Ledger:
 
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
-        self._encoded.pop(id(self._index[trade_id]), None)
+        self._encoding.forget(self._index[trade_id])
 
     def _view(self) -> _Views:
         if self._views is None:
