@@ -41,7 +41,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the time of an event with n
 MAX_FIELD = MAX_AMOUNT * MAX_AMOUNT
 
 
-def number(value: Any, default: float = 0.0) -> float:
+def number(value: Any, default: Any = 0.0) -> float:
     """A finite float from a log field, or ``default`` (seed records may miss optional fields).
 
     A number beyond :data:`MAX_FIELD` in magnitude (1e30) counts as missing too."""
@@ -60,12 +60,15 @@ def direction_sign(direction: object) -> int:
 
 
 def original_stop(trade: Mapping[str, Any]) -> float:
-    entry = number(trade.get("entry_price"))
-    return number(trade.get("original_stop"), number(trade.get("stop_price"), entry))
+    stop = number(trade.get("original_stop"), None)  # the fallbacks only when needed: cheaper
+    if stop is None:
+        stop = number(trade.get("stop_price"), None)
+    return number(trade.get("entry_price")) if stop is None else stop
 
 
 def original_size(trade: Mapping[str, Any]) -> float:
-    return number(trade.get("original_size"), number(trade.get("size")))
+    size = number(trade.get("original_size"), None)
+    return number(trade.get("size")) if size is None else size
 
 
 def pnl_per_unit(trade: Mapping[str, Any], exit_price: float) -> float:
@@ -108,11 +111,14 @@ def partials(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     one that is not a list (a damaged or foreign record), has none; an item that is not an
     object is no partial exit. (integrity reports both.)"""
     parts = trade.get("partial_exits")
-    return [p for p in parts if isinstance(p, Mapping)] if isinstance(parts, list) else []
+    if not parts or not isinstance(parts, list):  # most records: an empty list
+        return []
+    return [p for p in parts if isinstance(p, Mapping)]
 
 
 def partial_amounts(trade: Mapping[str, Any]) -> list[float]:
-    return [number(p.get("pnl_usd")) for p in partials(trade)]
+    parts = partials(trade)
+    return [number(p.get("pnl_usd")) for p in parts] if parts else []
 
 
 def realized_amounts(trade: Mapping[str, Any]) -> list[float]:
@@ -145,17 +151,26 @@ def total_open_risk(trades: Iterable[Mapping[str, Any]]) -> float:
     return math.fsum(open_risk(t) for t in trades if t.get("status") != "CLOSED")
 
 
-def net_r(trade: Mapping[str, Any]) -> float | None:
-    """Net P&L over initial risk (partial exits count); None when the initial risk is 0."""
+def net_r(trade: Mapping[str, Any], net: float | None = None) -> float | None:
+    """Net P&L over initial risk (partial exits count); None when the initial risk is 0.
+
+    ``net`` is the trade's :func:`net_pnl`, for a caller that has it already."""
     risk = initial_risk(trade)
-    return net_pnl(trade) / risk if risk > 0 else None
+    if not risk > 0:
+        return None
+    return (net_pnl(trade) if net is None else net) / risk
+
+
+def net_pnl_usd(trade: Mapping[str, Any]) -> float:
+    """The ``net_pnl_usd`` field of a closed trade: :func:`net_pnl` to the cent."""
+    return round(net_pnl(trade), SEED_DECIMALS)
 
 
 def net_fields(trade: Mapping[str, Any]) -> dict[str, float | None]:
     """The new fields a close adds beside the seed's: ``net_pnl_usd`` and ``net_r_multiple``."""
     r = net_r(trade)
     return {
-        "net_pnl_usd": round(net_pnl(trade), SEED_DECIMALS),
+        "net_pnl_usd": net_pnl_usd(trade),
         "net_r_multiple": round(r, NET_R_DECIMALS) if r is not None and math.isfinite(r) else None,
     }
 
@@ -208,8 +223,9 @@ def trade_events(trade: Mapping[str, Any]) -> list[Event]:
     the final exit (CLOSED) at its ``exit_time``; the newest exit is the last. Missing times
     fall back as :func:`exit_at` does."""
     base = (id_number(trade.get("id")) or 0) * 1_000_000
+    parts = partials(trade)
     events = [Event(parse_time(p.get("timestamp")) or entry_at(trade), base + i, number(p.get("pnl_usd")))
-              for i, p in enumerate(partials(trade))]
+              for i, p in enumerate(parts)] if parts else []
     if trade.get("status") == "CLOSED":
         events.append(Event(exit_at(trade), base + 999_999, number(trade.get("pnl_usd"))))
     return events

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from datetime import date, datetime
 from typing import Any
 
 from . import accounting, risk
 from .accounting import BREAKEVEN, LOSS, WIN
+from .document import CLOSED
 from .ledger import Ledger
 from .risk import RiskLimits
 from .values import symbol_key, utc
@@ -33,6 +35,9 @@ from .values import symbol_key, utc
 FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
 
 NO_SETUP = "UNKNOWN"  # setup name used for trades opened with an empty setup_type
+
+_first = itemgetter(0)
+_number = attrgetter("number")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -64,13 +69,18 @@ class _Closed:
 
 
 def _closed(trades: Sequence[Mapping[str, Any]]) -> list[_Closed]:
-    """Closed trades in exit order with their net P&L, net R and result."""
+    """Closed trades in exit order (:func:`accounting.closed_in_exit_order`) with their net
+    P&L, net R and result."""
+    # Each trade's exit order key is computed once and kept for its id number (a sort by key
+    # would compute it and drop it); the sort is stable, as closed_in_exit_order's.
+    keyed = [(accounting.exit_order_key(t), t) for t in trades if t.get("status") == CLOSED]
+    keyed.sort(key=_first)
+    net_pnl, net_r, result_of = accounting.net_pnl, accounting.net_r, accounting.result_of
     out = []
-    for t in accounting.closed_in_exit_order(trades):
-        pnl = accounting.net_pnl(t)
-        number = accounting.exit_order_key(t)[1]
+    for (_, number), t in keyed:
+        pnl = net_pnl(t)
         out.append(_Closed(t.get("id"), number, str(t.get("setup_type") or "").strip() or NO_SETUP,
-                           pnl, accounting.net_r(t), accounting.result_of(pnl)))
+                           pnl, net_r(t, pnl), result_of(pnl)))
     return out
 
 
@@ -235,6 +245,7 @@ class Snapshot:
     stats: dict[str, Any]
     closed: list[_Closed]
     inception: date | None
+    verdicts: _Verdicts | None = field(default=None, repr=False)  # computed when first asked
 
 
 def snapshot(log: Ledger | Sequence[Mapping[str, Any]], now: datetime, limits: RiskLimits | None = None) -> Snapshot:
@@ -280,6 +291,13 @@ class _Verdicts:
 
 
 def _verdicts(s: Snapshot) -> _Verdicts:
+    """The snapshot's verdicts, computed once (two files show them)."""
+    if s.verdicts is None:
+        s.verdicts = _decide(s)
+    return s.verdicts
+
+
+def _decide(s: Snapshot) -> _Verdicts:
     ledger, limits, now = s.ledger, s.limits, s.now
     reasons = risk.halt_reasons(ledger, now, limits)
     symbols = sorted({symbol_key(t["symbol"]) for t in ledger.closed_trades()})
@@ -421,7 +439,7 @@ def setup_performance_file(s: Snapshot) -> dict[str, Any]:
             "avg_loss_r": st["avg_loss_r"],
             "expectancy": st["expectancy"],
             "total_pnl": st["total_pnl"],
-            "trades": [c.id for c in sorted(group, key=lambda c: c.number)],
+            "trades": [c.id for c in sorted(group, key=_number)],
             "profit_factor": st["profit_factor"],
             "expectancy_usd": st["expectancy_usd"],
         }

@@ -8,6 +8,7 @@ ledger-wide rules; ``verify`` checks everything.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from . import accounting
@@ -20,10 +21,56 @@ _SIZE_TOLERANCE = 1e-9
 # Each partial exit rounds its size and the remaining size to 6 decimals (the seed's rule),
 # which moves the sum of the parts by at most this much per exit.
 _SIZE_ROUNDING = 10.0 ** -accounting.SIZE_DECIMALS
+_EMPTY_WHILE_OPEN = ("exit_price", "exit_time", "pnl_usd", "net_pnl_usd")
+_INF = math.inf
 
 
 def trade_violations(trade: dict, next_id: int) -> list[str]:
     """Violations of one trade record on its own."""
+    if _plainly_valid(trade, next_id):
+        return []
+    return _violations(trade, next_id)
+
+
+def _plainly_valid(trade: dict, next_id: int) -> bool:
+    """True only when :func:`_violations` finds nothing wrong with ``trade``; False decides nothing.
+
+    It accepts the shape the store writes (every number an exact ``float``, no partial exits)
+    with exact type checks in place of the general number conversions, so a whole-log scan
+    (``verify``, every reconcile) costs a few comparisons per record. Each test below is one of
+    ``_violations``' rules restricted to that shape; tests/test_integrity_fast.py holds the two
+    to agreement on random and mutated records.
+    """
+    get = trade.get
+    number = id_number(get("id"))
+    if number is None or number >= next_id or get("direction") not in DIRECTIONS:
+        return False
+    size, stop = get("size"), get("stop_price")
+    original = get("original_size", size)  # absent: nothing to check (see _violations)
+    for value in (get("entry_price"), stop, get("target_price"), size, get("original_stop", stop), original):
+        if type(value) is not float or not 0.0 < value < _INF:
+            return False
+    parts = get("partial_exits")
+    if parts is not None and (type(parts) is not list or parts):
+        return False
+    if abs(size - original) > _SIZE_TOLERANCE * max(1.0, original):
+        return False
+    status = get("status")
+    if status == OPEN:
+        return all(get(field) is None for field in _EMPTY_WHILE_OPEN)
+    if status != CLOSED or not get("exit_time"):
+        return False
+    exit_price, pnl, pct, r = get("exit_price"), get("pnl_usd"), get("pnl_pct"), get("r_multiple")
+    # pnl_pct and r_multiple may be null (undefined); a number must be finite, as the others
+    for value in (exit_price, pnl, 0.0 if pct is None else pct, 0.0 if r is None else r):
+        if type(value) is not float or not -_INF < value < _INF:
+            return False
+    if pnl * accounting.pnl_per_unit(trade, exit_price) < 0:
+        return False
+    return "net_pnl_usd" not in trade or trade["net_pnl_usd"] == accounting.net_pnl_usd(trade)
+
+
+def _violations(trade: dict, next_id: int) -> list[str]:
     tid = trade.get("id")
     problems = []
     number = id_number(tid)
@@ -58,7 +105,7 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
                 problems.append(f"{tid}: partial_exits[{position}].{field} {part.get(field)!r} is not finite")
     status = trade.get("status")
     if status == OPEN:
-        for field in ("exit_price", "exit_time", "pnl_usd", "net_pnl_usd"):
+        for field in _EMPTY_WHILE_OPEN:
             if trade.get(field) is not None:
                 problems.append(f"{tid}: OPEN trade has {field} {trade.get(field)!r}")
     elif status == CLOSED:
@@ -87,7 +134,7 @@ def _pnl_violations(trade: dict, tid: object) -> list[str]:
             problems.append(f"{tid}: pnl_usd {pnl} has the opposite sign of the exit's move "
                             f"{move:+g} per unit (pnl_usd is the final exit's P&L, not the net)")
     if "net_pnl_usd" in trade:
-        expected = accounting.net_fields(trade)["net_pnl_usd"]
+        expected = accounting.net_pnl_usd(trade)
         if trade["net_pnl_usd"] != expected:
             problems.append(f"{tid}: net_pnl_usd {trade['net_pnl_usd']!r} is not pnl_usd + partial exits = {expected}")
     return problems
