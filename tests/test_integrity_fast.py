@@ -56,9 +56,9 @@ RECORDS = history()
 
 
 def test_the_store_s_records_take_the_shortcut():
-    without_partials = [t for t in RECORDS if not t["partial_exits"]]
-    assert {t["status"] for t in without_partials} == {"OPEN", "CLOSED"}
-    for trade in without_partials:
+    assert {(t["status"], bool(t["partial_exits"])) for t in RECORDS} == {
+        ("OPEN", False), ("OPEN", True), ("CLOSED", False), ("CLOSED", True)}
+    for trade in RECORDS:
         assert integrity._violations(trade, 100) == []
         assert integrity._plainly_valid(trade, 100), trade
 
@@ -84,7 +84,13 @@ def _near_misses(closed: dict) -> list[tuple[dict, dict]]:
 
 # One edit per rule, each a violation the shortcut must leave to the full rules; on a winning
 # and a losing trade, so that no other rule happens to catch it first.
+WITH_PARTIALS = [t for t in RECORDS if t["partial_exits"]]
+PARTIAL_EDITS = [{"exit_price": None}, {"size_closed": "1"}, {"pnl_usd": float("inf")}, {"size_closed": 10.0},
+                 {"size_closed": True}]
 BROKEN = _near_misses(WINNING) + _near_misses(LOSING) + [
+    (trade, {"partial_exits": [dict(trade["partial_exits"][0], **edit)]})
+    for trade in WITH_PARTIALS for edit in PARTIAL_EDITS] + [
+    (trade, {"partial_exits": trade["partial_exits"] + [5]}) for trade in WITH_PARTIALS] + [
     (OPEN_PLAIN, edit) for edit in ({"exit_price": 1.0}, {"exit_time": "x"}, {"pnl_usd": 0.0},
                                     {"net_pnl_usd": 0.0}, {"size": 2 * OPEN_PLAIN["size"]})]
 

@@ -288,11 +288,11 @@ def equity_before_from(total: ExactSum, events: Sequence[Event], capital: float,
 
 
 def running_equity(events: Iterable[Event], capital: float) -> Iterable[tuple[Event, float]]:
-    """Each event with the equity right after it."""
-    peak = Peak(capital, None, capital, capital)
+    """Each event with the equity right after it (the running sums of :func:`extend_peak`)."""
+    running = capital
     for e in events:
-        peak = extend_peak(peak, e)
-        yield e, peak.running
+        running = running + e.amount
+        yield e, running
 
 
 class Peak(NamedTuple):
@@ -305,10 +305,15 @@ class Peak(NamedTuple):
 
 
 def peak_of(events: Iterable[Event], capital: float) -> Peak:
-    peak = Peak(capital, None, capital, capital)
-    for event in events:
-        peak = extend_peak(peak, event)
-    return peak
+    """The :class:`Peak` after ``events``: :func:`extend_peak` over each, without building a
+    Peak per event (a whole history's curve is a loop of two float operations)."""
+    running = highest = capital
+    last = None
+    for last in events:
+        running = running + last.amount
+        if running > highest:  # max(highest, running) keeps the first of equal values too
+            highest = running
+    return Peak(capital, last, running, highest)
 
 
 def extend_peak(peak: Peak, event: Event) -> Peak:

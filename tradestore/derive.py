@@ -94,9 +94,11 @@ class _Curve:
     max_drawdown_days: int
 
 
-def _curve(events: list[accounting.Event], capital: float, equity: float, inception: date | None,
+def _curve(events: list[accounting.Event], capital: float, peak_equity: float, inception: date | None,
            today: date) -> _Curve:
     """Equity curve (one point per UTC date with realized P&L), peak and drawdowns.
+
+    ``peak_equity`` is the account's :func:`accounting.peak_equity`, which the curve reports.
 
     Peak and max drawdown are taken after every realization, not only at the end of each day,
     so a dip that recovers within the day still counts. A drawdown lasts from the date its peak
@@ -135,8 +137,7 @@ def _curve(events: list[accounting.Event], capital: float, equity: float, incept
     if day is not None:
         close_day()
     current = 0 if below_since is None else max(0, (today - below_since).days)
-    return _Curve(points, accounting.peak_equity(events, capital, equity), peak_date, max_dd, current,
-                  max(longest, current))
+    return _Curve(points, peak_equity, peak_date, max_dd, current, max(longest, current))
 
 
 # --------------------------------------------------------------------------- statistics
@@ -273,7 +274,8 @@ def snapshot(log: Ledger | Sequence[Mapping[str, Any]], now: datetime, limits: R
         equity=equity,
         closed_pnl=math.fsum(c.pnl for c in closed),
         events=events,
-        curve=_curve(events, capital, equity, inception, today),
+        # the ledger's peak (accounting.peak_equity of its events), which its drawdown check shares
+        curve=_curve(events, capital, ledger.peak_equity(capital), inception, today),
         stats=_stats(closed),
         closed=closed,
         inception=inception,

@@ -35,8 +35,8 @@ def trade_violations(trade: dict, next_id: int) -> list[str]:
 def _plainly_valid(trade: dict, next_id: int) -> bool:
     """True only when :func:`_violations` finds nothing wrong with ``trade``; False decides nothing.
 
-    It accepts the shape the store writes (every number an exact ``float``, no partial exits)
-    with exact type checks in place of the general number conversions, so a whole-log scan
+    It accepts the shape the store writes (every number an exact ``float``, partial exits a
+    list of objects) with exact type checks in place of the general number conversions, so a whole-log scan
     (``verify``, every reconcile) costs a few comparisons per record. Each test below is one of
     ``_violations``' rules restricted to that shape; tests/test_integrity_fast.py holds the two
     to agreement on random and mutated records.
@@ -50,10 +50,20 @@ def _plainly_valid(trade: dict, next_id: int) -> bool:
     for value in (get("entry_price"), stop, get("target_price"), size, get("original_stop", stop), original):
         if type(value) is not float or not 0.0 < value < _INF:
             return False
-    parts = get("partial_exits")
-    if parts is not None and (type(parts) is not list or parts):
+    parts, closed = get("partial_exits"), 0
+    if parts:
+        if type(parts) is not list:
+            return False
+        for part in parts:
+            if type(part) is not dict:
+                return False
+            for value in (part.get("exit_price"), part.get("size_closed"), part.get("pnl_usd")):
+                if type(value) is not float or not -_INF < value < _INF:
+                    return False
+        closed = sum(part["size_closed"] for part in parts)
+    elif parts is not None and type(parts) is not list:
         return False
-    if abs(size - original) > _SIZE_TOLERANCE * max(1.0, original):
+    if _sizes_disagree(size, closed, original, len(parts) if parts else 0):
         return False
     status = get("status")
     if status == OPEN:
@@ -68,6 +78,12 @@ def _plainly_valid(trade: dict, next_id: int) -> bool:
     if pnl * accounting.pnl_per_unit(trade, exit_price) < 0:
         return False
     return "net_pnl_usd" not in trade or trade["net_pnl_usd"] == accounting.net_pnl_usd(trade)
+
+
+def _sizes_disagree(size: float, closed: float, original: float, exits: int) -> bool:
+    """The remaining size plus the ``exits`` partial exits' ``closed`` sizes is not the
+    original size, give or take the rounding each exit does."""
+    return abs(size + closed - original) > _SIZE_TOLERANCE * max(1.0, original) + _SIZE_ROUNDING * exits
 
 
 def _violations(trade: dict, next_id: int) -> list[str]:
@@ -94,8 +110,7 @@ def _violations(trade: dict, next_id: int) -> list[str]:
     parts = accounting.partials(trade)
     if _finite(original) and _finite(trade.get("size")):
         closed = sum(p.get("size_closed", 0) for p in parts if _finite(p.get("size_closed")))
-        slack = _SIZE_TOLERANCE * max(1.0, original) + _SIZE_ROUNDING * len(parts)
-        if abs(trade["size"] + closed - original) > slack:
+        if _sizes_disagree(trade["size"], closed, original, len(parts)):
             problems.append(
                 f"{tid}: size {trade['size']} + partial exits {closed} != original_size {original}"
             )
