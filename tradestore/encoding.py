@@ -86,8 +86,15 @@ class DocumentEncoding:
                     continue
                 self._unseal(start)
             chunk = trades[start:end]
-            texts = [b""]  # joined with b",": the block's text starts with its separator
             sealable = end - start == size
+            if sealable and id(chunk[0]) not in records and all(t.get("status") == CLOSED for t in chunk):
+                # A whole block of CLOSED records not encoded yet (a log just read): one encoder
+                # call for the list, whose items are encoded as each on its own, joined by ",".
+                data = b"," + encode(chunk)[1:-1]
+                self._seal(start, tuple(chunk), data)
+                out.append(data)
+                continue
+            texts = [b""]  # joined with b",": the block's text starts with its separator
             for trade in chunk:
                 kept = records.get(id(trade))
                 if kept is not None and kept[0] is trade:
