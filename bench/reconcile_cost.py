@@ -4,8 +4,9 @@ For each history size (the benchmark's synthetic history, :mod:`bench.history`),
 written once; then each repeat runs ``StateReconciler(...).reconcile()`` into an empty output
 directory (every derived file rebuilt, as the ``reconcile()`` row of ``python -m bench``), and
 times its parts the same way: reading and parsing the log, deriving the four files, the
-whole-log integrity scan. Wall time and this process's CPU time are both shown (median and
-minimum over the repeats): on a shared machine the CPU time moves less. ``--profile`` adds a
+whole-log integrity scan, each with the cyclic collector paused as in a cycle. Wall time and
+this process's CPU time are both shown (median and minimum over the repeats): on a shared
+machine the CPU time moves less. ``--profile`` adds a
 cProfile of one cycle at the largest size. Nothing here is judged; the figures go to
 docs/PERFORMANCE.md.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import logging
 import os
@@ -30,9 +32,16 @@ CAPITAL = 5000.0  # the benchmark's starting capital (bench.suite.RULES)
 
 
 def _timed(fn) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    return time.perf_counter() - wall, time.process_time() - cpu, result
+    """Run ``fn`` with the cyclic collector paused, as a reconcile cycle runs."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        return time.perf_counter() - wall, time.process_time() - cpu, result
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def measure(path: str, workdir: str, repeat: int) -> dict[str, list[tuple[float, float]]]:
