@@ -249,12 +249,12 @@ class TradeStore(LedgerStore):
     @contextmanager
     def _begin(self) -> Iterator[Ledger]:
         """Take the lock, sweep stray temps and load; forget the cache if the block raises."""
+        self._check_running()  # first: a stopped store holds the lock itself, on purpose
         if self._lock.held_by_current_thread():
             raise NestedTransactionError(
                 f"this thread already holds the lock of {self.trade_log} through another "
                 "TradeStore or FileLock; do both changes in one transaction of one store"
             )
-        self._check_running()
         # The process lock first, then the cache: readers of this process wait for a write in
         # progress, never for a writer that is still waiting on another process.
         with self._lock, self._state:
