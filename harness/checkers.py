@@ -70,6 +70,14 @@ def check_log_parses(versions: Mapping[str, bytes]) -> list[Finding]:
     return found
 
 
+def check_committed_states(events: Iterable[dict]) -> list[Finding]:
+    """Every commit left the files holding a valid state (a journal-format log's checkpoint
+    and journal, judged by the independent reader when the commit was made)."""
+    return [("log-parses", f"{e.get('w')} (pid {e.get('pid')}) committed, and then the files held no valid "
+                           f"state: {e['unreadable']}")
+            for e in events if e.get("ev") == "commit" and e.get("unreadable")]
+
+
 def _by_id(trades: list[dict]) -> dict[str, dict]:
     return {t["id"]: t for t in trades}
 

@@ -82,21 +82,30 @@ def standard(result: ScenarioResult, workdir: str | os.PathLike[str], *, max_pos
     ops = operations(events)
     tally(result, ops)
     versions = read_versions(workdir)
-    final = read_log(workdir, result.target)
+    unreadable = None
+    try:
+        final = read_log(workdir, result.target)
+    except hooks.StateUnreadable as exc:
+        final, unreadable = None, str(exc)
+        result.violate("log-parses", f"{where}the final log holds no valid state: {unreadable}")
     names = version_names(events, versions)
     observed = {names[sha]: data for sha, data in versions.items()}
     if final is not None:
         observed["final log"] = final
     add(result, checkers.check_log_parses(observed), where)
+    add(result, checkers.check_committed_states(events), where)
     add(result, checkers.check_states(observed, max_positions), where)
     result.states_checked += len(observed)
-    doc = checkers.parse_log(final)[0] if final is not None else ({"trades": []} if not final_required else None)
+    if final is not None:
+        doc = checkers.parse_log(final)[0]
+    else:  # no log: an empty account, if none is required; an unreadable one is reported above
+        doc = {"trades": []} if not final_required and unreadable is None else None
     if doc is not None:
         t0 = min((e.get("t", 0.0) for e in events), default=0.0)
         add(result, checkers.check_acknowledged(ops, doc["trades"], t0), where)
         add(result, checkers.check_no_duplicates(ops, doc["trades"]), where)
         add(result, checkers.check_ids(ops, doc), where)
-    elif final is None and any(op.ok for op in ops):
+    elif final is None and unreadable is None and any(op.ok for op in ops):
         result.violate("ack-durable", f"{where}operations were acknowledged but the trade log is missing")
     add(result, checkers.check_valid_ops(ops), where)
     add(result, checkers.check_mutual_exclusion(lock_intervals(events), events), where)

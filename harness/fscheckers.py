@@ -23,6 +23,9 @@ Finding = tuple[str, str]
 # acknowledges data that may be gone, and no file shows it. Every other failure (a write, a
 # rename, an open, a close) either leaves its trace in the files, which the state checks see,
 # or is harmless when retried (a short write, EINTR, shutil falling back from sendfile).
+# One exception: a sync that fails after the operation's result is already on disk (every
+# power-cut state right before it holds the result), such as a journal's checkpoint after an
+# fsynced record; the ok answer is then true whatever that sync did (FaultedStep.durable_before).
 MUST_SURFACE = frozenset({"fsync", "fdatasync", "dirfsync"})
 
 
@@ -46,7 +49,9 @@ class Recovery:
     right (before or after the operation in flight); ``found``: the trades read, or None with
     ``unreadable`` saying why; ``derived``: what one reconcile left wrong (None: healed, or no
     reconcile was due); ``probe``: why one more open failed (None: it worked);
-    ``probe_changed``: that open changed other trades.
+    ``probe_changed``: that open changed other trades; ``unreadable_prop``: the property an
+    unreadable log violates (``log-parses``, or ``replay-exact`` when the files hold a valid
+    state that the fresh store read differently).
     """
 
     where: str
@@ -57,13 +62,14 @@ class Recovery:
     derived: str | None = None
     probe: str | None = None
     probe_changed: bool = False
+    unreadable_prop: str = "log-parses"
 
 
 def check_recovery(r: Recovery) -> list[Finding]:
-    """log-parses, ack-durable, state-before-or-after, derived-heals, recovers-writable."""
+    """log-parses, replay-exact, ack-durable, state-before-or-after, derived-heals, recovers-writable."""
     if r.found is None:
         lost = describe_loss(r.acked, None)
-        return [("log-parses", f"{r.where}: {r.unreadable}; acknowledged trades unreadable: {', '.join(lost)}")]
+        return [(r.unreadable_prop, f"{r.where}: {r.unreadable}; acknowledged trades unreadable: {', '.join(lost)}")]
     found: list[Finding] = []
     if r.found not in r.allowed:
         lost = describe_loss(r.acked, r.found)
@@ -119,7 +125,10 @@ class FaultedStep:
     (:data:`MUST_SURFACE`, not the lock file's); ``faulted``: any fault hit it;
     ``before``/``after``: the trades before and after it; ``recorded``: (before, after) of this
     operation in the fault-free recording, or None when the run already left the recorded
-    path; ``target``: the trade id a close/partial/update addressed (None for an open).
+    path; ``target``: the trade id a close/partial/update addressed (None for an open);
+    ``durable_before``: every disk a power cut right before the first failed sync could leave
+    already held ``after`` (the failed sync came after the write was on disk, e.g. in a
+    journal's checkpoint that follows an fsynced record, so the ok answer is true).
     """
 
     where: str
@@ -132,6 +141,7 @@ class FaultedStep:
     after: list
     recorded: tuple | None
     target: str | None = None
+    durable_before: bool = False
 
 
 def check_faulted_step(s: FaultedStep) -> list[Finding]:
@@ -144,7 +154,7 @@ def check_faulted_step(s: FaultedStep) -> list[Finding]:
             found.append(("fault-surfaced", f"{s.where}: reported ok although {sorted(s.failed)} failed"))
         return found
     if s.outcome == "ok":
-        if s.failed:
+        if s.failed and not s.durable_before:
             found.append(("fault-surfaced", f"{s.where}: returned ok although {sorted(s.failed)} failed"))
         record = s.record or {}
         stored = next((t for t in s.after if t.get("id") == record.get("id")), None)
@@ -178,7 +188,10 @@ class AfterFault:
 
     ``problem``: why the probe open failed (None: it worked); ``before``/``after``: the trades
     before and after it; ``probe_symbol``: the symbol it opened; ``derived``: what one
-    reconcile left wrong afterwards (None: healed or not due).
+    reconcile left wrong afterwards (None: healed or not due); ``stopped``: an operation under
+    the fault raised StoreStopped (the store could not cut off a write it had not acknowledged,
+    and stops, keeping the lock, rather than let another process take that write as committed:
+    its every later call must raise StoreStopped too; a new process recovers, judged apart).
     """
 
     where: str
@@ -187,10 +200,17 @@ class AfterFault:
     after: list = field(default_factory=list)
     probe_symbol: str = "PROBE"
     derived: str | None = None
+    stopped: bool = False
 
 
 def check_after_fault(a: AfterFault) -> list[Finding]:
     """next-call-succeeds and derived-heals once the disk is healthy again."""
+    if a.stopped:
+        if a.problem is not None and a.problem.startswith("StoreStopped"):
+            return []
+        return [("next-call-succeeds", f"{a.where}: the store stopped, but once the fault cleared its next call "
+                                       f"{'succeeded' if a.problem is None else 'raised ' + a.problem} instead of "
+                                       "raising StoreStopped")]
     if a.problem is not None:
         return [("next-call-succeeds", f"{a.where}: the open after the fault cleared failed: {a.problem}")]
     found: list[Finding] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -32,6 +33,21 @@ Op = tuple  # ("open", symbol) | ("partial", ref) | ("update", ref) | ("close", 
 
 class LogUnreadable(Exception):
     """The trade log on disk is not strict JSON of the expected shape (or the store refused it)."""
+
+    prop = "log-parses"  # the property a recovery that meets it violates
+
+
+class LogMisread(LogUnreadable):
+    """A fresh store reads another state than the files hold: the library's replay of a
+    journal-format log differs from the independent reader's (:mod:`tradestore_harness.journal_reader`).
+
+    ``files``: the normalised trades the files hold."""
+
+    prop = "replay-exact"
+
+    def __init__(self, message: str, files: list) -> None:
+        super().__init__(message)
+        self.files = files
 
 
 _reconciler: Any = None  # the reconciler class the target last resolved here declares, if any
@@ -52,8 +68,11 @@ def resolve(target: str) -> Callable[..., Any]:
 
 
 def uses_reconciler(target: str) -> bool:
-    """Reconcile steps only make sense for stores that keep our log format."""
-    return target == "tradestore" or target.startswith("unsafe-")
+    """Reconcile steps only make sense for stores that keep our log format: ours, in either
+    format, and the negative controls (every named target)."""
+    from tradestore_harness.targets import registry
+
+    return target in registry()
 
 
 FRESH = ("fresh",)  # first element of a workload that starts from an empty directory
@@ -198,27 +217,64 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not strict JSON")
 
 
+def files_state(directory: str) -> list:
+    """The normalised trades the files of ``directory``'s log hold, read without the library:
+    a document by strict JSON, a journal-format log (a journal beside it) by the independent
+    reader (:mod:`tradestore_harness.journal_reader`). A missing log is an empty account.
+    Raises :class:`LogUnreadable` when they hold no valid state. Reads without the writers'
+    lock: call it where no writer is at work."""
+    from tradestore_harness import journal_reader
+
+    log = paths(directory)[0]
+    if os.path.lexists(journal_reader.journal_path(log)):
+        try:
+            state = journal_reader.read(log)
+        except journal_reader.Unreadable as exc:
+            raise LogUnreadable(f"{LOG} and its journal hold no valid state: {exc}") from None
+        return normalise(state.document["trades"])
+    if not os.path.exists(log):
+        return []
+    with open(log, "rb") as f:
+        raw = f.read()
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LogUnreadable(f"{LOG} ({len(raw)} bytes) does not parse: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
+        raise LogUnreadable(f"{LOG} parses but has no list of trades")
+    if doc.get("schema") == journal_reader.CHECKPOINT_SCHEMA:
+        raise LogUnreadable(f"{LOG} is a journal-format checkpoint whose journal is missing")
+    return normalise(doc["trades"])
+
+
 def load_state(factory: Callable[..., Any], directory: str) -> list:
     """The normalised trades a fresh store finds in ``directory``.
 
-    Raises :class:`LogUnreadable` when the log file is not strict JSON with a list of trades,
-    or when the store refuses to read it. A missing log is an empty account.
+    Raises :class:`LogUnreadable` when the files hold no valid state (:func:`files_state`) or
+    when the store refuses to read them, and :class:`LogMisread` when the store reads a
+    journal-format log (a journal beside it) as another state than its files hold: there the
+    independent reader is the judge. A missing log is an empty account. Reads without the
+    writers' lock: call it where no writer is at work.
     """
+    from tradestore_harness import journal_reader
+
     log, lock, _ = paths(directory)
-    if os.path.exists(log):
-        with open(log, "rb") as f:
-            raw = f.read()
-        try:
-            doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise LogUnreadable(f"{LOG} ({len(raw)} bytes) does not parse: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("trades"), list):
-            raise LogUnreadable(f"{LOG} parses but has no list of trades")
+    held = files_state(directory)
     try:
-        trades = factory(log, lock).get_all_trades()
+        trades = normalise(factory(log, lock).get_all_trades())
     except Exception as exc:
         raise LogUnreadable(f"a fresh store cannot read {LOG}: {type(exc).__name__}: {exc}") from None
-    return normalise(trades)
+    if trades != held and os.path.lexists(journal_reader.journal_path(log)):
+        raise LogMisread(f"a fresh store reads {_summary(trades)} where the files hold {_summary(held)} "
+                         f"(by the independent reader): {', '.join(describe_loss(held, trades) or ['extra or reordered trades'])}",
+                         held)
+    return trades
+
+
+def _summary(trades: list) -> str:
+    ids = [t.get("id") for t in trades]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    return f"{len(trades)} trades" + (f" (repeated: {', '.join(repeated)})" if repeated else "")
 
 
 def recover(factory: Callable[..., Any], directory: str, *, reconcile_due: bool, probe_after: bool) -> dict:
@@ -231,7 +287,7 @@ def recover(factory: Callable[..., Any], directory: str, *, reconcile_due: bool,
     try:
         found = load_state(factory, directory)
     except LogUnreadable as exc:
-        return {"found": None, "unreadable": str(exc)}
+        return {"found": None, "unreadable": str(exc), "unreadable_prop": exc.prop}
     out: dict[str, Any] = {"found": found}
     if reconcile_due:
         healed = reconcile(directory, fsync=False)
@@ -242,8 +298,12 @@ def recover(factory: Callable[..., Any], directory: str, *, reconcile_due: bool,
     if probe_after:
         out["probe"] = probe(factory, directory)
         if out["probe"] is None:
-            after = load_state(factory, directory)
-            out["probe_changed"] = after[:-1] != found or after[-1].get("symbol") != PROBE[0]
+            try:
+                after = load_state(factory, directory)
+            except LogUnreadable as exc:
+                out["probe"] = f"the log after it: {exc}"
+            else:
+                out["probe_changed"] = after[:-1] != found or after[-1].get("symbol") != PROBE[0]
     return out
 
 
@@ -303,29 +363,46 @@ def record(factory: Callable[..., Any], run_dir: str, snapshot: tuple, ops: list
     """Run ``ops`` on a copy of ``snapshot`` in ``run_dir`` recording every file-system call.
 
     Returns ``calls`` (FsCall list), ``spans`` (per op: [first call, end) indices), ``outcomes``,
-    ``states`` (normalised trades before the first op and after each op) and ``unseen`` (files
-    the recorded calls do not account for: see :func:`tradestore_harness.powerloss.unseen_changes`).
+    ``states`` (normalised trades before the first op and after each op: what the files hold),
+    ``misread`` (findings: a fresh store read another state than the files held, see
+    :class:`LogMisread`) and ``unseen`` (files the recorded calls do not account for: see
+    :func:`tradestore_harness.powerloss.unseen_changes`).
     """
     from tradestore_harness.fsfaults import FsShim
     from tradestore_harness.powerloss import materialise, unseen_changes
 
+    misread: list[tuple[str, str]] = []
+
+    def state(directory: str, when: str) -> list:
+        try:
+            return load_state(factory, directory)
+        except LogMisread as exc:  # judged by what the files hold; the misreading is a finding
+            misread.append((exc.prop, f"recorded run of {ops}, {when}: {exc}"))
+            return exc.files
+
+    # The state before: read from a copy, so that this process opens nothing of ``run_dir``
+    # (a read of a journal-format log takes the lock, whose descriptor a process keeps) before
+    # the recording starts: the runs under faults, in fresh processes, must make the same calls.
+    before = run_dir + ".before"
+    materialise(*snapshot, before)
+    states = [state(before, "before the first operation")]
+    shutil.rmtree(before, ignore_errors=True)
     materialise(*snapshot, run_dir)
     shim = FsShim(run_dir, real_sync=False)  # the disk model, not the disk, judges durability
-    states = [load_state(factory, run_dir)]
     spans, outcomes = [], []
     ids = base_ids()
     with shim:
         store = factory(*paths(run_dir)[:2])
-        for op in ops:
+        for k, op in enumerate(ops):
             start = shim.count
             outcome, _ = run_op(store, run_dir, op, ids)
             spans.append((start, shim.count))
             outcomes.append(outcome)
             with shim.paused():
-                states.append(load_state(factory, run_dir))
+                states.append(state(run_dir, f"after operation {k} {op}"))
     # the recording ran on a copy of the baseline made file by file (no hard links), so the
     # model starts from the same: every baseline file its own inode
-    return {"calls": shim.calls, "spans": spans, "outcomes": outcomes, "states": states,
+    return {"calls": shim.calls, "spans": spans, "outcomes": outcomes, "states": states, "misread": misread,
             "unseen": unseen_changes(run_dir, snapshot, shim.calls)}
 
 

@@ -86,19 +86,30 @@ def encode(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), allow_nan=True, default=repr).encode()
 
 
+class StateUnreadable(Exception):
+    """The files of a journal-format log hold no state the format allows (see
+    :mod:`tradestore_harness.journal_reader`): a ``log-parses`` finding, with the reason."""
+
+
 def read_state(target: str, trade_log: str, lock_file: str) -> bytes | None:
     """The committed state of ``target``'s store as FORMAT.md bytes, or None if it has none.
 
-    A file-backed target: the bytes of ``trade_log`` (None if the file does not exist). A
-    target with ``chaos_export``: its exported document, encoded (None if it returns None).
+    A file-backed target: the bytes of ``trade_log`` (None if the file does not exist); for a
+    journal-format log (a journal beside it, or a schema-3 checkpoint), the state its
+    checkpoint and journal hold as found by the independent reader, read holding the writers'
+    lock (never through the library, whose reader is under test), exported as one document;
+    StateUnreadable if they hold none. A target with ``chaos_export``: its exported document,
+    encoded (None if it returns None).
     """
+    from tradestore_harness import journal_reader
+
     hooks = hooks_of(target)
     if hooks.file_backed:
         try:
-            with open(trade_log, "rb") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
+            state = journal_reader.read(trade_log, lock_file)
+        except journal_reader.Unreadable as exc:
+            raise StateUnreadable(str(exc)) from None
+        return None if state is None else state.data
     document = hooks.export(trade_log, lock_file)
     return None if document is None else encode(document)
 

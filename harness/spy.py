@@ -9,6 +9,12 @@ locks the lock file and replaces the trade log we learn:
   found the lock taken (``contended``);
 - every version of the trade log it committed: the bytes of the file about to be renamed over
   the log are stored under ``versions_dir/<sha256>.json`` and a ``commit`` event is recorded.
+  A journal-format log (``<log>.journal`` beside it) commits by appending a frame to its
+  journal (``os.pwrite``/``os.write``) or by renaming a file over the checkpoint or the
+  journal; each of those is a commit too, and its version is the state the files hold right
+  after it, as the independent reader (:mod:`tradestore_harness.journal_reader`) finds it,
+  exported as one document. A commit after which the files hold no valid state is recorded
+  with the reason (``unreadable``), for the ``log-parses`` check.
 
 Hooks let scenarios act at these moments: pause a commit until another process contends
 (the TOCTOU wait-point), or create an ``O_EXCL`` sentinel inside the critical section (mutex).
@@ -17,12 +23,14 @@ Only worker processes call :func:`install`; the library itself carries no hooks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import os
 from typing import Callable
 
+from tradestore_harness import journal_reader
 from tradestore_harness.fsfaults import FsShim, Observer
 from tradestore_harness.history import HistoryWriter
 
@@ -40,7 +48,7 @@ def _entry(path) -> str:
 class Spy(Observer):
     """The observer's state for one worker process."""
 
-    functions = ("flock", "lockf", "replace", "rename", "close", "open")
+    functions = ("flock", "lockf", "replace", "rename", "close", "open", "pwrite", "write")
 
     def around(self, name: str, proceed: Callable, args: tuple, kwargs: dict):
         if name in ("flock", "lockf"):
@@ -49,6 +57,8 @@ class Spy(Observer):
             return self._closing(proceed, *args, **kwargs)
         if name == "open":
             return self._opening(proceed, *args, **kwargs)
+        if name in ("pwrite", "write"):
+            return self._appending(name, proceed, *args, **kwargs)
         return self._renaming(proceed, *args, **kwargs)
 
     def _opening(self, real: Callable, path, flags, *args, **kwargs):
@@ -56,12 +66,18 @@ class Spy(Observer):
         # Hooks run once the file is open, so the descriptor holds that version even if
         # another process replaces the log meanwhile.
         fd = real(path, flags, *args, **kwargs)
-        if self.on_read and (flags & os.O_ACCMODE) == os.O_RDONLY and _entry(path) == self.trade_log:
+        if self._reading:
+            return fd  # the spy's own read of a version, not the store's
+        entry = _entry(path)
+        if self.on_read and (flags & os.O_ACCMODE) == os.O_RDONLY and entry == self.trade_log:
             for hook in self.on_read:
                 hook()
+        if (flags & os.O_ACCMODE) != os.O_RDONLY and entry == self.journal:
+            self._journal_fds.add(fd)
         return fd
 
     def _closing(self, real: Callable, fd, *args, **kwargs):
+        self._journal_fds.discard(fd)
         # Closing the descriptor that holds the lock releases it (flock: the last descriptor of
         # the open file description; lockf: any descriptor of the file): a store that lets a
         # `with open(lock)` block or os.close() unlock must be seen unlocking here.
@@ -77,6 +93,9 @@ class Spy(Observer):
     def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
         self.history = history
         self.trade_log = _entry(trade_log)
+        self.journal = journal_reader.journal_path(self.trade_log)
+        self._journal_fds: set[int] = set()  # descriptors open for writing on the journal
+        self._reading = False
         self.lock_file = os.path.abspath(lock_file)
         self.versions_dir = versions_dir
         self.holding = False
@@ -126,23 +145,83 @@ class Spy(Observer):
         return result
 
     def _renaming(self, real: Callable, src, dst, *args, **kwargs):
-        if _entry(dst) != self.trade_log:
+        entry = _entry(dst)
+        if entry not in (self.trade_log, self.journal):
             return real(src, dst, *args, **kwargs)
-        sha = self.capture(os.fspath(src))
+        if entry == self.trade_log and not os.path.lexists(self.journal):
+            sha = self.capture(os.fspath(src))  # a document: the file renamed over the log
+            why = None
+        else:
+            with self._own_read():
+                new = _read(os.fspath(src))
+                checkpoint = new if entry == self.trade_log else _read(self.trade_log)
+                journal = new if entry == self.journal else _read(self.journal)
+            sha, why = self._keep_state(checkpoint, journal)
+        return self._commit(sha, why, lambda: real(src, dst, *args, **kwargs))
+
+    def _appending(self, name: str, real: Callable, fd, data, *rest, **kwargs):
+        if fd not in self._journal_fds:
+            return real(fd, data, *rest, **kwargs)
+        # where the bytes land: pwrite's offset, else the descriptor's position (its end with O_APPEND)
+        if name == "pwrite":
+            offset = rest[0] if rest else kwargs["offset"]
+        elif fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            offset = os.fstat(fd).st_size
+        else:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        with self._own_read():
+            journal = _read(self.journal) or b""
+            checkpoint = _read(self.trade_log)
+        chunk = bytes(data)
+        journal = journal[:offset].ljust(offset, b"\0") + chunk + journal[offset + len(chunk):]
+        sha, why = self._keep_state(checkpoint, journal)
+        return self._commit(sha, why, lambda: real(fd, data, *rest, **kwargs))
+
+    def _commit(self, sha: str, why: str | None, proceed: Callable):
+        """Run the hooks, then the call that makes version ``sha`` visible; record the commit."""
         for hook in self.on_commit:
             hook(sha)
-        result = real(src, dst, *args, **kwargs)
-        self.history.record("commit", sha=sha, locked=self.holding)
+        result = proceed()
+        extra = {"unreadable": why} if why else {}
+        self.history.record("commit", sha=sha, locked=self.holding, **extra)
         return result
+
+    def _keep_state(self, checkpoint: bytes | None, journal: bytes | None) -> tuple[str, str | None]:
+        """Store the state the files will hold as a version: (its sha, None), or (the sha of
+        nothing, why) when they hold no valid state."""
+        try:
+            state = journal_reader.state_of(checkpoint, journal)
+        except journal_reader.Unreadable as exc:
+            return hashlib.sha256(b"").hexdigest(), str(exc)
+        data = state.data if state is not None else b""
+        if self.versions_dir:
+            return store_version(self.versions_dir, data), None
+        return hashlib.sha256(data).hexdigest(), None
+
+    @contextlib.contextmanager
+    def _own_read(self):
+        self._reading = True
+        try:
+            yield
+        finally:
+            self._reading = False
 
     def capture(self, path: str) -> str:
         """Store the bytes of ``path`` as a version; return their sha256."""
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with self._own_read():
+            data = _read(path) or b""
         sha = hashlib.sha256(data).hexdigest()
         if self.versions_dir:
             store_version(self.versions_dir, data)
         return sha
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def store_version(versions_dir: str, data: bytes) -> str:

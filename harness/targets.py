@@ -7,7 +7,8 @@ with ``open_trade``, ``close_trade`` and ``get_all_trades`` (optionally ``partia
 ``max_corr_group_risk_pct``, ``asset_consecutive_loss_cap``, ``fsync``, ...). A store rejects a
 call by raising any exception or by returning a dict with an ``"error"`` key (the seed's style).
 
-Names: ``tradestore`` (ours, the default), the negative controls of :mod:`tradestore_harness.unsafe` and,
+Names: ``tradestore`` (ours, the default), ``tradestore-journal`` (ours in the journal format,
+see :mod:`tradestore_harness.journal_target`), the negative controls of :mod:`tradestore_harness.unsafe` and,
 when present, :mod:`tradestore_harness.unsafe_durability`, or ``"package.module:factory"`` for any store
 importable in the worker processes.
 """
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 Factory = Callable[..., Any]
 DEFAULT = "tradestore"
+JOURNAL = "tradestore-journal"  # ours, in the journal format
 
 
 class TargetError(ValueError):
@@ -34,8 +36,9 @@ def _tradestore(trade_log, lock_file, **limits):
 def registry() -> dict[str, Factory]:
     """Every named target: ours first, then the negative controls."""
     from tradestore_harness import unsafe
+    from tradestore_harness.journal_target import tradestore_journal
 
-    targets: dict[str, Factory] = {DEFAULT: _tradestore, **unsafe.TARGETS}
+    targets: dict[str, Factory] = {DEFAULT: _tradestore, JOURNAL: tradestore_journal, **unsafe.TARGETS}
     try:
         from tradestore_harness import unsafe_durability
     except ImportError:
@@ -45,9 +48,12 @@ def registry() -> dict[str, Factory]:
     return targets
 
 
+OURS = (DEFAULT, JOURNAL)
+
+
 def controls() -> list[str]:
     """Names of the negative controls (every target but ours)."""
-    return [name for name in registry() if name != DEFAULT]
+    return [name for name in registry() if name not in OURS]
 
 
 def resolve_target(name: str) -> Factory:

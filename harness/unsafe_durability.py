@@ -29,25 +29,14 @@ length of one call, mark the fault classes the harness injects for them:
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any
 
 from tradestore import StateReconciler, TradeStore, atomic
 from tradestore import reconciler as reconciler_module
 from tradestore import store as store_module
 from tradestore_harness.fsfaults import skipping
-
-
-@contextlib.contextmanager
-def patched(module: Any, name: str, value: Any) -> Iterator[None]:
-    """``module.name = value`` for the block: the one bug of a mutant, for one call."""
-    original = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
+from tradestore_harness.patching import patched
 
 
 class _SkippingStore(TradeStore):

@@ -100,6 +100,7 @@ def crash_worker(target: str, root: str, workloads: list, report) -> dict:
         out["not_applicable"] = not_observable(Observability(rec["unseen"]))
         if out["not_applicable"]:
             break
+        out["violations"].extend(rec["misread"])
         plan = crash_plan(rec, disk_views(rec, os.path.join(wdir, "rec"), snapshot))
         out["same_files"] += len(crash_plan(rec)) - len(plan)
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: "

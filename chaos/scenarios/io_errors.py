@@ -31,9 +31,10 @@ from tradestore_harness.hooks import TRADE_LOG_FILE
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.fscheckers import (MUST_SURFACE, AfterFault, FaultedStep, Observability, PointReached,
-                                           check_after_fault, check_faulted_step, check_point_reached,
-                                           not_observable)
+                                           Recovery, check_after_fault, check_faulted_step, check_point_reached,
+                                           check_recovery, not_observable)
 from tradestore_harness.fsfaults import Fault
+from tradestore_harness.powerloss import snapshot_dir, sync_dir
 from tradestore_harness.result import ScenarioResult
 
 NAME = "io-errors"
@@ -42,6 +43,7 @@ DESCRIPTION = ("ENOSPC/EIO at every file-system call, once and persistently, sho
 REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 ERRNOS = (errno.ENOSPC, errno.EIO)
+STOPPED = "StoreStopped:"  # how an operation's failure says the store stopped (see tradestore.errors)
 PARALLEL = 2  # forked children sharing a workload's fault points: independent runs, two cores
 
 
@@ -89,7 +91,8 @@ def io_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: every (workload, fault point) run."""
     factory = fw.resolve(target)
     findings = fw.Findings()
-    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "notes": [], "not_applicable": None}
+    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "synced_before": 0, "stops": 0, "notes": [],
+           "not_applicable": None}
     kinds: dict[str, int] = {}
     for w, ops in enumerate(workloads):
         wdir = os.path.join(root, f"w{w}")
@@ -98,19 +101,22 @@ def io_worker(target: str, root: str, workloads: list, report) -> dict:
         out["not_applicable"] = not_observable(Observability(rec["unseen"]))
         if out["not_applicable"]:
             break
+        findings.extend(rec["misread"])
         points = fault_points(rec["calls"])
         report("progress", f"workload {w + 1}/{len(workloads)} {ops}: {len(points)} fault points")
 
         def share(faults: list, w=w, ops=ops, snapshot=snapshot, rec=rec, wdir=wdir) -> tuple:
             """In a forked child: these fault points, in its own directory reset before each."""
-            mine, counts, hit = fw.Findings(), {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0}, {}
+            mine, hit = fw.Findings(), {}
+            counts = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "synced_before": 0, "stops": 0}
             run_dir = os.path.join(wdir, f"run-{os.getpid()}")
             for fault in faults:
                 call = rec["calls"][fault.at]
                 where = f"workload {w} {ops}, {describe_fault(fault)} at call {fault.at} ({call.describe()})"
                 if _one_run(factory, run_dir, snapshot, ops, rec, fault, where, mine, counts):
                     hit[fault.action] = hit.get(fault.action, 0) + 1
-            shutil.rmtree(run_dir, ignore_errors=True)
+            for directory in (run_dir, run_dir + ".after-stop"):
+                shutil.rmtree(directory, ignore_errors=True)
             return mine.by_prop, counts, hit
 
         for by_prop, counts, hit in fw.forked_map(share, points, PARALLEL):
@@ -122,19 +128,24 @@ def io_worker(target: str, root: str, workloads: list, report) -> dict:
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['crash_points']} I/O fault points injected (counted as crash points): "
                         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    synced_before, stops = out.pop("synced_before"), out.pop("stops")
+    if synced_before or stops:
+        out["notes"].append(f"{synced_before} ok answers after a failed sync that came once the result was on disk "
+                            f"(every power-cut state before it held it); {stops} stores stopped (a write that "
+                            "could not be cut off), each recovered by a new process")
     return out
 
 
 def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) -> bool:
     """Run ``ops`` under ``fault`` from the baseline; judge every step; True if the point was hit."""
     from tradestore_harness.fsfaults import FsShim
-    from tradestore_harness.powerloss import sync_dir
 
     sync_dir(*snapshot, run_dir, renew=True)  # new inodes: as fresh for this process as the recording's
     shim = FsShim(run_dir, fault=fault, real_sync=False)  # a faulted fsync never reaches the disk anyway
     lock_path = fw.paths(run_dir)[1]
     current = rec["states"][0]
     ids = fw.base_ids()
+    stopped = False  # an operation raised StoreStopped: the store refuses every later call
     with shim:
         store = factory(*fw.paths(run_dir)[:2])
         for k, op in enumerate(ops):
@@ -143,19 +154,24 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
             outcome, value = fw.run_op(store, run_dir, op, ids)
             out["ok" if outcome == "ok" else "rejected"] += 1
             hit = [c for c in shim.calls[first_call:] if c.injected]
+            failed = [c for c in hit if _must_surface(c, lock_path)]
             with shim.paused():
                 try:
                     after = fw.load_state(factory, run_dir)
                 except fw.LogUnreadable as exc:
-                    findings.add("log-parses", f"{where}, after op {k} {op}: {exc}")
+                    findings.add(exc.prop, f"{where}, after op {k} {op}: {exc}")
                     return True
+                durable = (outcome == "ok" and bool(failed)
+                           and durable_before(run_dir, snapshot, shim.calls, failed[0].index, after))
             on_path = current == rec["states"][k]
             findings.extend(check_faulted_step(FaultedStep(
                 f"{where}, op {k} {op} -> {outcome}", op[0], outcome,
                 fw.normalise(value) if outcome == "ok" else None,
-                frozenset(c.kind for c in hit if _must_surface(c, lock_path)), bool(hit), current, after,
+                frozenset(c.kind for c in failed), bool(hit), current, after,
                 (rec["states"][k], rec["states"][k + 1]) if on_path else None,
-                ids.get(op[1]) if op[0] not in ("open", "reconcile") else None)))
+                ids.get(op[1]) if op[0] not in ("open", "reconcile") else None, durable)))
+            stopped = stopped or (outcome == "fail" and str(value).startswith(STOPPED))
+            out["synced_before"] += durable
             current = after
         shim.clear_fault()
         met = shim.calls[fault.at].kind if len(shim.calls) > fault.at else None
@@ -171,12 +187,50 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
     after, derived = [], None
-    if problem is None:
-        after = fw.load_state(factory, run_dir)
+    if stopped:
+        # The store keeps its lock until its process ends; a copy of the files is what a new
+        # process finds then (the page cache survives a process), and it must recover.
+        out["stops"] += 1
+        copy = run_dir + ".after-stop"
+        sync_dir(*snapshot_dir(run_dir), copy, renew=True)
+        seen = fw.recover(factory, copy, reconcile_due=("reconcile",) in ops, probe_after=True)
+        findings.extend(check_recovery(Recovery(f"{where}, a new process after the store stopped",
+                                                current, [current], **seen)))
+    elif problem is None:
+        try:
+            after = fw.load_state(factory, run_dir)
+        except fw.LogUnreadable as exc:
+            findings.add(exc.prop, f"{where}, after the open once the fault cleared: {exc}")
+            return True
         if ("reconcile",) in ops:
             healed = fw.reconcile(run_dir, fsync=False)
             problems = fw.derived_problems(run_dir)
             if not healed.ok or problems:
                 derived = f"{healed.reason if not healed.ok else problems}"
-    findings.extend(check_after_fault(AfterFault(where, problem, current, after, fw.PROBE[0], derived)))
+    findings.extend(check_after_fault(AfterFault(where, problem, current, after, fw.PROBE[0], derived, stopped)))
     return True
+
+
+def durable_before(root: str, snapshot: tuple, calls: list, index: int, wanted: list) -> bool:
+    """True if every disk a power cut right before call ``index`` could leave (replaying
+    ``calls`` from ``snapshot`` in :class:`tradestore_harness.powerloss.DiskModel`) holds the
+    trades ``wanted``, by the files alone (:func:`tradestore_harness.fsworkload.files_state`)."""
+    import random
+
+    from tradestore_harness.powerloss import DiskModel
+
+    model = DiskModel(root, *snapshot)
+    for call in calls[:index]:
+        model.apply(call)
+    scratch = root + ".before-fault"
+    try:
+        for state in model.crash_states(random.Random(index), cap=16):
+            sync_dir(state.files, snapshot[1], scratch)
+            try:
+                if fw.files_state(scratch) != wanted:
+                    return False
+            except fw.LogUnreadable:
+                return False
+        return True
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -124,7 +124,11 @@ def _storm(ctx: ScenarioContext, result: ScenarioResult, workdir, duration: floa
 
     def after_kill(why: str, killed: bool = True) -> None:
         result.kills += killed
-        data = hooks.read_state(ctx.target, trade_log, lock_file)
+        try:
+            data = hooks.read_state(ctx.target, trade_log, lock_file)
+        except hooks.StateUnreadable as exc:
+            result.violate("log-parses", f"{where}after kill {result.kills} ({why}): the log holds no valid state: {exc}")
+            return
         if data is not None:
             _, broken = parse_log(data)
             if broken:

@@ -72,6 +72,7 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
         out["not_applicable"] = not_observable(Observability(rec["unseen"]))
         if out["not_applicable"]:
             break
+        findings.extend(rec["misread"])
         out["invoked"] += len(ops)
         out["ok"] += rec["outcomes"].count("ok")
         out["rejected"] += len(ops) - rec["outcomes"].count("ok")
