@@ -18,6 +18,18 @@ Two faults of the file system's naming, neither of which a kill or an I/O error 
 
 Each replacement is counted in the ``crash pts`` column. The negative controls
 ``unsafe-cache-ignores-inode`` and ``unsafe-reconcile-two-reads`` fail here every time.
+
+A journal-format log (a journal beside it) is its checkpoint and its journal, and a writer that
+follows its protocol appends to the journal; so there the two moments are:
+
+- **a writer that does not know the journal rewrites the checkpoint** (same size, same mtime,
+  one stop moved), between two calls of a store. Combining that checkpoint with the journal
+  would drop the journal's writes or apply them to a state they never followed: the store's
+  next call must be refused, both files kept byte for byte, and a fresh store must refuse to
+  read them too (``never-combined``);
+- **another writer commits the next version right before an open of a reconcile**, whenever
+  the lock is free at that moment (while the reconciler holds it no writer can commit): the
+  derived files must equal the fresh rebuild of the version they name (``derived-consistent``).
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import os
 import re
 import shutil
 
-from tradestore_harness import checkers
+from tradestore_harness import checkers, journal_reader
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.history import operations
@@ -43,6 +55,10 @@ REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradesto
 SECOND_OPS = (("open", "XRP"), ("partial", "base"), ("close", "base"))
 _STOP = re.compile(rb'("id"\s*:\s*"T002"[^{}]*?"stop_price"\s*:\s*)19\.0(?=[,}\s])')
 MOVED_STOP = 18.5  # the baseline's T002 stop is 19.0: the same length as JSON
+# In a journal-format checkpoint: T001 is in every checkpoint (the first write makes one), T002
+# may still be only in the journal. Its stop 2900.0 becomes 2800.0, the same length.
+_CHECKPOINT_STOP = re.compile(rb'("id"\s*:\s*"T001"[^{}]*?"stop_price"\s*:\s*)2900\.0(?=[,}\s])')
+MOVED_CHECKPOINT_STOP = 2800.0
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
@@ -59,11 +75,18 @@ def replaced_worker(target: str, root: str, reconcile: bool, report) -> dict:
     factory = fw.resolve(target)
     findings = fw.Findings()
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "states_checked": 0, "notes": []}
+    journal_format = False
     for k, second in enumerate(SECOND_OPS):
-        findings.extend(same_size_round(factory, os.path.join(root, f"same-size-{k}"), second, out))
-    report("progress", f"same-size replacement before {len(SECOND_OPS)} second operations")
+        directory = os.path.join(root, f"same-size-{k}")
+        fw.setup_baseline(factory, directory, with_reconcile=False)
+        journal_format = os.path.lexists(journal_reader.journal_path(fw.paths(directory)[0]))
+        round_ = foreign_checkpoint_round if journal_format else same_size_round
+        findings.extend(round_(factory, directory, second, out))
+    report("progress", f"same-size replacement before {len(SECOND_OPS)} second operations"
+                       + (" (of the checkpoint of a journal-format log)" if journal_format else ""))
     if reconcile:
-        findings.extend(reconcile_rounds(factory, os.path.join(root, "reconcile"), out, report))
+        rounds = journal_reconcile_rounds if journal_format else reconcile_rounds
+        findings.extend(rounds(factory, os.path.join(root, "reconcile"), out, report))
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['crash_points']} replacements of the log by another writer")
     return out
@@ -96,8 +119,8 @@ def _event(events: list, ev: str, op: str, **data) -> None:
 
 
 def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[tuple[str, str]]:
-    """One store writes, another writer replaces the log with a same-size file, the store writes again."""
-    fw.setup_baseline(factory, directory, with_reconcile=False)
+    """One store writes, another writer replaces the log with a same-size file, the store
+    writes again (``directory`` holds the baseline)."""
     log, lock, _ = fw.paths(directory)
     where = f"same-size replacement before {second}"
     store = factory(log, lock)
@@ -127,6 +150,42 @@ def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[t
     if doc is not None:
         ops = operations(events)
         found += [(p, f"{where}: {d}") for p, d in checkers.check_acknowledged(ops, doc["trades"])]
+    return found
+
+
+def foreign_checkpoint_round(factory, directory: str, second: tuple, out: dict) -> list[tuple[str, str]]:
+    """Journal format: one store writes, a writer that does not know the journal rewrites the
+    checkpoint (same size and mtime), the store tries ``second``: refused, nothing changed, and
+    a fresh store refuses the files too (``directory`` holds the baseline)."""
+    log, lock, _ = fw.paths(directory)
+    journal = journal_reader.journal_path(log)
+    where = f"checkpoint rewritten by a writer that does not know the journal, before {second}"
+    store = factory(log, lock)
+    ids = fw.base_ids()
+    _check(fw.run_op(store, directory, ("update", "base"), ids), "the first operation")
+    checkpoint = open(log, "rb").read()
+    data = _CHECKPOINT_STOP.sub(rb"\g<1>" + repr(MOVED_CHECKPOINT_STOP).encode(), checkpoint, count=1)
+    if len(data) != len(checkpoint) or data == checkpoint:
+        return [("harness-error", f"{where}: the checkpoint has no T001 stop of 2900.0 to move")]
+    replace_with(log, lock, data, keep_mtime=True)
+    out["crash_points"] += 1
+    files = (open(log, "rb").read(), open(journal, "rb").read())
+    outcome, value = fw.run_op(store, directory, second, ids)
+    out["invoked"] += 2
+    out["ok"] += 1 + (outcome == "ok")
+    out["rejected"] += outcome != "ok"
+    out["states_checked"] += 1
+    found = []
+    if outcome == "ok":
+        found.append(("never-combined", f"{where}: the store accepted it ({value.get('id') if isinstance(value, dict) else value})"))
+    if (open(log, "rb").read(), open(journal, "rb").read()) != files:
+        found.append(("never-combined", f"{where}: the checkpoint or the journal was changed ({outcome}: {value})"))
+    try:
+        trades = fw.load_state(factory, directory)
+    except fw.LogUnreadable:
+        pass  # refused, as it must be
+    else:
+        found.append(("never-combined", f"{where}: a fresh store read the two files as {len(trades)} trades"))
     return found
 
 
@@ -180,6 +239,79 @@ def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[s
     for d in ("next", "run", "rebuilds"):
         shutil.rmtree(os.path.join(directory, d), ignore_errors=True)
     return found
+
+
+def journal_reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[str, str]]:
+    """Journal format: record one reconcile; rerun it once per open it made, another writer
+    committing one more trade right before that open if the lock is free then."""
+    from tradestore_harness.derived import read_derived, rebuild
+    from tradestore_harness.fsfaults import Fault, FsShim
+    from tradestore_harness.powerloss import snapshot_dir, sync_dir
+
+    base = os.path.join(directory, "base")
+    fw.setup_baseline(factory, base, with_reconcile=True)
+    log, lock, _ = fw.paths(base)
+    _check(fw.run_op(factory(log, lock), base, ("update", "base"), fw.base_ids()), "update before the reconcile")
+    snapshot = snapshot_dir(base)
+    reconciled = journal_reader.read(log).data
+    run_dir = os.path.join(directory, "run")
+    run_log, run_lock, run_state = fw.paths(run_dir)
+    sync_dir(*snapshot, run_dir, renew=True)
+    with FsShim(run_dir, real_sync=False) as recording:
+        fw.reconcile(run_dir)
+    opens = [c.index for c in recording.calls if c.kind == "open"]
+    report("progress", f"reconcile: {len(recording.calls)} calls, another writer commits before each of its "
+                       f"{len(opens)} opens when the lock is free")
+    found: list[tuple[str, str]] = []
+    busy = 0
+    for index in opens:
+        sync_dir(*snapshot, run_dir, renew=True)
+        committed: list[int] = []
+
+        def other_writer(_call) -> None:
+            if not _lock_free(run_lock):
+                return  # the reconciler holds it: no writer that follows the protocol commits now
+            pid = os.fork()  # another process: this one may be inside the lock's own bookkeeping
+            if pid == 0:
+                code = 3
+                try:
+                    outcome, _ = fw.run_op(factory(run_log, run_lock), run_dir, ("open", "LTC"), fw.base_ids())
+                    code = 0 if outcome == "ok" else 2
+                finally:
+                    os._exit(code)
+            committed.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+        with FsShim(run_dir, fault=Fault(index, "hook", hook=other_writer), recording=False, real_sync=False):
+            result = fw.reconcile(run_dir)
+        out["invoked"] += 1
+        out["ok" if result.ok else "rejected"] += 1
+        if not committed:
+            busy += 1
+            continue
+        if committed[0] != 0:
+            raise RuntimeError(f"log-replaced: the other writer's open failed (exit code {committed[0]})")
+        out["crash_points"] += 1
+        out["states_checked"] += 1
+        by_sha = {hashlib.sha256(data).hexdigest(): data for data in (reconciled, journal_reader.read(run_log).data)}
+        rebuilds = rebuild(by_sha, by_sha, fw.FIXED_NOW, os.path.join(directory, "rebuilds"))
+        where = f"another writer committed before call {index} ({recording.calls[index].describe()}) of a reconcile"
+        found += checkers.check_derived(where, read_derived(run_state), rebuilds)
+    out["notes"].append(f"{busy} opens of the reconcile came while it held the writers' lock (no commit possible)")
+    for d in ("run", "rebuilds"):
+        shutil.rmtree(os.path.join(directory, d), ignore_errors=True)
+    return found
+
+
+def _lock_free(lock: str) -> bool:
+    """No process holds the writers' lock now (probed on a descriptor of this call's own)."""
+    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # and with it the probe's lock
+    return True
 
 
 def _check(outcome: tuple, what: str) -> None:
