@@ -21,6 +21,14 @@ LOG_DAMAGE = ("torn", "emptied", "garbage")
 # the trades (a fall beyond the guard's threshold); ``next-id-back`` drops the last trade and
 # moves next_id back onto its id (a small fall that only the guard's memory of next_id catches).
 LOG_DAMAGE_PARSEABLE = ("shrunk", "next-id-back")
+# Damage to a journal-format log's journal (``<log>.journal``). Refused, like a damaged log: a
+# bit flipped in a frame that has frames after it, or the journal deleted beside its schema-3
+# checkpoint. Ignored, as a write that was never acknowledged: a torn last frame (the first
+# bytes of one more record, as a crash in the middle of an append leaves), or a digit changed
+# in the last record (its checksum fails, its JSON still parses: it looks torn, and the
+# promise is that exactly this one write is dropped).
+JOURNAL_DAMAGE = ("journal-bad-frame", "journal-missing")
+JOURNAL_TAIL_DAMAGE = ("journal-torn-tail", "journal-flipped-tail")
 
 
 def kill(process, history: HistoryWriter, why: str = "random moment") -> None:
@@ -81,3 +89,36 @@ def damage_file(path: str, how: str, r: random.Random) -> None:
     # Written in place on purpose: this is the damage, not a write the store would make.
     with open(path, "wb") as handle:
         handle.write(new)
+
+
+def damage_journal(path: str, how: str, r: random.Random) -> None:
+    """Damage the journal ``path`` in one of :data:`JOURNAL_DAMAGE` or :data:`JOURNAL_TAIL_DAMAGE`
+    ways (frames found by the harness's own reader; at least one record is needed)."""
+    from tradestore_harness import journal_reader
+
+    if how == "journal-missing":
+        os.unlink(path)
+        return
+    with open(path, "rb") as handle:
+        data = bytearray(handle.read())
+    frames = journal_reader.scan(bytes(data)).frames
+    if len(frames) < 2:
+        raise ValueError(f"{path} holds no record to damage")
+    if how == "journal-bad-frame":
+        frame = r.choice(frames[:-1])
+        at = r.randrange(frame.start, frame.end)
+        data[at] ^= 1 << r.randrange(8)
+    elif how == "journal-torn-tail":
+        last = frames[-1].payload
+        following = journal_reader.encode_frame({**last, "seq": last.get("seq", 0) + 1})
+        data += following[:r.randrange(1, len(following))]
+    elif how == "journal-flipped-tail":
+        last = frames[-1]
+        digits = [i for i in range(last.start + journal_reader.FRAME_HEADER, last.end) if chr(data[i]).isdigit()]
+        at = r.choice(digits)
+        data[at] = ord(r.choice([d for d in "0123456789" if d != chr(data[at])]))
+    else:
+        raise ValueError(f"unknown journal damage {how!r}")
+    # Written in place on purpose: this is the damage, not a write the store would make.
+    with open(path, "wb") as handle:
+        handle.write(data)
