@@ -114,6 +114,26 @@ def make_workloads(seed: int, sizes: tuple[int, ...], reconcile: bool, fresh: bo
     return workloads
 
 
+# Four writes in a row on the baseline's open trade. A journal-format store folds its journal
+# into a checkpoint about every second write here, so this workload has appends to the journal
+# a checkpoint started: the moment a checkpoint whose renames are not yet durable can lose them.
+CHECKPOINT_WORKLOAD: list[Op] = [("update", "base"), ("partial", "base"), ("update", "base"), ("close", "base")]
+
+
+def with_checkpoint_workload(factory: Callable[..., Any], root: str, workloads: list[list[Op]]) -> list[list[Op]]:
+    """``workloads``, and :data:`CHECKPOINT_WORKLOAD` after them if the store keeps a journal
+    beside its log (it wrote one for a first trade in a scratch directory under ``root``)."""
+    from tradestore_harness import journal_reader
+
+    scratch = os.path.join(root, "format-probe")
+    os.makedirs(scratch, exist_ok=True)
+    log, lock, _ = paths(scratch)
+    _check_ok(factory(log, lock).open_trade(*PROBE), "probe open")
+    journal = os.path.lexists(journal_reader.journal_path(log))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return [*workloads, list(CHECKPOINT_WORKLOAD)] if journal else workloads
+
+
 def paths(directory: str) -> tuple[str, str, str]:
     return os.path.join(directory, LOG), os.path.join(directory, LOCK), os.path.join(directory, STATE)
 

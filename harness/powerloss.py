@@ -17,7 +17,10 @@ each call, two views of every file and directory:
   without the earlier ones in the same directory;
 - every file whose data is not yet durable and that is reachable by a surviving name is
   *dropped* (its durable bytes), *kept* (all bytes), or *torn* at a block boundary (the first
-  ``k`` blocks of the new bytes over the old ones; at most two tear points per file);
+  ``k`` blocks of the new bytes over the old ones; at most two tear points per file); a file
+  that grew may also keep its new size with the blocks that did not land reading as zeros
+  (dropped or torn, then zero-filled to the new length: what an append cut off by a power cut
+  leaves on file systems that commit a file's size before its data);
 - the product of these choices is enumerated in full up to ``cap`` combinations per moment;
   beyond that the extremes (all dropped, all kept) plus a seeded sample of ``cap`` are taken,
   so the count stays bounded while every moment is still visited.
@@ -273,9 +276,16 @@ def _data_variants(inode: _Inode) -> list[tuple[str, bytes]]:
     options = [("data dropped", old), ("data kept", new)]
     blocks = (len(new) + BLOCK - 1) // BLOCK
     tears = sorted({1, blocks - 1} - {0}) if blocks > 1 else []
+    landed = [("data dropped", old)]
     for k in tears[:MAX_TEARS]:
         cut = k * BLOCK
         options.append((f"torn after {cut} bytes", new[:cut] + old[cut:]))
+        landed.append((f"torn after {cut} bytes", new[:cut] + old[cut:]))
+    # A file that grew: its new size can reach the disk before its new blocks do, and the
+    # blocks never written then read as zeros (an append cut off by the power: a tail of zeros).
+    for label, data in landed:
+        if len(data) < len(new):
+            options.append((f"{label}, grown to {len(new)} bytes with zeros", data.ljust(len(new), b"\0")))
     return options
 
 

@@ -58,19 +58,24 @@ def crash_plan(rec: dict, views: list | None = None) -> list[tuple[int, str]]:
     ``views`` (what a reader sees after each prefix of the calls, see :func:`disk_views`)
     drops a ``crash`` point that would leave the same files, in the same operation, as the
     point before it: a crash keeps the page cache, so a call that changes no file's bytes or
-    names (a read-only open, a close, an fsync) leaves nothing a recovery could tell apart.
+    names (a read-only open, a close, an fsync) leaves nothing a recovery could tell apart. A
+    ``torn`` point is never dropped: half a write leaves files no crash before it leaves (an
+    append to a file opened without creating it comes right after calls that change nothing).
     """
     plan = []
     seen = set()
     for call in rec["calls"]:
+        torn = call.writes and call.data and len(call.data) > 1
         if views is not None:
             finished, _ = fw.allowed_after_calls(rec["spans"], rec["states"], call.index)
             key = (views[call.index], finished, any(start < call.index for start, _ in rec["spans"][finished:finished + 1]))
             if key in seen:
+                if torn:  # half of this write leaves files no earlier point leaves
+                    plan.append((call.index, "torn"))
                 continue
             seen.add(key)
         plan.append((call.index, "crash"))
-        if call.writes and call.data and len(call.data) > 1:
+        if torn:
             plan.append((call.index, "torn"))
     plan.extend((k, "return") for k in range(len(rec["spans"])))
     return plan
@@ -91,6 +96,7 @@ def disk_views(rec: dict, root: str, snapshot: tuple) -> list:
 def crash_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: record each workload, then crash a forked child at every point."""
     factory = fw.resolve(target)
+    workloads = fw.with_checkpoint_workload(factory, root, workloads)
     out = {"violations": fw.Findings(), "notes": [], "invoked": 0, "ok": 0, "rejected": 0, "unknown": 0,
            "kills": 0, "crash_points": 0, "by_point": {}, "not_applicable": None, "same_files": 0}
     for w, ops in enumerate(workloads):

@@ -90,6 +90,7 @@ def describe_fault(fault: Fault) -> str:
 def io_worker(target: str, root: str, workloads: list, report) -> dict:
     """In a spawned worker: every (workload, fault point) run."""
     factory = fw.resolve(target)
+    workloads = fw.with_checkpoint_workload(factory, root, workloads)
     findings = fw.Findings()
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "synced_before": 0, "stops": 0, "notes": [],
            "not_applicable": None}

@@ -59,6 +59,7 @@ def power_worker(target: str, root: str, workloads: list, seed: int, cap: int, r
     from tradestore_harness.powerloss import DiskModel
 
     factory = fw.resolve(target)
+    workloads = fw.with_checkpoint_workload(factory, root, workloads)
     rng = random.Random(f"{seed}:power-loss")
     findings = fw.Findings()
     out = {"states_checked": 0, "cuts": 0, "unique": 0, "invoked": 0, "ok": 0, "rejected": 0, "notes": [],
