@@ -226,6 +226,7 @@ class JournalView:
         self.current = current
         st = os.fstat(handle.fileno())
         self.identity = (st.st_dev, st.st_ino)
+        self.name_durable = False  # this process made the journal's directory entry durable
 
     @property
     def id(self) -> str:
@@ -294,6 +295,12 @@ class JournalView:
             if st.st_size > self.end:  # a torn, unacknowledged frame from a writer that died
                 os.ftruncate(fd, self.end)
                 os.fsync(fd)
+            if fsync and not self.name_durable:
+                # The writer that renamed this journal into place may have failed (or died
+                # before) its directory fsync: a power cut would undo the rename, and with it
+                # every record acknowledged here. Nothing is appended until the name is durable.
+                atomic.fsync_directory(os.path.dirname(self.path))
+                self.name_durable = True
             try:
                 _write_all(fd, data, self.end)
                 if fsync:
@@ -504,7 +511,7 @@ def checkpoint(trade_log: str, ledger: Ledger, previous: JournalView | None, *,
             raise JournalNotStarted(exc.errno, f"the checkpoint of {trade_log} holds every write, but its "
                                     f"new journal could not be written ({exc}); the next write starts it") from exc
     ledger.mark_clean()
-    return written, sha, _open_written(trade_log, header, frame, journal_stat)
+    return written, sha, _open_written(trade_log, header, frame, journal_stat, fsync)
 
 
 def start(trade_log: str, sha: str, stale: JournalView, checkpoint_stat: os.stat_result, *,
@@ -514,7 +521,7 @@ def start(trade_log: str, sha: str, stale: JournalView, checkpoint_stat: os.stat
     header = _header(sha, checkpoint_stat, stale.id, stale.records)
     frame = encode_frame(header)
     journal_stat = atomic.write_atomic(journal_path(trade_log), frame, fsync=fsync)
-    return _open_written(trade_log, header, frame, journal_stat)
+    return _open_written(trade_log, header, frame, journal_stat, fsync)
 
 
 def _header(sha: str, checkpoint_stat: os.stat_result | None, folds: str | None, folded: int) -> dict[str, Any]:
@@ -529,7 +536,7 @@ def _header(sha: str, checkpoint_stat: os.stat_result | None, folds: str | None,
 
 
 def _open_written(trade_log: str, header: dict[str, Any], frame: bytes,
-                  written: os.stat_result) -> JournalView | None:
+                  written: os.stat_result, durable: bool) -> JournalView | None:
     path = journal_path(trade_log)
     try:
         handle = logfile.open_regular(path, follow_symlinks=False)
@@ -539,7 +546,9 @@ def _open_written(trade_log: str, header: dict[str, Any], frame: bytes,
     if (st.st_dev, st.st_ino, st.st_size) != (written.st_dev, written.st_ino, written.st_size):
         handle.close()
         return None
-    return JournalView(path, handle, header, 0, st.st_size, current=True, header_frame=frame)
+    view = JournalView(path, handle, header, 0, st.st_size, current=True, header_frame=frame)
+    view.name_durable = durable  # written with its directory fsync (which raised if it failed)
+    return view
 
 
 def remove(trade_log: str, *, fsync: bool) -> None:
