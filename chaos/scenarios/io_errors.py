@@ -111,12 +111,13 @@ def io_worker(target: str, root: str, workloads: list, report) -> dict:
             mine, hit = fw.Findings(), {}
             counts = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "synced_before": 0, "stops": 0}
             run_dir = os.path.join(wdir, f"run-{os.getpid()}")
+            cuts = PowerCuts(run_dir, snapshot)  # the runs of a workload leave many disks alike
             for fault in faults:
                 call = rec["calls"][fault.at]
                 where = f"workload {w} {ops}, {describe_fault(fault)} at call {fault.at} ({call.describe()})"
-                if _one_run(factory, run_dir, snapshot, ops, rec, fault, where, mine, counts):
+                if _one_run(factory, run_dir, snapshot, ops, rec, fault, where, mine, counts, cuts):
                     hit[fault.action] = hit.get(fault.action, 0) + 1
-            for directory in (run_dir, run_dir + ".after-stop"):
+            for directory in (run_dir, run_dir + ".after-stop", cuts.scratch):
                 shutil.rmtree(directory, ignore_errors=True)
             return mine.by_prop, counts, hit
 
@@ -137,7 +138,7 @@ def io_worker(target: str, root: str, workloads: list, report) -> dict:
     return out
 
 
-def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) -> bool:
+def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, cuts: "PowerCuts") -> bool:
     """Run ``ops`` under ``fault`` from the baseline; judge every step; True if the point was hit."""
     from tradestore_harness.fsfaults import FsShim
 
@@ -147,6 +148,7 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
     current = rec["states"][0]
     ids = fw.base_ids()
     stopped = False  # an operation raised StoreStopped: the store refuses every later call
+    synced_failed = False  # a sync the operations must report failed: is what they acknowledge on disk?
     with shim:
         store = factory(*fw.paths(run_dir)[:2])
         for k, op in enumerate(ops):
@@ -162,8 +164,14 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
                 except fw.LogUnreadable as exc:
                     findings.add(exc.prop, f"{where}, after op {k} {op}: {exc}")
                     return True
-                durable = (outcome == "ok" and bool(failed)
-                           and durable_before(run_dir, snapshot, shim.calls, failed[0].index, after))
+                durable = outcome == "ok" and bool(failed) and cuts.lost(shim.calls, failed[0].index, [after]) is None
+                synced_failed = synced_failed or bool(failed)
+                if outcome == "ok" and op[0] != "reconcile" and synced_failed:
+                    # after a failed sync, what this operation acknowledged must survive a power cut
+                    lost = cuts.lost(shim.calls, len(shim.calls), [after])
+                    if lost is not None:
+                        findings.add("ack-durable", f"{where}, op {k} {op} -> ok: a power cut right after it "
+                                                    f"could leave {lost}")
             on_path = current == rec["states"][k]
             findings.extend(check_faulted_step(FaultedStep(
                 f"{where}, op {k} {op} -> {outcome}", op[0], outcome,
@@ -212,26 +220,41 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out) 
     return True
 
 
-def durable_before(root: str, snapshot: tuple, calls: list, index: int, wanted: list) -> bool:
-    """True if every disk a power cut right before call ``index`` could leave (replaying
-    ``calls`` from ``snapshot`` in :class:`tradestore_harness.powerloss.DiskModel`) holds the
-    trades ``wanted``, by the files alone (:func:`tradestore_harness.fsworkload.files_state`)."""
-    import random
+class PowerCuts:
+    """Whether a run's acknowledged state is on disk: the disks a power cut at some moment of
+    the run could leave (replaying its calls from ``snapshot`` in
+    :class:`tradestore_harness.powerloss.DiskModel`), each read by the files alone
+    (:func:`tradestore_harness.fsworkload.files_state`); each distinct disk is read once."""
 
-    from tradestore_harness.powerloss import DiskModel
+    CAP = 8  # disks per moment (the power-loss scenario enumerates them all)
 
-    model = DiskModel(root, *snapshot)
-    for call in calls[:index]:
-        model.apply(call)
-    scratch = root + ".before-fault"
-    try:
-        for state in model.crash_states(random.Random(index), cap=16):
-            sync_dir(state.files, snapshot[1], scratch)
-            try:
-                if fw.files_state(scratch) != wanted:
-                    return False
-            except fw.LogUnreadable:
-                return False
-        return True
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    def __init__(self, root: str, snapshot: tuple) -> None:
+        self.root, self.snapshot = root, snapshot
+        self.scratch = root + ".power-cut"
+        self.read: dict[tuple, list | str] = {}  # disk -> its trades, or why it is unreadable
+
+    def lost(self, calls: list, index: int, allowed: list) -> str | None:
+        """None if every disk a power cut right before call ``index`` leaves holds one of the
+        ``allowed`` states; else what the first other one holds."""
+        import random
+
+        from tradestore_harness.powerloss import DiskModel
+
+        model = DiskModel(self.root, *self.snapshot)
+        for call in calls[:index]:
+            model.apply(call)
+        for state in model.crash_states(random.Random(index), cap=self.CAP):
+            held = self.read.get(state.key())
+            if held is None:
+                sync_dir(state.files, self.snapshot[1], self.scratch)
+                try:
+                    held = fw.files_state(self.scratch)
+                except fw.LogUnreadable as exc:
+                    held = str(exc)
+                self.read[state.key()] = held
+            if isinstance(held, str):
+                return f"an unreadable log ({state.label}): {held}"
+            if held not in allowed:
+                lost = fw.describe_loss(allowed[0], held)
+                return f"{len(held)} trades ({state.label}){': lost ' + ', '.join(lost) if lost else ''}"
+        return None
