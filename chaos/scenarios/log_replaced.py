@@ -75,18 +75,13 @@ def replaced_worker(target: str, root: str, reconcile: bool, report) -> dict:
     factory = fw.resolve(target)
     findings = fw.Findings()
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "states_checked": 0, "notes": []}
-    journal_format = False
     for k, second in enumerate(SECOND_OPS):
-        directory = os.path.join(root, f"same-size-{k}")
-        fw.setup_baseline(factory, directory, with_reconcile=False)
-        journal_format = os.path.lexists(journal_reader.journal_path(fw.paths(directory)[0]))
-        round_ = foreign_checkpoint_round if journal_format else same_size_round
-        findings.extend(round_(factory, directory, second, out))
+        findings.extend(same_size_round(factory, os.path.join(root, f"same-size-{k}"), second, out))
+    journal_format = os.path.lexists(journal_reader.journal_path(fw.paths(os.path.join(root, "same-size-0"))[0]))
     report("progress", f"same-size replacement before {len(SECOND_OPS)} second operations"
                        + (" (of the checkpoint of a journal-format log)" if journal_format else ""))
     if reconcile:
-        rounds = journal_reconcile_rounds if journal_format else reconcile_rounds
-        findings.extend(rounds(factory, os.path.join(root, "reconcile"), out, report))
+        findings.extend(reconcile_rounds(factory, os.path.join(root, "reconcile"), out, report))
     out["violations"] = findings.as_list()
     out["notes"].append(f"{out['crash_points']} replacements of the log by another writer")
     return out
@@ -119,9 +114,12 @@ def _event(events: list, ev: str, op: str, **data) -> None:
 
 
 def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[tuple[str, str]]:
-    """One store writes, another writer replaces the log with a same-size file, the store
-    writes again (``directory`` holds the baseline)."""
+    """One store writes, another writer replaces the log with a same-size file, the store writes
+    again. A journal-format log: :func:`foreign_checkpoint_round` instead."""
+    fw.setup_baseline(factory, directory, with_reconcile=False)
     log, lock, _ = fw.paths(directory)
+    if os.path.lexists(journal_reader.journal_path(log)):
+        return foreign_checkpoint_round(factory, directory, second, out)
     where = f"same-size replacement before {second}"
     store = factory(log, lock)
     ids = fw.base_ids()
@@ -156,7 +154,7 @@ def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[t
 def foreign_checkpoint_round(factory, directory: str, second: tuple, out: dict) -> list[tuple[str, str]]:
     """Journal format: one store writes, a writer that does not know the journal rewrites the
     checkpoint (same size and mtime), the store tries ``second``: refused, nothing changed, and
-    a fresh store refuses the files too (``directory`` holds the baseline)."""
+    a fresh store refuses the files too (``directory`` holds the baseline, unreconciled)."""
     log, lock, _ = fw.paths(directory)
     journal = journal_reader.journal_path(log)
     where = f"checkpoint rewritten by a writer that does not know the journal, before {second}"
@@ -201,6 +199,8 @@ def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[s
     base = os.path.join(directory, "base")
     fw.setup_baseline(factory, base, with_reconcile=True)
     log, lock, state = fw.paths(base)
+    if os.path.lexists(journal_reader.journal_path(log)):
+        return journal_reconcile_rounds(factory, directory, out, report)
     versions = {"baseline": open(log, "rb").read()}
     _check(fw.run_op(factory(log, lock), base, ("update", "base"), fw.base_ids()), "update before the reconcile")
     snapshot = snapshot_dir(base)
@@ -243,13 +243,13 @@ def reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[s
 
 def journal_reconcile_rounds(factory, directory: str, out: dict, report) -> list[tuple[str, str]]:
     """Journal format: record one reconcile; rerun it once per open it made, another writer
-    committing one more trade right before that open if the lock is free then."""
+    committing one more trade right before that open if the lock is free then (the baseline,
+    reconciled, is in ``directory/base``)."""
     from tradestore_harness.derived import read_derived, rebuild
     from tradestore_harness.fsfaults import Fault, FsShim
     from tradestore_harness.powerloss import snapshot_dir, sync_dir
 
     base = os.path.join(directory, "base")
-    fw.setup_baseline(factory, base, with_reconcile=True)
     log, lock, _ = fw.paths(base)
     _check(fw.run_op(factory(log, lock), base, ("update", "base"), fw.base_ids()), "update before the reconcile")
     snapshot = snapshot_dir(base)
