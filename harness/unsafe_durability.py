@@ -170,8 +170,8 @@ reconcile_two_reads.reconciler = TwoReadsReconciler  # what the derived-file che
 _append = journal.JournalView.append
 
 
-def _append_without_fsync(view, data: bytes, *, fsync: bool) -> None:
-    _append(view, data, fsync=False)  # the bug: the record is never made durable
+def _append_without_fsync(view, data: bytes, *, fsync: bool):
+    return _append(view, data, fsync=False)  # the bug: the record is never made durable
 
 
 class JournalNoFsyncStore(JournalStore):

@@ -158,9 +158,12 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
             out["ok" if outcome == "ok" else "rejected"] += 1
             hit = [c for c in shim.calls[first_call:] if c.injected]
             failed = [c for c in hit if _must_surface(c, lock_path)]
+            stopped = stopped or (outcome == "fail" and str(value).startswith(STOPPED))
             with shim.paused():
                 try:
-                    after = fw.load_state(factory, run_dir)
+                    # A stopped store refuses every reader of its process too; the files are
+                    # judged alone here, and a new process reads them (below).
+                    after = fw.files_state(run_dir) if stopped else fw.load_state(factory, run_dir)
                 except fw.LogUnreadable as exc:
                     findings.add(exc.prop, f"{where}, after op {k} {op}: {exc}")
                     return True
@@ -179,7 +182,6 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
                 frozenset(c.kind for c in failed), bool(hit), current, after,
                 (rec["states"][k], rec["states"][k + 1]) if on_path else None,
                 ids.get(op[1]) if op[0] not in ("open", "reconcile") else None, durable)))
-            stopped = stopped or (outcome == "fail" and str(value).startswith(STOPPED))
             out["synced_before"] += durable
             current = after
         shim.clear_fault()
