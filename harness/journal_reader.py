@@ -2,16 +2,17 @@
 
 The judge of every scenario on a journal-format log. It follows the written contract (the
 journal format of ``docs/FORMAT.md``: frames ``length | CRC-32 of the length | CRC-32 of the
-payload | payload``, the torn-tail rule, and how a checkpoint and a journal combine) and imports
+payload | payload``, the torn-or-corrupt rule, the header and record rules, and how a
+checkpoint and a journal combine, rules 1 to 7 of "The state: checkpoint and journal") and imports
 nothing of the library, so a bug in the library's own reader (a torn frame taken as a record, a
 record applied twice, a journal combined with a checkpoint it does not continue) cannot hide
 itself: the harness compares what a fresh store reads with what this module finds in the files.
 
 Guarantees:
 
-- :func:`scan` splits journal bytes into frames; a bad frame that reaches the end of the bytes
-  is a torn, unacknowledged write and ends the scan; any other bad frame raises
-  :class:`Unreadable`;
+- :func:`scan` splits journal bytes into frames; a frame that is not good, with no good frame
+  starting anywhere after it, is a torn, unacknowledged write and ends the scan; a bad frame
+  that a good one follows, or a good frame that is not a JSON object, raises :class:`Unreadable`;
 - :func:`state_of` combines a checkpoint and a journal exactly as the contract says, or raises
   :class:`Unreadable` (never guesses); its :attr:`State.data` is the state as one document,
   byte for byte what the library exports (``{"schema": 2, "next_id", ...other keys, "trades"}``
@@ -42,6 +43,11 @@ MARKER = "journal"
 _FRAME = struct.Struct(">III")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TRADE_ID = re.compile(r"T[0-9]{1,15}")
+MAX_ID = 10 ** 15
+# What a torn tail still shows of the ids its write may have given out (they are never reused).
+_TORN_NEXT_ID = re.compile(rb'"next_id"\s*:\s*(\d{1,16})(?!\d)')
+_TORN_ID = re.compile(rb'"id"\s*:\s*"T(\d{1,15})"')
 
 
 class Unreadable(Exception):
@@ -87,28 +93,38 @@ def _strict(data: bytes, what: str) -> Any:
         raise Unreadable(f"{what} is not strict JSON ({exc})") from None
 
 
+def _good_end(data: bytes, pos: int) -> int | None:
+    """Where the good frame at ``pos`` ends (its length and both checks pass, it fits), or None."""
+    if len(data) - pos < FRAME_HEADER:
+        return None
+    length, length_crc, body_crc = _FRAME.unpack_from(data, pos)
+    stop = pos + FRAME_HEADER + length
+    if not 1 <= length <= MAX_PAYLOAD or zlib.crc32(data[pos:pos + 4]) != length_crc or stop > len(data):
+        return None
+    return stop if zlib.crc32(data[pos + FRAME_HEADER:stop]) == body_crc else None
+
+
+def _good_frame_after(data: bytes, pos: int) -> int | None:
+    """The first offset after ``pos`` at which a good frame starts, or None."""
+    for q in range(pos + 1, len(data) - FRAME_HEADER + 1):
+        if data[q:q + 4] != b"\0\0\0\0" and _good_end(data, q) is not None:
+            return q
+    return None
+
+
 def scan(data: bytes) -> Frames:
-    """The frames of journal bytes, by the torn-tail rule (see the module docstring)."""
-    frames, pos, size = [], 0, len(data)
-    while pos < size:
-        if size - pos < FRAME_HEADER:
-            return Frames(tuple(frames), pos, True)
-        length, length_crc, body_crc = _FRAME.unpack_from(data, pos)
-        if zlib.crc32(data[pos:pos + 4]) != length_crc:
-            if data[pos:].count(0) == size - pos:
-                return Frames(tuple(frames), pos, True)  # never written: zeros to the end
-            raise Unreadable(f"the frame at byte {pos} has a length that fails its checksum")
-        if not 1 <= length <= MAX_PAYLOAD:
-            raise Unreadable(f"the frame at byte {pos} has an out-of-range length {length}")
-        stop = pos + FRAME_HEADER + length
-        if stop > size:
-            return Frames(tuple(frames), pos, True)
-        body = data[pos + FRAME_HEADER:stop]
-        if zlib.crc32(body) != body_crc:
-            if stop == size:
-                return Frames(tuple(frames), pos, True)
-            raise Unreadable(f"the frame at byte {pos} fails its payload checksum and frames follow it")
-        payload = _strict(body, f"the frame at byte {pos}")
+    """The frames of journal bytes. At the first frame that is not good: torn (the scan ends
+    there) if no good frame starts anywhere after it, else Unreadable; a good frame whose
+    payload is not a strict JSON object is Unreadable even as the last one."""
+    frames, pos = [], 0
+    while pos < len(data):
+        stop = _good_end(data, pos)
+        if stop is None:
+            later = _good_frame_after(data, pos)
+            if later is None:
+                return Frames(tuple(frames), pos, True)  # the last write, cut, zeroed or flipped
+            raise Unreadable(f"the frame at byte {pos} fails its checks and a good frame follows at byte {later}")
+        payload = _strict(data[pos + FRAME_HEADER:stop], f"the frame at byte {pos}")
         if not isinstance(payload, dict):
             raise Unreadable(f"the frame at byte {pos} is not a JSON object")
         frames.append(Frame(pos, stop, payload))
@@ -134,14 +150,20 @@ def _header(payload: dict) -> dict:
     return payload
 
 
+def _trade(value: Any) -> bool:
+    """The document's rule for a record: an id ``T`` + 1 to 15 digits, a status, a symbol."""
+    return (isinstance(value, dict) and isinstance(value.get("id"), str) and bool(_TRADE_ID.fullmatch(value["id"]))
+            and value.get("status") in ("OPEN", "CLOSED") and isinstance(value.get("symbol"), str))
+
+
 def _record(payload: dict, seq: int) -> dict:
     if type(payload.get("seq")) is not int or payload["seq"] != seq:
         raise Unreadable(f"record {payload.get('seq')!r} found where record {seq} belongs")
     trades = payload.get("trades")
-    if not isinstance(trades, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in trades):
+    if not isinstance(trades, list) or not all(_trade(t) for t in trades):
         raise Unreadable(f"record {seq} has no list of trade records")
-    if type(payload.get("next_id")) is not int:
-        raise Unreadable(f"record {seq} has no integer next_id")
+    if type(payload.get("next_id")) is not int or not 1 <= payload["next_id"] <= MAX_ID:
+        raise Unreadable(f"record {seq} has no next_id from 1 to 10^15")
     return payload
 
 
@@ -167,9 +189,10 @@ class State:
     how: str
 
 
-def _export(checkpoint: dict, records: list[dict]) -> tuple[dict, bytes]:
-    """The checkpoint with each record's trades put in place: a trade replaces the one with
-    its id, a new id is appended; ``next_id`` is the last record's."""
+def _export(checkpoint: dict, records: list[dict], torn: bytes = b"") -> tuple[dict, bytes]:
+    """The checkpoint with each record applied: a trade replaces the one with its id (in its
+    place), a new id is appended, ``next_id`` becomes the larger of the two; then raised past
+    every id and next_id still legible in a ``torn`` tail."""
     trades = list(checkpoint["trades"])
     where = {t.get("id"): i for i, t in enumerate(trades)}
     next_id = checkpoint.get("next_id")
@@ -180,7 +203,11 @@ def _export(checkpoint: dict, records: list[dict]) -> tuple[dict, bytes]:
             else:
                 where[trade["id"]] = len(trades)
                 trades.append(trade)
-        next_id = record["next_id"]
+        next_id = max(next_id, record["next_id"]) if isinstance(next_id, int) else record["next_id"]
+    shown = [int(n) for n in _TORN_NEXT_ID.findall(torn)] + [int(n) + 1 for n in _TORN_ID.findall(torn)]
+    shown = [n for n in shown if n <= MAX_ID + 1]
+    if shown and isinstance(next_id, int):
+        next_id = max(next_id, *shown)
     extra = {k: v for k, v in checkpoint.items() if k not in ("schema", "next_id", "trades", MARKER)}
     document = {"schema": EXPORT_SCHEMA, "next_id": next_id, **extra, "trades": trades}
     return document, json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
@@ -208,14 +235,16 @@ def state_of(checkpoint: bytes | None, journal: bytes | None) -> State | None:
         return _as_is(doc, checkpoint, "a document beside a journal with no header (a conversion cut short)")
     header = _header(found.frames[0].payload)
     records = [_record(f.payload, seq) for seq, f in enumerate(found.frames[1:], 1)]
-    if header["checkpoint"] == hashlib.sha256(checkpoint or b"").hexdigest():
-        document, data = _export(doc, records)
+    if journal_format and header["checkpoint"] == hashlib.sha256(checkpoint).hexdigest():
+        document, data = _export(doc, records, journal[found.end:])
         return State(document, data, True, len(records), f"the checkpoint and {len(records)} journal records")
     marker = doc.get(MARKER) if isinstance(doc.get(MARKER), dict) else {}
     if marker.get("folds") == header["id"] and marker.get("folded") == len(records):
         return _as_is(doc, checkpoint, f"the checkpoint, which already holds the journal's {len(records)} records")
     if not journal_format and header["folds"] is None and not records:
         return _as_is(doc, checkpoint, "a document beside an empty journal it does not know (a conversion cut short)")
+    if checkpoint is None:
+        raise Unreadable(f"the checkpoint is missing and the journal ({len(records)} records) continues one")
     raise Unreadable(f"the journal ({len(records)} records) continues another checkpoint than the one there: "
                      "the two must never be combined")
 
