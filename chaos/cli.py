@@ -27,6 +27,7 @@ examples:
   python -m chaos                          default campaign against tradestore (about 75 CPU-seconds:
                                            minutes of wall time on a busy 2-core machine)
   python -m chaos --quick --seed 7         CI size, reproducible schedule
+  python -m chaos --target tradestore-journal   the same campaign on the journal format
   python -m chaos --target unsafe-no-lock  watch a broken store get caught
   python -m chaos --target mybot.store:make_store --report out/
   python -m chaos --controls --quick       prove the prover: every negative control is caught
