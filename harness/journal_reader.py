@@ -29,7 +29,7 @@ import json
 import os
 import re
 import struct
-import time
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -288,16 +288,34 @@ def read(trade_log: str, lock_file: str | None = None, timeout: float = 30.0) ->
         fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # no writer ever took the lock: none is at work
         return state_of(_read(trade_log), _read(journal))
+    if not _lock(fd, timeout):
+        raise Unreadable(f"the writers' lock {lock_file} stayed held for {timeout:g} s")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise Unreadable(f"the writers' lock {lock_file} stayed held for {timeout:g} s") from None
-                time.sleep(0.001)  # polling: a blocking flock could not give up
         return state_of(_read(trade_log), _read(journal))
     finally:
         os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, timeout: float) -> bool:
+    """``flock(fd, LOCK_EX)``, waiting in the kernel beside the writers (a poll would lose to
+    them while they keep the lock busy) but at most ``timeout`` seconds. False: given up; the
+    descriptor then belongs to the waiting thread, which closes it (unlocked) when it returns."""
+    done = threading.Event()
+    state = {"abandoned": False}
+    guard = threading.Lock()
+
+    def take() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with guard:
+            if state["abandoned"]:
+                os.close(fd)
+            done.set()
+
+    threading.Thread(target=take, name="journal-reader-lock", daemon=True).start()
+    if done.wait(timeout):
+        return True
+    with guard:
+        if done.is_set():
+            return True
+        state["abandoned"] = True
+        return False
