@@ -21,7 +21,9 @@ attribute, or a static method of a store class used as the factory):
     store that locks through ``flock``/``lockf`` on ``lock_file`` is still observed by the
     wrappers; otherwise the lock scenarios see no lock and say NOT PROVEN.
 
-A store that *is* one FORMAT.md file at ``trade_log`` needs neither hook.
+A store that *is* one FORMAT.md file at ``trade_log`` needs neither hook; nor does a
+journal-format log (``trade_log`` and ``trade_log.journal``): the harness reads its state
+with its own reader of the format (:mod:`tradestore_harness.journal_reader`).
 """
 
 from __future__ import annotations
