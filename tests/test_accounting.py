@@ -487,8 +487,11 @@ def test_every_view_kept_by_the_operations_equals_one_computed_from_scratch(step
     from tradestore.errors import TradeStoreError
 
     ledger, now = Ledger(), START
+    follower = Ledger()  # another process: takes each step's changed records (a journal record)
+    follower.open_trades()  # its views exist, so the merges must keep them right
     for s in steps:
         now += timedelta(minutes=37)
+        ledger.mark_clean()
         try:
             if s[0] == "wait":
                 now += timedelta(hours=s[1])
@@ -513,6 +516,9 @@ def test_every_view_kept_by_the_operations_equals_one_computed_from_scratch(step
         kept = views_of(ledger, capital, moments)
         fresh = views_of(Ledger(json.loads(json.dumps(ledger.trades)), ledger.next_id), capital, moments)
         assert kept == fresh
+        changed = sorted(ledger.changed, key=lambda i: int(i[1:]))
+        follower.merge(json.loads(json.dumps([ledger.get(i) for i in changed])), ledger.next_id)
+        assert views_of(follower, capital, moments) == fresh
 
 
 def test_a_refused_operation_keeps_the_parsed_log_and_a_half_done_one_drops_it(tmp_path, monkeypatch):

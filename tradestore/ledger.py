@@ -177,20 +177,30 @@ class Ledger:
     def merge(self, records: Iterable[dict], next_id: int) -> None:
         """Take newer versions of records from the store: a known id is replaced in place, a
         new one appended (``records`` in id order, every new id above the known ones), and
-        ``next_id`` if higher. For a store that reads only what changed since its copy."""
+        ``next_id`` if higher. For a store that reads only what changed since its copy.
+
+        The views are updated with each record's change, as the operation that made it updated
+        its writer's; a change no operation makes (an exit moved or removed) rebuilds them.
+        """
+        views = self._views
         for record in records:
             current = self._index.get(record["id"])
+            before = None
             if current is None:
                 self.trades.append(record)
                 self._index[record["id"]] = record
+                current = record
             else:
+                before = dict(current)  # the previous version (its values are not changed in place)
                 current.clear()
                 current.update(record)
             self._touch(record["id"])
+            if views is not None and not views.replaced(before, current):
+                views = None
         self.next_id = max(self.next_id, next_id)
         self.mark_clean()
         self._cache.clear()
-        self._views = None  # records changed in place: the views are rebuilt when next asked
+        self._views = views
 
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
@@ -469,7 +479,9 @@ class _Views:
 
     def realized_exit(self, trade: dict) -> None:
         """The trade's newest exit (its last event) was just recorded."""
-        event = accounting.trade_events(trade)[-1]
+        self._add_event(accounting.trade_events(trade)[-1])
+
+    def _add_event(self, event: accounting.Event) -> None:
         self.realized.add(event.amount)
         position = bisect.bisect(self.events, event)
         self.events.insert(position, event)
@@ -480,9 +492,34 @@ class _Views:
 
     def closed(self, trade: dict) -> None:
         self.open[:] = [t for t in self.open if t is not trade]
+        self._file_closed(trade)
+        self.realized_exit(trade)
+
+    def _file_closed(self, trade: dict) -> None:
         key, order = symbol_key(trade["symbol"]), accounting.exit_order_key(trade)
         keys = self._keys.setdefault(key, [])
         position = bisect.bisect(keys, order)
         keys.insert(position, order)
         self.closed_of.setdefault(key, []).insert(position, trade)
-        self.realized_exit(trade)
+
+    def replaced(self, before: dict | None, trade: dict) -> bool:
+        """``trade`` (the record object itself) replaced ``before`` (a copy of its previous
+        version; None: a new record): update the views as the operations that made the change
+        would have. False (nothing updated) for a change no operation makes: an exit moved or
+        removed, a CLOSED record changed or reopened."""
+        old = accounting.trade_events(before) if before is not None else []
+        new = accounting.trade_events(trade)
+        if new[:len(old)] != old:
+            return False
+        was = before["status"] if before is not None else None
+        if was == CLOSED and (trade["status"] != CLOSED or new != old):
+            return False
+        if was is None and trade["status"] == OPEN:
+            self.open.append(trade)
+        elif trade["status"] == CLOSED and was != CLOSED:
+            if was == OPEN:
+                self.open[:] = [t for t in self.open if t is not trade]
+            self._file_closed(trade)
+        for event in new[len(old):]:
+            self._add_event(event)
+        return True
