@@ -21,6 +21,8 @@ from tradestore import (CorruptTradeLog, StateReconciler, StoreStopped, TradeSto
                         atomic, journal)
 
 from .conftest import FakeClock
+from .test_journal import seed_rewrite
+from .test_journal_processes import acknowledged_history_problems, drain
 
 LIMITS = dict(max_positions=50, asset_consecutive_loss_cap=None, max_corr_group_risk_pct=100.0)
 
@@ -433,15 +435,6 @@ def test_zeros_over_an_acknowledged_record_with_records_after_it_are_refused(tmp
 # --------------------------------------------------------------------------- foreign and stale files
 
 
-def seed_rewrite(path) -> None:
-    """A seed-era writer: json.load the log, append a trade, json.dump it back in place."""
-    doc = json.load(open(path))
-    doc["trades"].append({**doc["trades"][0], "id": f"T{doc['next_id']:03d}", "symbol": "SEED"})
-    doc["next_id"] += 1
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2)
-
-
 SEED_MOMENTS = ["new-log", "after-appends", "after-checkpoint", "after-cut-short-checkpoint", "after-to-journal",
                 "after-to-document"]
 
@@ -581,27 +574,6 @@ def test_an_odd_file_at_the_journal_path_is_refused_without_blocking(tmp_path, k
 # --------------------------------------------------------------------------- concurrency
 
 
-def drain(results, expected_done: int, timeout: float = 120.0) -> list[tuple]:
-    seen, done = [], 0
-    while done < expected_done:
-        item = results.get(timeout=timeout)
-        seen.append(item)
-        done += item[1] == "done"
-    return seen
-
-
-def acknowledged_problems(log, reports) -> list[str]:
-    problems = [f"{w}: {detail}" for w, what, detail in reports if what == "error"]
-    opened_ids = [detail for _, what, detail in reports if what == "opened"]
-    closed = {detail for _, what, detail in reports if what == "closed"}
-    if len(set(opened_ids)) != len(opened_ids):
-        problems.append("one id acknowledged to two opens")
-    status = {t["id"]: t["status"] for t in TradeStore(log).get_all_trades()}
-    problems += [f"acknowledged open {i} missing" for i in opened_ids if i not in status]
-    problems += [f"acknowledged close of {i} missing" for i in closed if status.get(i) != "CLOSED"]
-    return problems
-
-
 @pytest.mark.parametrize("convert_every", [0, 3])
 def test_the_reconciler_under_concurrent_journal_writers_derives_from_one_read_state(tmp_path, convert_every):
     """Writer processes (checkpointing often; with convert_every, also switching the log's format
@@ -625,7 +597,7 @@ def test_the_reconciler_under_concurrent_journal_writers_derives_from_one_read_s
     reports += drain(results, 1)
     for p in procs:
         p.join(30)
-    problems = acknowledged_problems(log, reports)
+    problems = acknowledged_history_problems(log, reports)
     counts = []
     for _, what, detail in reports:
         if what == "cycle":
@@ -686,7 +658,7 @@ def test_threads_of_one_process_mixing_reads_and_writes_lose_nothing(tmp_path, m
     stop.set()
     for t in readers:
         t.join(60)
-    assert acknowledged_problems(log, reports) == []
+    assert acknowledged_history_problems(log, reports) == []
     assert len(TradeStore(log).get_all_trades()) == writers * cycles
 
 
