@@ -106,9 +106,10 @@ def _fault_point(tmp_path, factory, ops, kind="fsync"):
     rec = fw.record(ours, os.path.join(wdir, "rec"), snapshot, ops)
     index = next(c.index for c in rec["calls"] if c.kind == kind)
     findings = fw.Findings()
-    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0}
-    io_errors._one_run(factory, os.path.join(wdir, "run"), snapshot, ops, rec, Fault(index, "error", errno.EIO),
-                       "here", findings, out)
+    out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "synced_before": 0, "stops": 0}
+    run_dir = os.path.join(wdir, "run")
+    io_errors._one_run(factory, run_dir, snapshot, ops, rec, Fault(index, "error", errno.EIO),
+                       "here", findings, out, io_errors.PowerCuts(run_dir, snapshot))
     return findings.by_prop, out
 
 
@@ -126,7 +127,7 @@ def reset_controls():
 def test_our_store_passes_a_fault_point_and_it_is_counted(tmp_path):
     found, out = _fault_point(tmp_path, fw.resolve("tradestore"), [("open", "XRP")])
     assert found == {}
-    assert out == {"invoked": 1, "ok": 0, "rejected": 1, "crash_points": 1}
+    assert out == {"invoked": 1, "ok": 0, "rejected": 1, "crash_points": 1, "synced_before": 0, "stops": 0}
 
 
 def test_a_log_left_unparseable_after_a_fault_is_log_parses(tmp_path):
