@@ -257,7 +257,8 @@ def _as_is(doc: dict, checkpoint: bytes | None, how: str) -> State:
     return State(doc, checkpoint, False, 0, how)
 
 
-def _read(path: str) -> bytes | None:
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist."""
     try:
         with open(path, "rb") as handle:
             return handle.read()
@@ -278,20 +279,20 @@ def read(trade_log: str, lock_file: str | None = None, timeout: float = 30.0) ->
     """
     journal = journal_path(trade_log)
     if lock_file is None:
-        return state_of(_read(trade_log), _read(journal))
+        return state_of(read_bytes(trade_log), read_bytes(journal))
     if not os.path.lexists(journal):
         try:
-            return state_of(_read(trade_log), None)
+            return state_of(read_bytes(trade_log), None)
         except Unreadable:
             pass  # a checkpoint without its journal: or one just written beside it; look again locked
     try:
         fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # no writer ever took the lock: none is at work
-        return state_of(_read(trade_log), _read(journal))
+        return state_of(read_bytes(trade_log), read_bytes(journal))
     if not _lock(fd, timeout):
         raise Unreadable(f"the writers' lock {lock_file} stayed held for {timeout:g} s")
     try:
-        return state_of(_read(trade_log), _read(journal))
+        return state_of(read_bytes(trade_log), read_bytes(journal))
     finally:
         os.close(fd)  # releases the lock
 

@@ -153,9 +153,9 @@ class Spy(Observer):
             why = None
         else:
             with self._own_read():
-                new = _read(os.fspath(src))
-                checkpoint = new if entry == self.trade_log else _read(self.trade_log)
-                journal = new if entry == self.journal else _read(self.journal)
+                new = journal_reader.read_bytes(os.fspath(src))
+                checkpoint = new if entry == self.trade_log else journal_reader.read_bytes(self.trade_log)
+                journal = new if entry == self.journal else journal_reader.read_bytes(self.journal)
             sha, why = self._keep_state(checkpoint, journal)
         return self._commit(sha, why, lambda: real(src, dst, *args, **kwargs))
 
@@ -170,8 +170,8 @@ class Spy(Observer):
         else:
             offset = os.lseek(fd, 0, os.SEEK_CUR)
         with self._own_read():
-            journal = _read(self.journal) or b""
-            checkpoint = _read(self.trade_log)
+            journal = journal_reader.read_bytes(self.journal) or b""
+            checkpoint = journal_reader.read_bytes(self.trade_log)
         chunk = bytes(data)
         journal = journal[:offset].ljust(offset, b"\0") + chunk + journal[offset + len(chunk):]
         sha, why = self._keep_state(checkpoint, journal)
@@ -209,19 +209,11 @@ class Spy(Observer):
     def capture(self, path: str) -> str:
         """Store the bytes of ``path`` as a version; return their sha256."""
         with self._own_read():
-            data = _read(path) or b""
+            data = journal_reader.read_bytes(path) or b""
         sha = hashlib.sha256(data).hexdigest()
         if self.versions_dir:
             store_version(self.versions_dir, data)
         return sha
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def store_version(versions_dir: str, data: bytes) -> str:

@@ -11,7 +11,6 @@ place) failed on the first version of the journal format.
 from __future__ import annotations
 
 import errno
-import json
 import os
 
 import pytest
@@ -139,18 +138,23 @@ def test_a_reader_racing_a_conversion_to_the_journal_format_reads_the_log(tmp_pa
 # --------------------------------------------------------------------------- failures in the middle of a write
 
 
-def test_a_write_that_raises_is_not_in_the_log_and_one_that_returns_is(tmp_path, monkeypatch):
-    store = journal_store(tmp_path / "t.json")
-    opened(store, "BTC")
-    monkeypatch.setattr(journal, "MAX_PAYLOAD", 300)
+def no_room_for_a_new_journal(monkeypatch, store: TradeStore) -> None:
+    """Every atomic write of ``store``'s journal (a new journal) fails with ENOSPC."""
     real = atomic.write_atomic
 
-    def no_room_for_the_journal(path, data, **kw):
+    def write(path, data, **kw):
         if path == store.journal_file:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data, **kw)
 
-    monkeypatch.setattr(atomic, "write_atomic", no_room_for_the_journal)
+    monkeypatch.setattr(atomic, "write_atomic", write)
+
+
+def test_a_write_that_raises_is_not_in_the_log_and_one_that_returns_is(tmp_path, monkeypatch):
+    store = journal_store(tmp_path / "t.json")
+    opened(store, "BTC")
+    monkeypatch.setattr(journal, "MAX_PAYLOAD", 300)
+    no_room_for_a_new_journal(monkeypatch, store)
     try:
         store.open_trade("ETH", "LONG", 100, 95, 110, 1, notes="x" * 400)
         acknowledged = True
@@ -452,13 +456,7 @@ def test_a_seed_era_writer_at_any_moment_is_refused_or_loses_nothing(tmp_path, m
         store.open_trade("ADA", "LONG", 100, 95, 110, 1, notes="x" * 2000)
         monkeypatch.undo()
     if moment == "after-cut-short-checkpoint":
-        real = atomic.write_atomic
-
-        def no_new_journal(target, data, **kw):
-            if target == store.journal_file:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(target, data, **kw)
-        monkeypatch.setattr(atomic, "write_atomic", no_new_journal)
+        no_room_for_a_new_journal(monkeypatch, store)
         monkeypatch.setattr(journal, "CHECKPOINT_MIN_BYTES", 0)
         store.open_trade("ADA", "LONG", 100, 95, 110, 1, notes="x" * 2000)  # acknowledged in the journal
         monkeypatch.undo()
