@@ -559,3 +559,22 @@ def test_ids_a_damaged_last_record_shows_are_never_given_out_again(tmp_path):
     fresh = journal_store(tmp_path / "t.json")
     assert [t["id"] for t in fresh.get_all_trades()] == ["T001"]  # the promise: dropped
     assert fresh.open_trade("SOL", "LONG", 100, 95, 110, 1)["id"] == "T003"  # but T002 is not reused
+
+
+def test_a_follower_keeps_its_views_across_other_writers_records(tmp_path, monkeypatch):
+    """Taking another writer's records updates the views, never rebuilds them from the whole
+    history (each hand-off between journal writers used to cost a rebuild)."""
+    from tradestore import ledger as ledger_module
+
+    writer, follower = journal_store(tmp_path / "t.json"), journal_store(tmp_path / "t.json")
+    for symbol in ("BTC", "ETH", "SOL"):
+        writer.open_trade(symbol, "LONG", 100, 95, 110, 1)
+    follower.open_trade("ADA", "LONG", 100, 95, 110, 1)  # its views are built, once
+    builds = []
+    real = ledger_module._Views.__init__
+    monkeypatch.setattr(ledger_module._Views, "__init__", lambda self, trades: builds.append(1) or real(self, trades))
+    writer.partial_close("T001", 0.5, 105)
+    writer.close_trade("T002", 104)
+    writer.update_trade("T003", {"notes": "x"})
+    follower.open_trade("XRP", "LONG", 100, 95, 110, 1)  # reads the three records, checks the rules
+    assert follower.equity() == writer.equity() and builds == []
