@@ -472,10 +472,18 @@ ledger_step = st.one_of(
 
 
 def views_of(ledger, capital: float, moments) -> dict:
+    """Every view, and the whole-log scans that keep per-record figures in the ledger's memo
+    (the derived files and the integrity scan): a kept one must equal one built from scratch."""
+    from tradestore import derive, integrity
+    from tradestore.risk import RiskLimits
+
     return {"open": [t["id"] for t in ledger.open_trades()],
             "closed_of": {s: [t["id"] for t in ledger.closed_trades_of(s)] for s in UNIVERSE},
+            "closed_order": [t["id"] for t in ledger.closed_in_exit_order()],
             "events": ledger.events(), "realized": ledger.realized_pnl(), "peak": ledger.peak_equity(capital),
-            "equity_at": [ledger.equity_at(capital, m) for m in moments]}
+            "equity_at": [ledger.equity_at(capital, m) for m in moments],
+            "derived": derive.derive_all(ledger, moments[0], RiskLimits(starting_capital=capital)),
+            "violations": integrity.ledger_violations(ledger)}
 
 
 @settings(max_examples=150, deadline=None)

@@ -21,22 +21,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from datetime import date, datetime
 from typing import Any
 
 from . import accounting, risk
 from .accounting import BREAKEVEN, LOSS, WIN
-from .document import CLOSED
 from .ledger import Ledger
 from .risk import RiskLimits
-from .values import symbol_key, utc
+from .values import id_number, symbol_key, utc
 
 FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
 
 NO_SETUP = "UNKNOWN"  # setup name used for trades opened with an empty setup_type
 
-_first = itemgetter(0)
 _number = attrgetter("number")
 
 
@@ -56,7 +54,7 @@ def _ratio(x: float | None) -> float | None:
 # --------------------------------------------------------------------------- time line
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class _Closed:
     """What the statistics need of one CLOSED trade, computed once."""
 
@@ -68,19 +66,20 @@ class _Closed:
     result: str
 
 
-def _closed(trades: Sequence[Mapping[str, Any]]) -> list[_Closed]:
-    """Closed trades in exit order (:func:`accounting.closed_in_exit_order`) with their net
-    P&L, net R and result."""
-    # Each trade's exit order key is computed once and kept for its id number (a sort by key
-    # would compute it and drop it); the sort is stable, as closed_in_exit_order's.
-    keyed = [(accounting.exit_order_key(t), t) for t in trades if t.get("status") == CLOSED]
-    keyed.sort(key=_first)
+def _closed(ledger: Ledger) -> list[_Closed]:
+    """Closed trades in exit order (:meth:`Ledger.closed_in_exit_order`) with their net P&L,
+    net R and result; each trade's figures are kept in the ledger's memo until it changes."""
+    memo = ledger.memo("derive.closed")
     net_pnl, net_r, result_of = accounting.net_pnl, accounting.net_r, accounting.result_of
     out = []
-    for (_, number), t in keyed:
-        pnl = net_pnl(t)
-        out.append(_Closed(t.get("id"), number, str(t.get("setup_type") or "").strip() or NO_SETUP,
-                           pnl, net_r(t, pnl), result_of(pnl)))
+    for t in ledger.closed_in_exit_order():
+        figures = memo.get(id(t))
+        if figures is None:
+            pnl = net_pnl(t)
+            figures = memo[id(t)] = _Closed(t.get("id"), id_number(t.get("id")) or 0,
+                                            str(t.get("setup_type") or "").strip() or NO_SETUP,
+                                            pnl, net_r(t, pnl), result_of(pnl))
+        out.append(figures)
     return out
 
 
@@ -261,7 +260,7 @@ def snapshot(log: Ledger | Sequence[Mapping[str, Any]], now: datetime, limits: R
     capital = limits.starting_capital
     equity = ledger.equity(capital)
     events = ledger.events()
-    closed = _closed(ledger.closed_trades())
+    closed = _closed(ledger)
     inception = accounting.inception(ledger.trades, events)
     return Snapshot(
         limits=limits,

@@ -23,6 +23,7 @@ _SIZE_TOLERANCE = 1e-9
 _SIZE_ROUNDING = 10.0 ** -accounting.SIZE_DECIMALS
 _EMPTY_WHILE_OPEN = ("exit_price", "exit_time", "pnl_usd", "net_pnl_usd")
 _INF = math.inf
+_NO_LIMIT = math.inf  # a next_id above every id: the record's own rules only
 
 
 def trade_violations(trade: dict, next_id: int) -> list[str]:
@@ -180,10 +181,22 @@ def id_violations(ledger: Ledger) -> list[str]:
 
 
 def ledger_violations(ledger: Ledger) -> list[str]:
-    """Every violation in the whole ledger (what ``verify`` reports)."""
+    """Every violation in the whole ledger (what ``verify`` reports).
+
+    What each record's own check found is kept in the ledger's memo (:meth:`Ledger.memo`,
+    dropped when the record changes), so a scan repeated on a ledger that follows the log
+    checks only the records changed since. Only the rule that an id is below ``next_id``
+    depends on more than the record; it is applied to the number kept beside the verdict.
+    """
     problems = id_violations(ledger) + open_symbol_violations(ledger)
+    memo, next_id = ledger.memo("integrity"), ledger.next_id
     for trade in ledger.trades:
-        problems.extend(trade_violations(trade, ledger.next_id))
+        seen = memo.get(id(trade))
+        if seen is None:  # (id number, found nothing else wrong)
+            seen = memo[id(trade)] = (id_number(trade.get("id")), not trade_violations(trade, _NO_LIMIT))
+        number, clean = seen
+        if not clean or number is None or number >= next_id:
+            problems.extend(trade_violations(trade, next_id))
     return problems
 
 

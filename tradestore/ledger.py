@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from . import accounting
@@ -84,6 +85,7 @@ class Proposal:
 
 
 _direction = normalize_direction
+_first = itemgetter(0)
 
 
 def _check_stop_side(direction: str, entry: float, stop: float) -> None:
@@ -129,6 +131,7 @@ class Ledger:
         self._cache: dict[str, Any] = {}
         self._views: _Views | None = None
         self._encoding = DocumentEncoding()  # the document's bytes, kept between writes
+        self._memos: dict[str, dict[int, Any]] = {}  # see memo()
         self.changed: set[str] = set()  # ids touched since the last mark_clean()
 
     # -- loading and saving -------------------------------------------------------------
@@ -204,7 +207,21 @@ class Ledger:
 
     def _touch(self, trade_id: str) -> None:
         self.changed.add(trade_id)
-        self._encoding.forget(self._index[trade_id])
+        record = self._index[trade_id]
+        self._encoding.forget(record)
+        for memo in self._memos.values():
+            memo.pop(id(record), None)
+
+    def memo(self, kind: str) -> dict[int, Any]:
+        """A cache of values each computed from one record alone, keyed by the record's ``id()``.
+
+        Every operation and every :meth:`merge` drops the entries of the records it changes
+        (records are changed only through them, and never leave the ledger, so an ``id()`` is
+        never reused while its entry is kept): an entry is always what computing it again from
+        the record would give. For whole-log scans that run again and again on one ledger (a
+        reconciler following the log) to cost only what changed. ``kind`` names one cache.
+        """
+        return self._memos.setdefault(kind, {})
 
     def _view(self) -> _Views:
         if self._views is None:
@@ -242,6 +259,10 @@ class Ledger:
 
     def open_symbols(self) -> list[str]:
         return [t["symbol"] for t in self.open_trades()]
+
+    def closed_in_exit_order(self) -> list[dict]:
+        """:func:`accounting.closed_in_exit_order` of the whole log (the view itself: do not change it)."""
+        return self._view().closed_order
 
     def closed_trades_of(self, symbol: str) -> list[dict]:
         """CLOSED trades of ``symbol`` in exit order (:func:`accounting.exit_order_key`)."""
@@ -461,10 +482,14 @@ class _Views:
         self.open = [t for t in trades if t["status"] == OPEN]
         self.closed_of: dict[str, list[dict]] = {}
         self._keys: dict[str, list[tuple]] = {}  # exit order keys, beside closed_of, for bisect
-        for trade in accounting.closed_in_exit_order(trades):
+        # every CLOSED trade in exit order (accounting.closed_in_exit_order), and its keys
+        keyed = sorted(((accounting.exit_order_key(t), t) for t in trades if t["status"] == CLOSED), key=_first)
+        self.closed_order = [trade for _, trade in keyed]
+        self._order_keys = [order for order, _ in keyed]
+        for order, trade in keyed:
             key = symbol_key(trade["symbol"])
             self.closed_of.setdefault(key, []).append(trade)
-            self._keys.setdefault(key, []).append(accounting.exit_order_key(trade))
+            self._keys.setdefault(key, []).append(order)
         self.events = accounting.realization_events(trades)
         self.realized = accounting.ExactSum(e.amount for e in self.events)
         self._peak: accounting.Peak | None = None
@@ -497,22 +522,24 @@ class _Views:
 
     def _file_closed(self, trade: dict) -> None:
         key, order = symbol_key(trade["symbol"]), accounting.exit_order_key(trade)
-        keys = self._keys.setdefault(key, [])
-        position = bisect.bisect(keys, order)
-        keys.insert(position, order)
-        self.closed_of.setdefault(key, []).insert(position, trade)
+        for keys, trades in ((self._keys.setdefault(key, []), self.closed_of.setdefault(key, [])),
+                             (self._order_keys, self.closed_order)):
+            position = bisect.bisect(keys, order)
+            keys.insert(position, order)
+            trades.insert(position, trade)
 
     def replaced(self, before: dict | None, trade: dict) -> bool:
         """``trade`` (the record object itself) replaced ``before`` (a copy of its previous
         version; None: a new record): update the views as the operations that made the change
         would have. False (nothing updated) for a change no operation makes: an exit moved or
-        removed, a CLOSED record changed or reopened."""
+        removed, a CLOSED record's exits or symbol changed, or the record reopened."""
         old = accounting.trade_events(before) if before is not None else []
         new = accounting.trade_events(trade)
         if new[:len(old)] != old:
             return False
         was = before["status"] if before is not None else None
-        if was == CLOSED and (trade["status"] != CLOSED or new != old):
+        if was == CLOSED and (trade["status"] != CLOSED or new != old
+                              or symbol_key(before["symbol"]) != symbol_key(trade["symbol"])):
             return False
         if was is None and trade["status"] == OPEN:
             self.open.append(trade)
