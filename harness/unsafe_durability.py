@@ -131,9 +131,9 @@ class CacheIgnoresInodeStore(TradeStore):
             super()._persist(ledger)
 
 
-def _hash_one_read_derive_another(path: str):
-    data, _ = _read_log(path)
-    _, ledger = _read_log(path)  # the bug: a second read, which may be another version
+def _hash_one_read_derive_another(path: str, *follower):
+    data, _ = _read_log(path, *follower)
+    _, ledger = _read_log(path, *follower)  # the bug: a second read, which may be another version
     return data, ledger
 
 

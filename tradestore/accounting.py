@@ -382,7 +382,12 @@ def streaks(results: Sequence[str]) -> dict[str, Any]:
 
 def inception(trades: Iterable[Mapping[str, Any]], events: Sequence[Event]) -> date | None:
     """UTC date of the earliest entry time or event; None for an empty log."""
-    times = [m for m in (parse_time(t.get("entry_time")) for t in trades) if m is not None]
+    return inception_from([parse_time(t.get("entry_time")) for t in trades], events)
+
+
+def inception_from(entry_times: Iterable[datetime | None], events: Sequence[Event]) -> date | None:
+    """:func:`inception`, given each trade's parsed entry time (None: unreadable)."""
+    times = [m for m in entry_times if m is not None]
     if events:
         times.append(events[0].at)
     return min(times).date() if times else None

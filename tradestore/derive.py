@@ -29,11 +29,12 @@ from . import accounting, risk
 from .accounting import BREAKEVEN, LOSS, WIN
 from .ledger import Ledger
 from .risk import RiskLimits
-from .values import id_number, symbol_key, utc
+from .values import id_number, parse_time, symbol_key, utc
 
 FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
 
 NO_SETUP = "UNKNOWN"  # setup name used for trades opened with an empty setup_type
+_UNSET = object()  # no entry in a memo yet (None is a value there)
 
 _number = attrgetter("number")
 
@@ -81,6 +82,19 @@ def _closed(ledger: Ledger) -> list[_Closed]:
                                             pnl, net_r(t, pnl), result_of(pnl))
         out.append(figures)
     return out
+
+
+def _entry_times(ledger: Ledger) -> list[datetime | None]:
+    """Each trade's parsed entry time (:func:`accounting.entry_at` without its fallback), kept
+    in the ledger's memo until the trade changes."""
+    memo = ledger.memo("derive.entry_time")
+    times = []
+    for t in ledger.trades:
+        moment = memo.get(id(t), _UNSET)
+        if moment is _UNSET:
+            moment = memo[id(t)] = parse_time(t.get("entry_time"))
+        times.append(moment)
+    return times
 
 
 @dataclass
@@ -261,7 +275,7 @@ def snapshot(log: Ledger | Sequence[Mapping[str, Any]], now: datetime, limits: R
     equity = ledger.equity(capital)
     events = ledger.events()
     closed = _closed(ledger)
-    inception = accounting.inception(ledger.trades, events)
+    inception = accounting.inception_from(_entry_times(ledger), events)
     return Snapshot(
         limits=limits,
         ledger=ledger,

@@ -170,10 +170,15 @@ def open_symbol_violations(ledger: Ledger) -> list[str]:
 
 def id_violations(ledger: Ledger) -> list[str]:
     """Ids are unique and increase in log order."""
+    return _increasing(ledger.trades, [id_number(t.get("id")) for t in ledger.trades])
+
+
+def _increasing(trades: list[dict], numbers: list[int | None]) -> list[str]:
+    """:func:`id_violations`, given each trade's id number (None: not an id)."""
     problems = []
     previous = 0
-    for trade in ledger.trades:
-        number = id_number(trade.get("id")) or 0
+    for trade, number in zip(trades, numbers):
+        number = number or 0
         if number <= previous:
             problems.append(f"{trade.get('id')}: id does not increase (after T{previous:03d})")
         previous = max(previous, number)
@@ -183,18 +188,21 @@ def id_violations(ledger: Ledger) -> list[str]:
 def ledger_violations(ledger: Ledger) -> list[str]:
     """Every violation in the whole ledger (what ``verify`` reports).
 
-    What each record's own check found is kept in the ledger's memo (:meth:`Ledger.memo`,
-    dropped when the record changes), so a scan repeated on a ledger that follows the log
-    checks only the records changed since. Only the rule that an id is below ``next_id``
-    depends on more than the record; it is applied to the number kept beside the verdict.
+    Each record's id number and whether its own check found anything are kept in the
+    ledger's memo (:meth:`Ledger.memo`, dropped when the record changes), so a scan repeated
+    on a ledger that follows the log checks only the records changed since. The rules that
+    depend on more than one record (ids increase, ids below ``next_id``, one OPEN trade per
+    symbol) are applied to the kept numbers every time.
     """
-    problems = id_violations(ledger) + open_symbol_violations(ledger)
-    memo, next_id = ledger.memo("integrity"), ledger.next_id
-    for trade in ledger.trades:
-        seen = memo.get(id(trade))
-        if seen is None:  # (id number, found nothing else wrong)
-            seen = memo[id(trade)] = (id_number(trade.get("id")), not trade_violations(trade, _NO_LIMIT))
-        number, clean = seen
+    memo, next_id, trades = ledger.memo("integrity"), ledger.next_id, ledger.trades
+    seen = []  # (id number, found nothing wrong besides the rules on several records)
+    for trade in trades:
+        kept = memo.get(id(trade))
+        if kept is None:
+            kept = memo[id(trade)] = (id_number(trade.get("id")), not trade_violations(trade, _NO_LIMIT))
+        seen.append(kept)
+    problems = _increasing(trades, [number for number, _ in seen]) + open_symbol_violations(ledger)
+    for trade, (number, clean) in zip(trades, seen):
         if not clean or number is None or number >= next_id:
             problems.extend(trade_violations(trade, next_id))
     return problems

@@ -115,7 +115,7 @@ class ReconcileResult:
 # --------------------------------------------------------------------------- reading
 
 
-def read_log(path: str) -> tuple[bytes, Ledger]:
+def read_log(path: str, follower: LogFollower | None = None) -> tuple[bytes, Ledger]:
     """The log's bytes (for the hash) and its Ledger.
 
     Raises FileNotFoundError for a log that does not exist yet, CorruptTradeLog for an
@@ -124,28 +124,70 @@ def read_log(path: str) -> tuple[bytes, Ledger]:
     A document is read without the lock: writers replace it with ``os.replace``, so one
     ``open`` sees one whole version. A journal-format log is read holding the writers' lock
     (only finished writes are seen), and its bytes are its state as one document.
+
+    ``follower``: what an earlier call read (:class:`LogFollower`), so that only what changed
+    since is parsed; the result is the same as without it.
     """
-    try:
-        return _read_log(path, locked=False)
-    except journal.LockNeeded:
-        with FileLock(logfile.lock_path(path)):
-            return _read_log(path, locked=True)
+    return (follower or LogFollower(path)).read()
 
 
-def _read_log(path: str, *, locked: bool) -> tuple[bytes, Ledger]:
-    handle = logfile.open_log(path)
-    if handle is None and not os.path.lexists(journal.journal_path(logfile.resolve(path))):
-        raise FileNotFoundError(errno.ENOENT, "trade log not found", path)
-    data = None
-    if handle is not None:
-        with handle as f:
-            data = f.read()
-    loaded = journal.load(logfile.resolve(path), data, locked=locked)
-    if loaded.journal is not None:
-        loaded.journal.close()
-    if data is None or loaded.journal_format:
-        return loaded.ledger.to_json(), loaded.ledger
-    return data, loaded.ledger
+class LogFollower:
+    """One trade log read again and again, parsing only what changed since the last read.
+
+    Each :meth:`read` returns what :func:`read_log` returns of the log at that moment; the
+    :class:`Ledger` may be the one returned before, brought up to date (callers must not
+    change it). A document is read whole every time and parsed only when its bytes differ
+    (by sha256) from the last read's. A journal-format log is followed as a TradeStore
+    follows it: holding the lock, only the journal's new records are read and merged
+    (:meth:`TradeStore._load`), and a new checkpoint that continues the journal read here is
+    adopted without a parse. Whole-log scans of the ledger then cost only what changed
+    (:meth:`Ledger.memo`).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._document: tuple[str, Ledger] | None = None  # (sha256 of the bytes, their ledger)
+        self._journal: Any = None  # a TradeStore following a journal-format log (never writes)
+
+    def read(self) -> tuple[bytes, Ledger]:
+        if self._journal is None:
+            try:
+                return self._read_document()
+            except journal.LockNeeded:
+                pass
+        store = self._journal
+        if store is None:
+            from .store import TradeStore  # the store's reading and following rules, not a copy
+
+            store = TradeStore(self.path)
+        with store._snapshot() as ledger:
+            following = store._cache is not None and store._cache.journal is not None
+        if not following:  # converted to a document since: read as one, holding the lock
+            self._journal = None
+            with FileLock(logfile.lock_path(self.path)):
+                return self._read_document(locked=True)
+        self._journal, self._document = store, None
+        return ledger.to_json(), ledger
+
+    def _read_document(self, *, locked: bool = False) -> tuple[bytes, Ledger]:
+        handle = logfile.open_log(self.path)
+        if handle is None and not os.path.lexists(journal.journal_path(logfile.resolve(self.path))):
+            raise FileNotFoundError(errno.ENOENT, "trade log not found", self.path)
+        data = None
+        if handle is not None:
+            with handle as f:
+                data = f.read()
+        sha = hashlib.sha256(data).hexdigest() if data is not None else None
+        if sha is not None and self._document is not None and self._document[0] == sha:
+            return data, self._document[1]
+        loaded = journal.load(logfile.resolve(self.path), data, locked=locked)
+        if loaded.journal is not None:
+            loaded.journal.close()
+        self._document = None
+        if data is None or loaded.journal_format:
+            return loaded.ledger.to_json(), loaded.ledger
+        self._document = (sha, loaded.ledger)
+        return data, loaded.ledger
 
 
 @contextmanager
@@ -285,6 +327,7 @@ class StateReconciler:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.fsync = fsync
         self._integrity_cache: tuple[str, list[str]] | None = None  # (log sha256, violations)
+        self._follower = LogFollower(self.trade_log) if self._source is None else None
         self._check_outputs()
 
     # ----------------------------------------------------------------- public
@@ -305,7 +348,7 @@ class StateReconciler:
         if self._source is not None:
             data = self._source.export_document()
             return data, Ledger.from_json(data, self.trade_log)
-        return read_log(self.trade_log)
+        return read_log(self.trade_log, self._follower)
 
     def _read_outputs(self) -> dict[str, tuple[str, Any]]:
         return {name: _read_json(self.path(name)) for name in (GUARD_FILE, *derive.FILES)}
