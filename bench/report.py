@@ -16,6 +16,9 @@ __all__ = ["render", "check_targets", "fmt_spread", "TODAY_DOCUMENT_WRITES_PER_S
 # One writer at 10,000 trades, document format, before the incremental ledger: the figure the
 # document-format target is a multiple of.
 TODAY_DOCUMENT_WRITES_PER_S = 36
+# reconcile() rows: a new reconciler, or one following the log in each format (bench.suite)
+RECONCILE_MODES = {"cold": "cold", "following document": "following, document format",
+                   "following journal": "following, journal format"}
 
 
 def fmt_spread(values, fmt="{:.1f}"):
@@ -103,7 +106,9 @@ def render(report: dict) -> str:
     w(f"repeats per cell: {report['config']['repeat']}, shown as median [min-max]. A write is one "
       f"open or one close transaction; its latency includes waiting for the lock. writes/s counts "
       f"every writer's writes over the cell's wall time. x tradestore = writes/s / tradestore "
-      f"(fsync on) writes/s in the same cell. reconcile() is cold (empty output directory).\n\n")
+      f"(fsync on) writes/s in the same cell. reconcile() cold: a new reconciler, an empty output "
+      f"directory; following: the next cycle of a reconciler that has run (`tradestore reconcile "
+      f"--every`), after one write.\n\n")
     for impl, why in report.get("left_out", {}).items():
         w(f"{impl}: not available here: {why}\n\n")
     if report.get("writes"):
@@ -124,7 +129,8 @@ def render(report: dict) -> str:
     if report.get("reconcile"):
         w("| reconcile() | history | seconds |\n| --- | ---: | ---: |\n")
         for r in report["reconcile"]:
-            w(f"| tradestore | {r['history']:,} | {fmt_spread(r['seconds'], '{:.3f}')} |\n")
+            w(f"| {RECONCILE_MODES.get(r.get('mode', 'cold'), r.get('mode'))} | {r['history']:,} | "
+              f"{fmt_spread(r['seconds'], '{:.3f}')} |\n")
         w("\n")
     if report.get("handoff"):
         w("| lock hand-off between two processes | median | p90 | max |\n| --- | ---: | ---: | ---: |\n")
@@ -184,8 +190,10 @@ def check_targets(report: dict) -> list[dict]:
                                 f"(3x the {TODAY_DOCUMENT_WRITES_PER_S} before the incremental ledger)",
                         "ok": doc["writes_per_s"] >= goal, "detail": f"{doc['writes_per_s']:,.0f} writes/s"})
     for r in report.get("reconcile", []):
-        if r["history"] in (10000, 100000):
-            targets.append({"name": f"reconcile() of {r['history']:,} trades < 1 s", "ok": r["median_s"] < 1.0,
+        mode = r.get("mode", "cold")
+        if r["history"] in (10000, 100000) and mode in ("cold", "following journal"):
+            what = "" if mode == "cold" else f" ({RECONCILE_MODES[mode]})"
+            targets.append({"name": f"reconcile() of {r['history']:,} trades < 1 s{what}", "ok": r["median_s"] < 1.0,
                             "detail": f"{r['median_s']:.3f} s"})
     if JOURNAL in report.get("left_out", {}) and report.get("writes"):
         targets.append({"name": "tradestore-journal targets", "ok": False, "judged": False,

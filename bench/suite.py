@@ -297,6 +297,9 @@ class Bench:
 
     # ------------------------------------------------------------------ reconcile
     def run_reconcile(self) -> list[dict]:
+        """Cold cycles (a new reconciler, an empty output directory) and following cycles (the
+        reconciler of ``tradestore reconcile --every``, one cycle after each write), each
+        format."""
         from tradestore import StateReconciler
 
         # A cold run reports every derived file as healed; that is expected here, not news.
@@ -312,9 +315,32 @@ class Bench:
                 StateReconciler(path, output_dir=out, starting_capital=RULES.starting_capital).reconcile()
                 times.append(time.perf_counter() - t0)
                 shutil.rmtree(out, ignore_errors=True)
-            rows.append({"history": n, "seconds": times, "median_s": statistics.median(times)})
+            rows.append({"history": n, "mode": "cold", "seconds": times, "median_s": statistics.median(times)})
             self.log(f"reconcile history={n}: {statistics.median(times):.3f} s")
+            for impl, mode in ((REFERENCE, "following document"), (JOURNAL, "following journal")):
+                times = self._following_cycles(impl, n)
+                rows.append({"history": n, "mode": mode, "seconds": times,
+                             "median_s": statistics.median(times)})
+                self.log(f"reconcile following {impl} history={n}: {statistics.median(times):.3f} s")
         return rows
+
+    def _following_cycles(self, impl: str, n: int) -> list[float]:
+        """Seconds of each cycle of one reconciler that follows the log, after one write each."""
+        from tradestore import StateReconciler
+
+        path = self.fresh_copy(impl, n, f"follow-{impl}-{n}")
+        store = make_store(impl, path)
+        out = os.path.join(os.path.dirname(path), "state")
+        following = StateReconciler(path, output_dir=out, starting_capital=RULES.starting_capital)
+        following.reconcile()  # its first cycle is a cold one
+        times = []
+        for _ in range(self.cfg["repeat"]):
+            t = store.open_trade(WORKER_SYMBOLS[0], "LONG", 100.0, 99.0, 102.0, 1.0, "Bench", "B")
+            store.close_trade(t["id"], 101.5, "bench")
+            t0 = time.perf_counter()
+            following.reconcile()
+            times.append(time.perf_counter() - t0)
+        return times
 
     # ------------------------------------------------------------------ lock hand-off
     def run_handoff(self) -> list[dict]:

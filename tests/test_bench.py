@@ -66,7 +66,10 @@ def test_quick_run_reports_every_part(tmp_path):
             assert check["run"]["checkpointed"] and not any(run["checkpointed"] for run in row["runs"])
             assert row["max_ms"] >= check["worst_ms"] > 0 and check["writes_between"] > 1
             assert 300 < check["bytes_per_write"] < 2000  # one trade record and its frame
-    assert [r["history"] for r in report["reconcile"]] == list(cfg["reconcile_sizes"])
+    modes = ["cold", "following document", "following journal"]
+    assert [(r["history"], r["mode"]) for r in report["reconcile"]] == [
+        (n, mode) for n in cfg["reconcile_sizes"] for mode in modes]
+    assert all(len(r["seconds"]) == cfg["repeat"] and r["median_s"] > 0 for r in report["reconcile"])
     assert {r["lock"] for r in report["handoff"]} == {"FileLock", "flock"}
     assert all(r["rounds"] == cfg["handoff_rounds"] for r in report["handoff"])
     assert {r["impl"] for r in report["rss"]} == set(impls)

@@ -195,7 +195,7 @@ def test_render_shows_only_the_parts_that_ran():
                     {"name": "t3", "ok": False, "detail": "2", "judged": False}],
     })
     assert "| tradestore | 1,000 | 1 | 1.50 [1.00-2.00] | 2.0 | 9.0 | 500 [500-501] | 1.00 |" in full
-    assert "| tradestore | 1,000 | 0.200 [0.100-0.300] |" in full
+    assert "| cold | 1,000 | 0.200 [0.100-0.300] |" in full
     assert "| flock (4 hand-offs) | 50 us | 80 us | 99 us |" in full
     assert "| tradestore | 20.0 MiB | 10.0 MiB |" in full
     assert "  [FAIL] t1: 3.0x\n  [PASS] t2: 1\n  [info: not met] t3: 2\n" in full
@@ -236,7 +236,7 @@ def test_options_reach_the_configuration(tmp_path, capsys):
     assert (cfg["repeat"], cfg["duration"], cfg["sizes"], cfg["writers"]) == (2, 0.05, [100, 200], [1, 2])
     assert cfg["rss_size"] == 200  # the quick default (1,000) is not among the sizes: the largest is
     assert set(report) == {"config", "machine", "reconcile", "targets", "elapsed_s"}
-    assert [len(r["seconds"]) for r in report["reconcile"]] == [2]
+    assert [len(r["seconds"]) for r in report["reconcile"]] == [2, 2, 2]  # cold, following each format
     assert os.path.isdir(tmp_path / "work")  # --dir is kept
     captured = capsys.readouterr()
     assert "| reconcile() | history | seconds |" in captured.out and "| store |" not in captured.out
