@@ -7,6 +7,7 @@ refused with the documented error (never OverflowError, TypeError, RecursionErro
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,6 +17,8 @@ from fractions import Fraction
 import enum
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradestore import values
 from tradestore.document import MAX_DEPTH, DocumentError, loads_strict, parse_document
@@ -204,6 +207,29 @@ def test_the_reader_refuses_what_it_could_misread(data, message):
         loads_strict(data)
     with pytest.raises(CorruptTradeLog):
         parse_document(data)
+
+
+@settings(max_examples=600)
+@given(sign=st.sampled_from(["", "-"]), digits=st.integers(1, 26), fraction=st.sampled_from(["", ".5", ".0001"]),
+       marker=st.sampled_from(["", "e", "E"]), exp_sign=st.sampled_from(["", "+", "-"]),
+       exponent=st.integers(0, 400), zeros=st.integers(0, 2), lead=st.sampled_from("123456789"))
+def test_a_number_is_taken_exactly_when_it_is_a_finite_double(sign, digits, fraction, marker, exp_sign,
+                                                              exponent, zeros, lead):
+    """Every spelling of a number JSON allows (digits, fraction, e or E, +, - or no exponent
+    sign, leading zeros in the exponent): taken as itself if it is a finite double, refused
+    otherwise, inside an array and as a value of a trade log, wherever it is in the bytes."""
+    token = sign + lead + "0" * (digits - 1) + fraction
+    if marker:
+        token += marker + exp_sign + "0" * zeros + str(exponent)
+    finite, value = math.isfinite(float(token)), json.loads(token)  # an int stays an int
+    for doc, taken in ((f"[{token}]", [value]), (f'{{"trades":[],"x":["E+",{token},"e"]}}',
+                                                  {"trades": [], "x": ["E+", value, "e"]})):
+        if finite:
+            assert loads_strict(doc.encode()) == taken
+        else:
+            with pytest.raises(DocumentError, match="outside the range"):
+                loads_strict(doc.encode())
+
 
 
 @pytest.mark.parametrize(

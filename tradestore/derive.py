@@ -55,7 +55,7 @@ def _ratio(x: float | None) -> float | None:
 # --------------------------------------------------------------------------- time line
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _Closed:
     """What the statistics need of one CLOSED trade, computed once."""
 

@@ -48,10 +48,11 @@ _AS_PARENTHESES = bytes.maketrans(b"[]{}", b"()()")
 # Everything but brackets and quotes, deleted to see the document's structure.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 # A number can leave the double range only with 20+ digits in a row or a 3-digit exponent.
-# Such candidates are found with digits mapped to 0 and plain substring searches; only when
-# one is present (rarely: it may be inside a string) are the numbers themselves checked.
-_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_CANDIDATES = (b"0" * 20, b"e000", b"e+000", b"E000", b"E+000")
+# Such candidates are found in one copy of the bytes with every digit mapped to 0, E to e and
+# each + deleted (so "1E+400" reads "0e000"), by two plain substring searches; only when one
+# is present (rarely: it may be inside a string) are the numbers themselves checked.
+_NUMBER_SHAPE = bytes.maketrans(b"0123456789E", b"0" * 10 + b"e")
+_CANDIDATES = (b"0" * 20, b"e000")
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _BIG_NUMBER = re.compile(r"[0-9]{20}|[eE][+-]?0*[1-9][0-9]{2}")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -102,7 +103,7 @@ def _check_depth(brackets: bytes) -> None:
 
 
 def _check_numbers(data: bytes, text: str) -> None:
-    digits = data.translate(_DIGITS_TO_ZERO)
+    digits = data.translate(_NUMBER_SHAPE, b"+")
     if not any(candidate in digits for candidate in _CANDIDATES):
         return
     outside = "".join(text.split('"')[0::2]) if '\\"' not in text else _STRING.sub("", text)
