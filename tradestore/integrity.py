@@ -181,7 +181,8 @@ def _increasing(trades: list[dict], numbers: list[int | None]) -> list[str]:
         number = number or 0
         if number <= previous:
             problems.append(f"{trade.get('id')}: id does not increase (after T{previous:03d})")
-        previous = max(previous, number)
+        else:
+            previous = number
     return problems
 
 
@@ -195,16 +196,18 @@ def ledger_violations(ledger: Ledger) -> list[str]:
     symbol) are applied to the kept numbers every time.
     """
     memo, next_id, trades = ledger.memo("integrity"), ledger.next_id, ledger.trades
-    seen = []  # (id number, found nothing wrong besides the rules on several records)
+    numbers, flagged = [], []
     for trade in trades:
-        kept = memo.get(id(trade))
+        kept = memo.get(id(trade))  # (id number, found nothing wrong besides the rules on several records)
         if kept is None:
             kept = memo[id(trade)] = (id_number(trade.get("id")), not trade_violations(trade, _NO_LIMIT))
-        seen.append(kept)
-    problems = _increasing(trades, [number for number, _ in seen]) + open_symbol_violations(ledger)
-    for trade, (number, clean) in zip(trades, seen):
+        number, clean = kept
+        numbers.append(number)
         if not clean or number is None or number >= next_id:
-            problems.extend(trade_violations(trade, next_id))
+            flagged.append(trade)
+    problems = _increasing(trades, numbers) + open_symbol_violations(ledger)
+    for trade in flagged:
+        problems.extend(trade_violations(trade, next_id))
     return problems
 
 

@@ -148,6 +148,13 @@ class LogFollower:
         self.path = path
         self._document: tuple[str, Ledger] | None = None  # (sha256 of the bytes, their ledger)
         self._journal: Any = None  # a TradeStore following a journal-format log (never writes)
+        self._digest: tuple[bytes, str] | None = None  # the last bytes read and their sha256
+
+    def sha_of(self, data: bytes) -> str:
+        """The sha256 of ``data``, not computed again when they are the bytes last read."""
+        if self._digest is None or self._digest[0] is not data:
+            self._digest = (data, hashlib.sha256(data).hexdigest())
+        return self._digest[1]
 
     def read(self) -> tuple[bytes, Ledger]:
         if self._journal is None:
@@ -177,7 +184,7 @@ class LogFollower:
         if handle is not None:
             with handle as f:
                 data = f.read()
-        sha = hashlib.sha256(data).hexdigest() if data is not None else None
+        sha = self.sha_of(data) if data is not None else None
         if sha is not None and self._document is not None and self._document[0] == sha:
             return data, self._document[1]
         loaded = journal.load(logfile.resolve(self.path), data, locked=locked)
@@ -208,8 +215,10 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _version(data: bytes, ledger: Ledger) -> LogVersion:
-    return LogVersion(hashlib.sha256(data).hexdigest(), len(ledger.trades), ledger.next_id)
+def _version(data: bytes, ledger: Ledger, follower: LogFollower | None = None) -> LogVersion:
+    """The version ``data`` is (its hash: the one the follower computed if it read these bytes)."""
+    sha = follower.sha_of(data) if follower is not None else hashlib.sha256(data).hexdigest()
+    return LogVersion(sha, len(ledger.trades), ledger.next_id)
 
 
 def _read_json(path: str) -> tuple[str, Any]:
@@ -400,7 +409,7 @@ class StateReconciler:
             data, ledger = b"", Ledger()  # a new account: nothing to lose yet
         except (CorruptTradeLog, UnsafePath, OSError) as exc:
             return self._abort(f"trade log unreadable: {exc}", memory, None)
-        version = _version(data, ledger)
+        version = _version(data, ledger, self._follower)
         reason = self._guard(version, memory)
         if reason is not None:
             return self._abort(reason, memory, version)
