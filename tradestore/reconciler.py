@@ -3,7 +3,12 @@
 The read path. One :meth:`StateReconciler.reconcile` cycle:
 
 1. read the trade log once, without the lock (writers replace it with ``os.replace``, so a
-   read sees one complete version), hash it and parse it; the log is never written;
+   read sees one complete version), hash it and parse it; the log is never written. A
+   reconciler keeps what it read between cycles (:class:`LogFollower`): a document whose
+   bytes hash as before is not parsed again, a journal-format log is followed by reading only
+   its new records, and the per-record work of the integrity scan and the derivation is
+   redone only for records that changed (what remains per cycle is the sums, the curve and
+   the files themselves: docs/PERFORMANCE.md);
 2. run the corruption guard against the remembered last good version (see below);
 3. derive the four files (:mod:`tradestore.derive`) and write each one atomically, with a
    ``_meta`` header naming the log version it was built from (sha256, trade count, next_id);
