@@ -247,24 +247,20 @@ class JournalView:
 
     def read_from(self, offset: int) -> bytes:
         """The journal's bytes from ``offset`` to its end, as they are now."""
-        fd = self.handle.fileno()
-        size = os.fstat(fd).st_size
-        chunks, pos = [], offset
-        while pos < size:
-            chunk = os.pread(fd, size - pos, pos)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            pos += len(chunk)
-        return b"".join(chunks)
+        return logfile.read_from(self.handle.fileno(), offset)
 
     def read_tail(self, ledger: Ledger) -> None:
-        """Apply the records appended since this view was last read (call holding the lock)."""
+        """Apply the records appended since this view was last read (call holding the lock).
+
+        Every new record is checked before the first is applied: one that is refused
+        (CorruptTradeLog) leaves the ledger and this view as they were."""
         data = self.read_from(self.end)
         frames = scan(data, self.path, self.end)
-        for payload in frames.payloads:
-            apply(ledger, check_record(payload, self.records + 1, self.path))
-            self.records += 1
+        records = [check_record(payload, self.records + seq, self.path)
+                   for seq, payload in enumerate(frames.payloads, 1)]
+        for record in records:
+            apply(ledger, record)
+        self.records += len(records)
         skip_ids_in_torn_tail(ledger, data[frames.end - self.end:])
         self.end = frames.end
 

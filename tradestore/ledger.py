@@ -376,8 +376,8 @@ class Ledger:
         trade.update(accounting.net_fields(trade))
         self._touch(trade["id"])
         self._cache.pop("closed", None)
-        if self._views is not None:
-            self._views.closed(trade)
+        if self._views is not None and not self._views.closed(trade):
+            self._views = None  # rebuilt from the records when next asked
         return trade
 
     def partial_close(self, trade_id, close_pct, exit_price, reason="Partial TP", *, now: datetime) -> dict:
@@ -515,18 +515,30 @@ class _Views:
             last = position == len(self.events) - 1
             self._peak = accounting.extend_peak(self._peak, event) if last else None
 
-    def closed(self, trade: dict) -> None:
+    def closed(self, trade: dict) -> bool:
+        """The OPEN ``trade`` was just closed; False (views no longer valid) if it could not
+        be filed (see :meth:`_file_closed`)."""
         self.open[:] = [t for t in self.open if t is not trade]
-        self._file_closed(trade)
+        if not self._file_closed(trade):
+            return False
         self.realized_exit(trade)
+        return True
 
-    def _file_closed(self, trade: dict) -> None:
+    def _file_closed(self, trade: dict) -> bool:
+        """File a newly CLOSED trade in exit order. False, filing nothing, when another closed
+        trade has the very same key (same exit time and id number: ids such as ``T2`` and
+        ``T002`` in a foreign log): the order between them is their order in the log, which
+        only a rebuild knows."""
         key, order = symbol_key(trade["symbol"]), accounting.exit_order_key(trade)
+        position = bisect.bisect(self._order_keys, order)
+        if position and self._order_keys[position - 1] == order:
+            return False
         for keys, trades in ((self._keys.setdefault(key, []), self.closed_of.setdefault(key, [])),
                              (self._order_keys, self.closed_order)):
             position = bisect.bisect(keys, order)
             keys.insert(position, order)
             trades.insert(position, trade)
+        return True
 
     def replaced(self, before: dict | None, trade: dict) -> bool:
         """``trade`` (the record object itself) replaced ``before`` (a copy of its previous
@@ -546,7 +558,8 @@ class _Views:
         elif trade["status"] == CLOSED and was != CLOSED:
             if was == OPEN:
                 self.open[:] = [t for t in self.open if t is not trade]
-            self._file_closed(trade)
+            if not self._file_closed(trade):
+                return False
         for event in new[len(old):]:
             self._add_event(event)
         return True

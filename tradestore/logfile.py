@@ -143,6 +143,20 @@ def regular_fd(path: str, flags: int, *, follow_symlinks: bool = True) -> int:
     return fd
 
 
+def read_from(fd: int, offset: int = 0) -> bytes:
+    """The bytes of the open file ``fd`` from ``offset`` to its end, as they are now (pread:
+    the descriptor's position is neither used nor moved)."""
+    size = os.fstat(fd).st_size
+    chunks, pos = [], offset
+    while pos < size:
+        chunk = os.pread(fd, size - pos, pos)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
+
+
 def check_regular_if_present(path: str) -> None:
     """Raise UnsafePath at once if ``path`` exists and is not a regular file (no open, no wait)."""
     try:

@@ -145,14 +145,18 @@ class LogFollower:
     (by sha256) from the last read's. A journal-format log is followed as a TradeStore
     follows it: holding the lock, only the journal's new records are read and merged
     (:meth:`TradeStore._load`), and a new checkpoint that continues the journal read here is
-    adopted without a parse. Whole-log scans of the ledger then cost only what changed
-    (:meth:`Ledger.memo`).
+    adopted without a parse. What was read before is trusted only while it is unchanged on
+    disk: every read checks the path's files as a new store would, hashes the checkpoint and
+    the journal bytes already read, and reads everything again when either differs (an edit
+    in place, a bit flip, a torn tail cut off), the path names another file, or a read
+    failed. Whole-log scans of the ledger then cost only what changed (:meth:`Ledger.memo`).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._document: tuple[str, Ledger] | None = None  # (sha256 of the bytes, their ledger)
         self._journal: Any = None  # a TradeStore following a journal-format log (never writes)
+        self._seen: tuple[tuple[int, int], int, str] | None = None  # journal identity, bytes read, their sha256
         self._digest: tuple[bytes, str] | None = None  # the last bytes read and their sha256
 
     def sha_of(self, data: bytes) -> str:
@@ -162,40 +166,80 @@ class LogFollower:
         return self._digest[1]
 
     def read(self) -> tuple[bytes, Ledger]:
+        store = self._journal
+        if store is not None and store.trade_log != logfile.resolve(self.path):
+            self._forget_journal()  # the path names another log now (a symlink was swapped)
         if self._journal is None:
             try:
                 return self._read_document()
             except journal.LockNeeded:
                 pass
-        store = self._journal
-        if store is None:
+        return self._read_journal()
+
+    def _forget_journal(self) -> None:
+        if self._journal is not None:
+            self._journal._set_cache(None)  # closes the files it kept open
+        self._journal, self._seen = None, None
+
+    def _read_journal(self) -> tuple[bytes, Ledger]:
+        if self._journal is None:
             from .store import TradeStore  # the store's reading and following rules, not a copy
 
-            store = TradeStore(self.path)
-        with store._snapshot() as ledger:
-            following = store._cache is not None and store._cache.journal is not None
-        if not following:  # converted to a document since: read as one, holding the lock
-            self._journal = None
+            self._journal = TradeStore(self.path)
+        store = self._journal
+        try:
+            store._check_paths()  # what a new store checks, every time
+            for first in (True, False):
+                with store._snapshot() as ledger:
+                    version = store._cache
+                if version is None or not version.journal_format or not first or self._unchanged(version):
+                    break
+                store._set_cache(None)  # what was followed changed on disk: read it all again
+                self._seen = None
+        except BaseException:
+            self._forget_journal()
+            raise
+        if version is None or not version.journal_format:
+            # a document now (converted back), maybe beside a leftover journal: read it as one
+            self._forget_journal()
             with FileLock(logfile.lock_path(self.path)):
                 return self._read_document(locked=True)
-        self._journal, self._document = store, None
+        self._remember(version)
+        self._document = None
         return ledger.to_json(), ledger
 
+    def _unchanged(self, version: Any) -> bool:
+        """The checkpoint still hashes as the one followed, and the journal still begins with
+        every byte read from it before (torn tail included)."""
+        if hashlib.sha256(logfile.read_from(version.handle.fileno())).hexdigest() != version.checkpoint_sha:
+            return False
+        if self._seen is None or self._seen[0] != version.journal.identity:
+            return True  # a journal not read here before: the store has just read all of it
+        _, size, sha = self._seen
+        data = logfile.read_from(version.journal.handle.fileno())
+        return len(data) >= size and hashlib.sha256(data[:size]).hexdigest() == sha
+
+    def _remember(self, version: Any) -> None:
+        data = logfile.read_from(version.journal.handle.fileno())
+        self._seen = (version.journal.identity, len(data), hashlib.sha256(data).hexdigest())
+
     def _read_document(self, *, locked: bool = False) -> tuple[bytes, Ledger]:
+        resolved = logfile.resolve(self.path)
         handle = logfile.open_log(self.path)
-        if handle is None and not os.path.lexists(journal.journal_path(logfile.resolve(self.path))):
+        beside = os.path.lexists(journal.journal_path(resolved))
+        if handle is None and not beside:
             raise FileNotFoundError(errno.ENOENT, "trade log not found", self.path)
         data = None
         if handle is not None:
             with handle as f:
                 data = f.read()
         sha = self.sha_of(data) if data is not None else None
-        if sha is not None and self._document is not None and self._document[0] == sha:
+        if not beside and sha is not None and self._document is not None and self._document[0] == sha:
             return data, self._document[1]
-        loaded = journal.load(logfile.resolve(self.path), data, locked=locked)
+        self._document = None
+        loaded = journal.load(resolved, data, locked=locked)
         if loaded.journal is not None:
             loaded.journal.close()
-        self._document = None
         if data is None or loaded.journal_format:
             return loaded.ledger.to_json(), loaded.ledger
         self._document = (sha, loaded.ledger)

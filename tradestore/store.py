@@ -134,8 +134,7 @@ class TradeStore(LedgerStore):
         self.trade_log = logfile.resolve(trade_log)
         self.journal_file = journal.journal_path(self.trade_log)
         self.lock_file = logfile.check_lock_file(self.trade_log, lock_file)
-        for path in (self.trade_log, atomic.backup_path(self.trade_log), self.journal_file):
-            logfile.check_regular_if_present(path)
+        self._check_paths()
         self._lock_timeout = check_timeout(lock_timeout, "lock_timeout")
         super().__init__(
             limits=limits,
@@ -149,6 +148,13 @@ class TradeStore(LedgerStore):
         self._cache: _Version | None = None
         self._start_fresh()
         _stores.add(self)
+
+    def _check_paths(self) -> None:
+        """UnsafePath unless the log, its backup and its journal are each a regular file or
+        absent, and the lock file is not one of them by another name (no open, no wait)."""
+        for path in (self.trade_log, atomic.backup_path(self.trade_log), self.journal_file):
+            logfile.check_regular_if_present(path)
+        logfile.check_lock_file(self.trade_log, self.lock_file)
 
     def _start_fresh(self) -> None:
         """Per-process state: a new store, or the copy of one in a forked child."""
@@ -182,8 +188,14 @@ class TradeStore(LedgerStore):
         if st is not None and cache is not None:
             if cache.journal is None and cache.identity == file_identity(st):
                 return cache.ledger
-            if cache.journal is not None and self._follow_journal(cache, st):
-                return cache.ledger
+            if cache.journal is not None:
+                try:
+                    followed = self._follow_journal(cache, st)
+                except BaseException:
+                    self._set_cache(None)  # nothing half-read is kept: the next load reads it all
+                    raise
+                if followed:
+                    return cache.ledger
         self._set_cache(None)
         try:
             handle = logfile.open_log(self.trade_log)
