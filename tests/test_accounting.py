@@ -480,6 +480,7 @@ def views_of(ledger, capital: float, moments) -> dict:
     return {"open": [t["id"] for t in ledger.open_trades()],
             "closed_of": {s: [t["id"] for t in ledger.closed_trades_of(s)] for s in UNIVERSE},
             "closed_order": [t["id"] for t in ledger.closed_in_exit_order()],
+            "closed_symbols": ledger.closed_symbols(),
             "events": ledger.events(), "realized": ledger.realized_pnl(), "peak": ledger.peak_equity(capital),
             "equity_at": [ledger.equity_at(capital, m) for m in moments],
             "derived": derive.derive_all(ledger, moments[0], RiskLimits(starting_capital=capital)),

@@ -29,7 +29,7 @@ from . import accounting, risk
 from .accounting import BREAKEVEN, LOSS, WIN
 from .ledger import Ledger
 from .risk import RiskLimits
-from .values import id_number, parse_time, symbol_key, utc
+from .values import id_number, parse_time, utc
 
 FILES = ("portfolio.json", "equity.json", "risk_state.json", "setup_performance.json")
 
@@ -315,7 +315,7 @@ def _verdicts(s: Snapshot) -> _Verdicts:
 def _decide(s: Snapshot) -> _Verdicts:
     ledger, limits, now = s.ledger, s.limits, s.now
     reasons = risk.halt_reasons(ledger, now, limits)
-    symbols = sorted({symbol_key(t["symbol"]) for t in ledger.closed_trades()})
+    symbols = ledger.closed_symbols()
     blocked = {}
     for symbol in symbols:
         reason = risk.loss_cap(ledger, risk.probe(symbol, now, limits))

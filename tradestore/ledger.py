@@ -264,6 +264,10 @@ class Ledger:
         """:func:`accounting.closed_in_exit_order` of the whole log (the view itself: do not change it)."""
         return self._view().closed_order
 
+    def closed_symbols(self) -> list[str]:
+        """The symbol keys (:func:`values.symbol_key`) of every CLOSED trade, sorted."""
+        return sorted(self._view().closed_of)
+
     def closed_trades_of(self, symbol: str) -> list[dict]:
         """CLOSED trades of ``symbol`` in exit order (:func:`accounting.exit_order_key`)."""
         return self._view().closed_of.get(symbol_key(symbol), [])

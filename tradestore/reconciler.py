@@ -192,10 +192,9 @@ class LogFollower:
             for first in (True, False):
                 with store._snapshot() as ledger:
                     version = store._cache
-                if version is None or not version.journal_format or not first or self._unchanged(version):
+                if version is None or not version.journal_format or self._unchanged(version) or not first:
                     break
                 store._set_cache(None)  # what was followed changed on disk: read it all again
-                self._seen = None
         except BaseException:
             self._forget_journal()
             raise
@@ -204,24 +203,26 @@ class LogFollower:
             self._forget_journal()
             with FileLock(logfile.lock_path(self.path)):
                 return self._read_document(locked=True)
-        self._remember(version)
         self._document = None
         return ledger.to_json(), ledger
 
     def _unchanged(self, version: Any) -> bool:
         """The checkpoint still hashes as the one followed, and the journal still begins with
-        every byte read from it before (torn tail included)."""
+        every byte read from it before (torn tail included); remembers what it holds now."""
         if hashlib.sha256(logfile.read_from(version.handle.fileno())).hexdigest() != version.checkpoint_sha:
             return False
-        if self._seen is None or self._seen[0] != version.journal.identity:
-            return True  # a journal not read here before: the store has just read all of it
-        _, size, sha = self._seen
         data = logfile.read_from(version.journal.handle.fileno())
-        return len(data) >= size and hashlib.sha256(data[:size]).hexdigest() == sha
-
-    def _remember(self, version: Any) -> None:
-        data = logfile.read_from(version.journal.handle.fileno())
-        self._seen = (version.journal.identity, len(data), hashlib.sha256(data).hexdigest())
+        seen, self._seen = self._seen, None
+        if seen is not None and seen[0] == version.journal.identity:
+            _, size, sha = seen
+            digest = hashlib.sha256(data[:size])
+            if len(data) < size or digest.hexdigest() != sha:
+                return False
+            digest.update(data[size:])
+        else:  # a journal not read here before: the store has just read all of it
+            digest = hashlib.sha256(data)
+        self._seen = (version.journal.identity, len(data), digest.hexdigest())
+        return True
 
     def _read_document(self, *, locked: bool = False) -> tuple[bytes, Ledger]:
         resolved = logfile.resolve(self.path)
