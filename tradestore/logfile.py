@@ -148,10 +148,7 @@ def read_from(fd: int, offset: int = 0) -> bytes:
     the descriptor's position is neither used nor moved)."""
     size = os.fstat(fd).st_size
     chunks, pos = [], offset
-    while pos < size:
-        chunk = os.pread(fd, size - pos, pos)
-        if not chunk:
-            break
+    while pos < size and (chunk := os.pread(fd, size - pos, pos)):  # b"": it shrank meanwhile
         chunks.append(chunk)
         pos += len(chunk)
     return b"".join(chunks)
