@@ -546,7 +546,10 @@ def test_recover_never_restores_a_journal_format_log_from_a_backup(tmp_path):
     with pytest.raises(RecoveryRefused, match="journal-format"):
         store.recover(force=True)
     assert json.loads(open(store.trade_log, "rb").read())["schema"] == 3
-    assert journal.looks_like_checkpoint(b' {"schema": 3, "x": 1}') and not journal.looks_like_checkpoint(b'{"schema":30}')
+    assert journal.looks_like_checkpoint(b' {"schema": 3, "next_id": 7, "journal": {"folds"')
+    assert journal.looks_like_checkpoint(b'{"schema":3,"next_id":7x,"journal":{')  # a damaged next_id
+    for document in (b'{"schema":30}', b'{"schema":3,"x":1}', b'{"schema":3,"next_id":2,"trades":[]}'):
+        assert not journal.looks_like_checkpoint(document)  # e.g. a flipped bit read "schema":2 as 3
 
 
 def test_ids_a_damaged_last_record_shows_are_never_given_out_again(tmp_path):

@@ -356,11 +356,15 @@ def apply(ledger: Ledger, record: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- the whole state
 
 
-_CHECKPOINT_START = re.compile(rb'\s*\{\s*"schema"\s*:\s*3\s*[,}]')
+# A checkpoint begins {"schema":3,"next_id":N,"journal":{...} (checkpoint_bytes): the schema and
+# the marker's key both, so one flipped bit ("schema":2 read as 3) does not make a document one.
+_CHECKPOINT_START = re.compile(rb'\s*\{\s*"schema"\s*:\s*3\s*,\s*"next_id"\s*:[^,]*,\s*"'
+                               + MARKER.encode() + rb'"\s*:')
 
 
 def looks_like_checkpoint(data: bytes | None) -> bool:
-    """True if ``data`` (a log's bytes, damaged or not) begins as a journal checkpoint does."""
+    """True if ``data`` (a log's bytes, damaged or not) begins as a journal checkpoint does:
+    schema 3, then next_id, then the journal marker's key."""
     return data is not None and _CHECKPOINT_START.match(data) is not None
 
 
