@@ -244,6 +244,15 @@ def test_every_truncation():
     assert set(_run(truncations()).values()) == {"corrupt"}
 
 
+def test_every_bit_flip_of_the_schema_digit():
+    """A flipped bit can turn the document's schema 2 into 3, a journal checkpoint's number:
+    the result is still a damaged document (no journal marker), restored from its backup."""
+    position = LOG.index(b'"schema":') + len(b'"schema":')
+    flips = [case for case in bit_flips() if case[0].startswith(f"flip-{position}.")]
+    assert any(data[position:position + 1] == b"3" for _, data in flips)
+    assert set(_run(flips).values()) == {"corrupt"}
+
+
 @pytest.mark.slow
 def test_every_bit_flip():
     outcomes = _run(bit_flips())

@@ -352,12 +352,9 @@ def week_start(now: datetime) -> datetime:
 
 
 def exit_order_key(trade: Mapping[str, Any]) -> tuple[datetime, int]:
-    """Closed trades are ordered by exit time, then id number."""
+    """Closed trades are ordered by exit time, then id number, then their order in the log
+    (a stable sort by this key)."""
     return exit_at(trade), id_number(trade.get("id")) or 0
-
-
-def closed_in_exit_order(trades: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted((t for t in trades if t.get("status") == "CLOSED"), key=exit_order_key)
 
 
 def streaks(results: Sequence[str]) -> dict[str, Any]:
@@ -380,13 +377,9 @@ def streaks(results: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def inception(trades: Iterable[Mapping[str, Any]], events: Sequence[Event]) -> date | None:
-    """UTC date of the earliest entry time or event; None for an empty log."""
-    return inception_from([parse_time(t.get("entry_time")) for t in trades], events)
-
-
-def inception_from(entry_times: Iterable[datetime | None], events: Sequence[Event]) -> date | None:
-    """:func:`inception`, given each trade's parsed entry time (None: unreadable)."""
+def inception(entry_times: Iterable[datetime | None], events: Sequence[Event]) -> date | None:
+    """UTC date of the earliest entry time (each trade's ``entry_time`` parsed, None where
+    unreadable) or event; None for an empty log."""
     times = [m for m in entry_times if m is not None]
     if events:
         times.append(events[0].at)

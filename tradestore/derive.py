@@ -275,7 +275,7 @@ def snapshot(log: Ledger | Sequence[Mapping[str, Any]], now: datetime, limits: R
     equity = ledger.equity(capital)
     events = ledger.events()
     closed = _closed(ledger)
-    inception = accounting.inception_from(_entry_times(ledger), events)
+    inception = accounting.inception(_entry_times(ledger), events)
     return Snapshot(
         limits=limits,
         ledger=ledger,

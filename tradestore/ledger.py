@@ -261,7 +261,8 @@ class Ledger:
         return [t["symbol"] for t in self.open_trades()]
 
     def closed_in_exit_order(self) -> list[dict]:
-        """:func:`accounting.closed_in_exit_order` of the whole log (the view itself: do not change it)."""
+        """Every CLOSED trade in exit order (:func:`accounting.exit_order_key`, ties in log
+        order); the view itself: do not change it."""
         return self._view().closed_order
 
     def closed_symbols(self) -> list[str]:
@@ -486,7 +487,7 @@ class _Views:
         self.open = [t for t in trades if t["status"] == OPEN]
         self.closed_of: dict[str, list[dict]] = {}
         self._keys: dict[str, list[tuple]] = {}  # exit order keys, beside closed_of, for bisect
-        # every CLOSED trade in exit order (accounting.closed_in_exit_order), and its keys
+        # every CLOSED trade in exit order (a stable sort: ties in log order), and its keys
         keyed = sorted(((accounting.exit_order_key(t), t) for t in trades if t["status"] == CLOSED), key=_first)
         self.closed_order = [trade for _, trade in keyed]
         self._order_keys = [order for order, _ in keyed]
@@ -537,11 +538,12 @@ class _Views:
         position = bisect.bisect(self._order_keys, order)
         if position and self._order_keys[position - 1] == order:
             return False
-        for keys, trades in ((self._keys.setdefault(key, []), self.closed_of.setdefault(key, [])),
-                             (self._order_keys, self.closed_order)):
-            position = bisect.bisect(keys, order)
-            keys.insert(position, order)
-            trades.insert(position, trade)
+        self._order_keys.insert(position, order)
+        self.closed_order.insert(position, trade)
+        keys = self._keys.setdefault(key, [])
+        position = bisect.bisect(keys, order)
+        keys.insert(position, order)
+        self.closed_of.setdefault(key, []).insert(position, trade)
         return True
 
     def replaced(self, before: dict | None, trade: dict) -> bool:
