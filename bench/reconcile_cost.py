@@ -4,7 +4,8 @@ For each history size (the benchmark's synthetic history, :mod:`bench.history`),
 written once; then each repeat runs ``StateReconciler(...).reconcile()`` into an empty output
 directory (every derived file rebuilt, as the ``reconcile()`` row of ``python -m bench``), and
 times its parts the same way: reading and parsing the log, deriving the four files, the
-whole-log integrity scan, each with the cyclic collector paused as in a cycle. Wall time and
+whole-log integrity scan, each with the cyclic collector paused as in a cycle, and beside them
+``json.loads`` of the same bytes alone, the floor no reader of the document goes below. Wall time and
 this process's CPU time are both shown (median and minimum over the repeats): on a shared
 machine the CPU time moves less. ``--profile`` adds a
 cProfile of one cycle at the largest size. Nothing here is judged; the figures go to
@@ -17,6 +18,7 @@ import argparse
 import cProfile
 import gc
 import io
+import json
 import logging
 import os
 import pstats
@@ -58,6 +60,13 @@ def measure(path: str, workdir: str, repeat: int) -> dict[str, list[tuple[float,
         wall, cpu, _ = _timed(lambda: StateReconciler(path, output_dir=out, limits=limits).reconcile())
         parts.setdefault("reconcile() cycle", []).append((wall, cpu))
         shutil.rmtree(out, ignore_errors=True)
+        with open(path, "rb") as f:
+            data = f.read()
+        # What any reader of the document pays at least: the standard library's parser alone,
+        # no strict checks, no records built (the floor under "read + parse the log").
+        wall, cpu, _ = _timed(lambda: json.loads(data))
+        parts.setdefault("json.loads of the log alone (floor)", []).append((wall, cpu))
+        del data
         wall, cpu, (_, ledger) = _timed(lambda: reconciler.read_log(path))
         parts.setdefault("read + parse the log", []).append((wall, cpu))
         wall, cpu, _ = _timed(lambda: derive.derive_all(ledger, now, limits))
