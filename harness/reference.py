@@ -26,7 +26,8 @@ def _net(trade: Mapping, schema: object) -> float:
     schema 2) ``pnl_usd`` is the final exit on the remaining size, so the partial exits are
     added; schema 1 logs stored the net itself in ``pnl_usd``."""
     final = float(trade.get("pnl_usd") or 0.0)
-    return final if schema == 1 else final + _partials(trade)
+    # to the cent: every amount is whole cents, whose doubles need not sum to a whole cent
+    return round(final if schema == 1 else final + _partials(trade), 2)
 
 
 def expected(document: Mapping, starting_capital: float) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import pathlib
 import random
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from tradestore import RiskLimits, RiskRejected, StateReconciler, TradeStore
+from tradestore import RiskLimits, RiskRejected, StateReconciler, TradeStore, accounting
 
 UTC = timezone.utc
 START = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)  # a Monday
@@ -547,3 +548,65 @@ def test_a_refused_operation_keeps_the_parsed_log_and_a_half_done_one_drops_it(t
             tx.open_trade("SOL", "LONG", 100, 95, 110, 1)
             tx.close_trade("T999", 100)  # refused after the open changed the ledger: nothing written
     assert [t["symbol"] for t in store.get_all_trades()] == ["BTC", "ETH"] and parses == [1]
+
+
+# --------------------------------------------------------------------------- results to the cent
+
+
+def _cents_record(number: int, symbol: str, partial_cents: list[int], final_cents: int, day: int) -> dict:
+    """A CLOSED LONG record whose exits realized these whole-cent amounts (sizes consistent)."""
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(days=day)
+    parts = [{"exit_price": 101.0, "size_closed": 0.001, "pnl_usd": c / 100, "reason": "Partial TP",
+              "timestamp": (when + timedelta(minutes=i + 1)).isoformat()} for i, c in enumerate(partial_cents)]
+    size = 1.0
+    return {"id": f"T{number:03d}", "symbol": symbol, "direction": "LONG", "entry_price": 100.0,
+            "stop_price": 90.0, "original_stop": 90.0, "target_price": 150.0, "size": size,
+            "original_size": round(size + 0.001 * len(parts), 6), "entry_time": when.isoformat(),
+            "exit_price": 150.0 if final_cents >= 0 else 50.0, "exit_time": (when + timedelta(hours=1)).isoformat(),
+            "exit_reason": "x", "pnl_usd": final_cents / 100, "pnl_pct": 0.0, "r_multiple": 0.0,
+            "status": "CLOSED", "setup_type": "S", "grade": "A", "notes": "", "partial_exits": parts,
+            "lessons": ""}
+
+
+cent_exits = st.tuples(st.lists(st.integers(-10**7, 10**7), min_size=1, max_size=4), st.integers(-10**7, 10**7))
+# exits that net to exactly 0 cents, whose doubles mostly do not sum to 0
+breakeven_exits = st.lists(st.integers(-10**7, 10**7), min_size=1, max_size=4).map(
+    lambda parts: (parts, -sum(parts)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(cent_exits, breakeven_exits), min_size=3, max_size=6))
+def test_a_result_is_the_sign_of_the_net_in_whole_cents(exits):
+    # Whole cents are the log's unit: the exact sum of the cents decides win, loss or breakeven,
+    # for the loss cap, the store's refusal and every count of the derived files alike.
+    trades = [_cents_record(i + 1, "BTC", parts, final, i) for i, (parts, final) in enumerate(exits)]
+    nets = [sum(parts) + final for parts, final in exits]
+    for trade, cents in zip(trades, nets):
+        assert accounting.is_loss(trade) == (cents <= 0), (trade["partial_exits"], trade["pnl_usd"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trades.json")
+        write(path, {"trades": trades, "next_id": len(trades) + 1})
+        clock = lambda: datetime(2026, 4, 1, tzinfo=timezone.utc)  # noqa: E731
+        limits = dict(asset_consecutive_loss_cap=3, starting_capital=10**9)
+        StateReconciler(path, output_dir=os.path.join(tmp, "state"), clock=clock, fsync=False, **limits).reconcile()
+        portfolio = derived(os.path.join(tmp, "state"), "portfolio.json")
+        assert portfolio["winning_trades"] == sum(c > 0 for c in nets)
+        assert portfolio["breakeven_trades"] == sum(c == 0 for c in nets)
+        assert portfolio["losing_trades"] == sum(c <= 0 for c in nets)
+        capped = all(c <= 0 for c in nets[-3:])
+        blocked = derived(os.path.join(tmp, "state"), "risk_state.json")["blocked_symbols"]
+        assert ("BTC" in blocked) == capped
+        store = TradeStore(path, fsync=False, clock=clock, **limits)
+        try:
+            store.open_trade("BTC", "LONG", 100, 99, 110, 1)
+            refused = False
+        except RiskRejected as exc:
+            refused = exc.check == "loss_cap"
+        assert refused == capped
+
+
+def test_the_exits_that_once_counted_a_breakeven_as_a_win_are_a_breakeven():
+    trade = _cents_record(1, "BTC", [4115, 101], -4216, 0)
+    assert math.fsum([41.15, 1.01, -42.16]) > 0  # what a sum of the doubles says
+    assert accounting.result_of(accounting.net_pnl_usd(trade)) == accounting.BREAKEVEN
+    assert accounting.is_loss(trade)

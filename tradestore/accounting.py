@@ -162,7 +162,12 @@ def net_r(trade: Mapping[str, Any], net: float | None = None) -> float | None:
 
 
 def net_pnl_usd(trade: Mapping[str, Any]) -> float:
-    """The ``net_pnl_usd`` field of a closed trade: :func:`net_pnl` to the cent."""
+    """The ``net_pnl_usd`` field of a closed trade: :func:`net_pnl` to the cent.
+
+    Also what a trade's result is judged on (:func:`is_loss`, :func:`result_of` in the derived
+    statistics): every amount of the log is a whole number of cents, but their binary doubles
+    do not add up to one exactly (+41.15 +1.01 -42.16 sums to 2e-15), so only the net to the
+    cent says that such a trade broke even, as the record's own ``net_pnl_usd`` does."""
     return round(net_pnl(trade), SEED_DECIMALS)
 
 
@@ -176,8 +181,9 @@ def net_fields(trade: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def is_loss(trade: Mapping[str, Any]) -> bool:
-    """The loss cap's and the seed's loss: net P&L ``<= 0`` (breakeven counts)."""
-    return net_pnl(trade) <= 0
+    """The loss cap's and the seed's loss: net P&L to the cent (:func:`net_pnl_usd`) ``<= 0``
+    (breakeven counts)."""
+    return net_pnl_usd(trade) <= 0
 
 
 def result_of(pnl: float) -> str:

@@ -68,10 +68,11 @@ class _Closed:
 
 
 def _closed(ledger: Ledger) -> list[_Closed]:
-    """Closed trades in exit order (:meth:`Ledger.closed_in_exit_order`) with their net P&L,
-    net R and result; each trade's figures are kept in the ledger's memo until it changes."""
+    """Closed trades in exit order (:meth:`Ledger.closed_in_exit_order`) with their net P&L to
+    the cent (:func:`accounting.net_pnl_usd`, what a result is judged on), net R and result;
+    each trade's figures are kept in the ledger's memo until it changes."""
     memo = ledger.memo("derive.closed")
-    net_pnl, net_r, result_of = accounting.net_pnl, accounting.net_r, accounting.result_of
+    net_pnl, net_r, result_of = accounting.net_pnl_usd, accounting.net_r, accounting.result_of
     out = []
     for t in ledger.closed_in_exit_order():
         figures = memo.get(id(t))

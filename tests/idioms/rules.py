@@ -175,7 +175,7 @@ def check_open(doc: dict, limits: dict, symbol, direction, entry, stop, target, 
     if cap:
         closed = sorted((t for t in doc["trades"] if t["status"] == "CLOSED" and t["symbol"].strip().upper() == key),
                         key=lambda t: (t.get("exit_time") or "", int(t["id"][1:])))
-        if len(closed) >= cap and all(net(t) <= 0 for t in closed[-cap:]):
+        if len(closed) >= cap and all(round(net(t), 2) <= 0 for t in closed[-cap:]):  # a loss: net to the cent <= 0
             raise Rejected("loss_cap", f"{key} lost its last {cap} trades")
     if equity(doc, limits) <= 0:
         raise Rejected("drawdown_halt", "the account has no equity left")
