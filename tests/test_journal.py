@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradestore import (CorruptTradeLog, Ledger, LockTimeout, RecoveryRefused, RiskRejected, StateReconciler,
+from tradestore import (ConversionRefused, CorruptTradeLog, Ledger, LockTimeout, RecoveryRefused, RiskRejected, StateReconciler,
                         StoreStopped, TradeStore, TradeStoreError, atomic, journal)
 from tradestore.document import parse_document
 from tradestore.journal import encode_frame, scan
@@ -534,6 +534,33 @@ def test_a_failed_checkpoint_after_an_acknowledged_write_keeps_the_write(tmp_pat
 def test_converting_a_log_that_does_not_exist_changes_nothing(tmp_path):
     assert "does not exist" in TradeStore(tmp_path / "t.json").convert("journal")
     assert os.listdir(tmp_path) == ["t.json.lock"]
+
+
+@pytest.mark.parametrize("own", ["ops notes", {"folds": 1}, None, 0])
+def test_a_document_with_its_own_journal_key_is_not_converted_over_it(tmp_path, own):
+    # The checkpoint's marker is its top-level "journal": written over the document's own key,
+    # the log became a checkpoint without a valid marker, refused by every later read.
+    path = tmp_path / "t.json"
+    store = TradeStore(path, clock=FakeClock(), **LIMITS)
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    doc = json.loads(path.read_bytes())
+    path.write_text(json.dumps({**doc, "journal": own}))
+    before = path.read_bytes()
+    with pytest.raises(ConversionRefused, match="'journal'"):
+        TradeStore(path).convert("journal")
+    assert path.read_bytes() == before and not os.path.exists(f"{path}.journal")
+    reopened = TradeStore(path, clock=FakeClock(), **LIMITS)
+    reopened.open_trade("ETH", "LONG", 100, 95, 110, 1)  # still a document, written as one
+    assert json.loads(path.read_bytes())["journal"] == own
+    assert [t["symbol"] for t in TradeStore(path).get_all_trades()] == ["BTC", "ETH"]
+
+
+def test_the_format_s_own_keys_never_replace_a_document_s_in_silence():
+    ledger = Ledger([], 1, {"journal": "mine", "note": 1})
+    with pytest.raises(ValueError, match="'journal'"):
+        ledger.to_json(head_keys={"journal": {"folds": 1, "folded": 0}})
+    assert json.loads(ledger.to_json(head_keys={"other": 2})) == {
+        "schema": 2, "next_id": 1, "other": 2, "journal": "mine", "note": 1, "trades": []}
 
 
 def test_recover_never_restores_a_journal_format_log_from_a_backup(tmp_path):

@@ -12,6 +12,7 @@ application configures logging.
 import logging as _logging
 
 from .errors import (
+    ConversionRefused,
     CorruptTradeLog,
     ForkedTransaction,
     IntegrityError,
@@ -32,6 +33,7 @@ from .risk import DEFAULT_CORRELATION_GROUPS, Proposal, RiskLimits
 from .store import TradeStore
 
 __all__ = [
+    "ConversionRefused",
     "CorruptTradeLog",
     "DEFAULT_CORRELATION_GROUPS",
     "FileLock",

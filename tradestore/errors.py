@@ -90,6 +90,11 @@ class RecoveryRefused(TradeStoreError):
     and what to do."""
 
 
+class ConversionRefused(TradeStoreError):
+    """``convert()`` would drop something the log holds (a top-level key the other format
+    uses for itself); nothing was changed. The message says what and what to do."""
+
+
 class CorruptTradeLog(TradeStoreError):
     """The trade log cannot be read or has the wrong shape. It is left untouched for recovery."""
 

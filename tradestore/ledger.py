@@ -171,7 +171,12 @@ class Ledger:
         and of whole blocks of them are kept between writes (:mod:`tradestore.encoding`): a
         write encodes only the open and touched trades, and builds no copy of the document.
         """
-        head = {"schema": schema, "next_id": self.next_id, **(head_keys or {}), **self.extra}
+        head_keys = head_keys or {}
+        taken = head_keys.keys() & self.extra.keys()
+        if taken:  # the format's own key would silently replace the document's (or the reverse)
+            raise ValueError(f"the log's own top-level key {sorted(taken)[0]!r} is a key the format "
+                             "writes itself; rename it")
+        head = {"schema": schema, "next_id": self.next_id, **head_keys, **self.extra}
         return self._encoding.parts(head, self.trades)
 
     def mark_clean(self) -> None:

@@ -27,8 +27,8 @@ from datetime import datetime
 from . import atomic, integrity, journal, logfile, recovery, risk
 from .core import LedgerStore, Transaction, utc_now
 from .errors import (
-    CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, StoreStopped, TradeStoreError,
-    UnsafePath,
+    ConversionRefused, CorruptTradeLog, IntegrityError, NestedTransactionError, RecoveryRefused, StoreStopped,
+    TradeStoreError, UnsafePath,
 )
 from .ledger import Ledger
 from .values import MAX_ID_NUMBER, describe, format_id
@@ -451,6 +451,11 @@ class TradeStore(LedgerStore):
                 return f"{self.trade_log} is already in the {target} format ({count} trades)"
             view = cache.journal
             if target == "journal":
+                if journal.MARKER in ledger.extra:
+                    raise ConversionRefused(
+                        f"{self.trade_log} has its own top-level key {journal.MARKER!r}, which a "
+                        "journal-format checkpoint uses for its marker: converting would drop it; "
+                        "rename or remove that key, then convert (nothing was changed)")
                 self._checkpoint(ledger, view)
             else:
                 marker = {"folds": view.id, "folded": view.records}
