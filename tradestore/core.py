@@ -87,16 +87,18 @@ class Transaction:
             raise NestedTransactionError(
                 "this transaction's block has ended or belongs to another thread, which holds "
                 "the lock: nothing was changed; make the change inside the block, or call the store")
+        self._store._check_not_in_callback()
 
     # Records are handed out as copies: a caller changing one must not change the log.
 
     def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
                    setup_type="", grade="", notes="") -> dict:
         s = self._store
-        with _refusals_logged("open_trade"):
+        now = self._now()
+        with _refusals_logged("open_trade"), s._callback("a risk check"):
             return copy.deepcopy(risk.checked_open(
                 self.ledger, symbol, direction, entry_price, stop_price, target_price, size, setup_type,
-                grade, notes, now=self._now(), limits=s.limits, checks=s.risk_checks,
+                grade, notes, now=now, limits=s.limits, checks=s.risk_checks,
             ))
 
     def close_trade(self, trade_id, exit_price, exit_reason="", lessons="") -> dict:
@@ -163,6 +165,7 @@ class LedgerStore:
         account through another store raises :class:`NestedTransactionError` at once, because
         the outer commit would overwrite the inner one's write (or wait for it forever).
         """
+        self._check_not_in_callback()
         active = getattr(self._local, "transaction", None)
         if active is not None:
             try:
@@ -206,7 +209,45 @@ class LedgerStore:
     def _report(self, problems: list[str]) -> None:
         log.error("integrity problem: %s", "; ".join(problems))
         if self._on_integrity_violation is not None:
-            self._on_integrity_violation(list(problems))
+            with self._callback("on_integrity_violation"):
+                self._on_integrity_violation(list(problems))
+
+    # -- the caller's code, run by the store --------------------------------------------
+
+    @contextmanager
+    def _callback(self, name: str) -> Iterator[None]:
+        """Run the caller's code (a risk check, ``on_integrity_violation``) that may not write
+        through this store: see :meth:`_check_not_in_callback`."""
+        outer = getattr(self._local, "callback", None)
+        self._local.callback = name
+        try:
+            yield
+        finally:
+            self._local.callback = outer
+
+    def _check_not_in_callback(self) -> None:
+        """Refuse a write made from a callback, before it changes anything.
+
+        A risk check runs while the open it judges is being decided: a trade it opened would
+        join that transaction unseen by the checks already passed (two positions under a cap
+        of one). ``on_integrity_violation`` runs while the refused transaction is still this
+        thread's: a write from it would join the transaction about to be dropped and return as
+        if it had been written. Reads are allowed in both.
+        """
+        name = getattr(self._local, "callback", None)
+        if name is not None:
+            raise NestedTransactionError(
+                f"{name} cannot write through the store that runs it: the write would join the "
+                "transaction being decided (or refused); nothing was changed; write after the "
+                "store call returns")
+
+    def _check_no_transaction(self, operation: str) -> None:
+        """Refuse ``operation``, which writes a file from the committed log, inside this
+        thread's transaction: it would write the block's uncommitted changes."""
+        if getattr(self._local, "transaction", None) is not None:
+            raise NestedTransactionError(
+                f"{operation} inside a transaction would write the block's uncommitted changes, "
+                "written or not when the block ends; nothing was written: call it after the block")
 
     # -- public writes: each is a one-operation transaction -----------------------------
 
@@ -295,7 +336,7 @@ class LedgerStore:
         moment it is returned; ``open_trade`` repeats every check inside its transaction.
         """
         key, side = normalize_symbol(symbol), normalize_direction(direction)
-        with self._reading() as ledger:
+        with self._reading() as ledger, self._callback("a risk check"):
             if entry_price is None and stop_price is None and size is None:
                 proposal = risk.probe(key, self.now(), self.limits, side)
             else:
@@ -320,6 +361,7 @@ class LedgerStore:
         The file is a snapshot for the reconciler, ``tradestore verify`` and other readers of
         the file format; writes to it change nothing in the store.
         """
+        self._check_no_transaction("export()")
         self._check_export_path(os.fspath(path))
         with self._reading() as ledger:
             data, count = ledger.to_json(), len(ledger.trades)

@@ -262,11 +262,7 @@ class TradeStore(LedgerStore):
     def _begin(self) -> Iterator[Ledger]:
         """Take the lock, sweep stray temps and load; forget the cache if the block raises."""
         self._check_running()  # first: a stopped store holds the lock itself, on purpose
-        if self._lock.held_by_current_thread():
-            raise NestedTransactionError(
-                f"this thread already holds the lock of {self.trade_log} through another "
-                "TradeStore or FileLock; do both changes in one transaction of one store"
-            )
+        self._check_lock_free("do both changes in one transaction of one store")
         # The process lock first, then the cache: readers of this process wait for a write in
         # progress, never for a writer that is still waiting on another process.
         with self._lock, self._state:
@@ -286,6 +282,14 @@ class TradeStore(LedgerStore):
                 # The ledger may hold half-applied changes; the next load re-reads the file.
                 self._set_cache(None)
                 raise
+
+    def _check_lock_free(self, advice: str) -> None:
+        """Refuse to take the lock this thread already holds through another store or a
+        FileLock: what it then wrote, the outer holder's commit would overwrite."""
+        if self._lock.held_by_current_thread():
+            raise NestedTransactionError(
+                f"this thread already holds the lock of {self.trade_log} through another "
+                f"TradeStore or FileLock; {advice}")
 
     def _check_running(self) -> None:
         if self._stopped is not None:
@@ -438,6 +442,8 @@ class TradeStore(LedgerStore):
           records), then the journal is removed.
         """
         target = journal.check_format(log_format)
+        self._check_no_transaction("convert()")
+        self._check_lock_free("convert after that hold ends")
         with self._lock, self._state:
             self._check_running()
             atomic.sweep_stray_temps(self.trade_log)
@@ -498,6 +504,8 @@ class TradeStore(LedgerStore):
             raise ValueError(f"next_id={describe(next_id)}: expected an integer from 1 to "
                              f"{MAX_ID_NUMBER + 1}, above every trade id given out")
         backup = atomic.backup_path(self.trade_log)
+        self._check_no_transaction("recover()")
+        self._check_lock_free("recover after that hold ends")
         with self._lock, self._state:
             if os.path.lexists(self.journal_file) or journal.looks_like_checkpoint(self._read_damaged()):
                 # Its backup (if any) is from before the journal: restoring it would drop every
