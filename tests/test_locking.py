@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from tradestore import FileLock, LockTimeout, TradeStore
+from tradestore import FileLock, LockLost, LockTimeout, TradeStore
+from tradestore import locking
 
 from .workers import (
     SPAWN,
@@ -17,6 +18,7 @@ from .workers import (
     hold_raw_flock,
     hold_through_a_forked_child,
     in_forked_child,
+    open_once,
     try_lock,
 )
 
@@ -193,6 +195,80 @@ def test_release_works_after_the_lock_file_was_removed(tmp_path):
     with FileLock(path, timeout=1):  # a new file: lockable, and by other processes too
         pass
     assert probe(path, 5)[0] == "locked"
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_lock_file_gone_between_open_and_flock_is_let_go_and_the_new_one_locked(tmp_path, monkeypatch, how):
+    # flock locks the file opened, not the name: a file no longer at the name excludes no one.
+    path = tmp_path / "trades.lock"
+    flock = FileLock._flock
+    calls = []
+
+    def flock_then_lose_the_file(self, fd, deadline, timeout):
+        flock(self, fd, deadline, timeout)
+        calls.append(os.fstat(fd).st_ino)
+        if len(calls) == 1:
+            if how == "removed":
+                path.unlink()
+            else:
+                (tmp_path / "new").write_text("")
+                os.replace(tmp_path / "new", path)
+
+    monkeypatch.setattr(FileLock, "_flock", flock_then_lose_the_file)
+    lock = FileLock(path, timeout=5)
+    with lock:
+        assert len(calls) == 2 and calls[1] == os.stat(path).st_ino  # (a removed file's number may be reused)
+        lock.check_held()
+        assert probe(path, 0.2)[0] == "timeout"  # the file at the name is the one locked
+    assert probe(path, 5)[0] == "locked"
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_check_held_refuses_once_the_lock_file_is_not_at_its_name(tmp_path, how):
+    path = tmp_path / "trades.lock"
+    lock = FileLock(path, timeout=1)
+    with pytest.raises(RuntimeError, match="does not hold"):
+        lock.check_held()
+    with lock:
+        lock.check_held()
+        if how == "removed":
+            path.unlink()
+        else:
+            (tmp_path / "new").write_text("")
+            os.replace(tmp_path / "new", path)
+        with pytest.raises(LockLost, match="removed or replaced"):
+            lock.check_held()
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "negative control: unchecked"])
+def test_a_writer_whose_lock_file_was_removed_writes_nothing_over_the_next_holder(tmp_path, monkeypatch, checked):
+    # A holds the lock inside a transaction; the lock file is removed; B (another process)
+    # locks the new file and opens ETH, acknowledged. A's commit must not drop it.
+    log = str(tmp_path / "trades.json")
+    a = TradeStore(log, lock_timeout=5)
+    a.open_trade("SOL", "LONG", 100, 95, 120, 1)
+    if not checked:
+        monkeypatch.setattr(locking.FileLock, "check_held", lambda self: None)
+    results = SPAWN.Queue()
+    outcome = None
+    try:
+        with a.transaction() as tx:
+            tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+            os.unlink(log + ".lock")
+            b = SPAWN.Process(target=open_once, args=(log, "ETH", results))
+            b.start()
+            b_id = results.get(timeout=60)
+            b.join(60)
+    except LockLost as exc:
+        outcome = exc
+    assert b_id == "T002"
+    symbols = [t["symbol"] for t in TradeStore(log).get_all_trades()]
+    if checked:
+        assert isinstance(outcome, LockLost) and symbols == ["SOL", "ETH"]
+        a.open_trade("ADA", "LONG", 100, 95, 120, 1)  # A locks the new file from now on
+        assert [t["id"] for t in TradeStore(log).get_all_trades()] == ["T001", "T002", "T003"]
+    else:
+        assert outcome is None and "ETH" not in symbols  # the acknowledged ETH is lost
 
 
 # --------------------------------------------------------------------------- who holds the lock

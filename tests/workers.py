@@ -190,3 +190,11 @@ def hold_through_a_forked_child(path, acquired, release):
         finally:
             os._exit(0)
     os._exit(0)
+
+
+def open_once(log, symbol, results):
+    """Open one trade (lock timeout 30 s) and report its id, or the error's type."""
+    try:
+        results.put(TradeStore(log, lock_timeout=30).open_trade(symbol, "LONG", 100.0, 95.0, 120.0, 1.0)["id"])
+    except Exception as exc:  # reported, so the test sees what happened
+        results.put(type(exc).__name__)

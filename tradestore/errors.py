@@ -67,6 +67,16 @@ class LockTimeout(TradeStoreError, TimeoutError):
     """The lock could not be acquired before the deadline."""
 
 
+class LockLost(TradeStoreError):
+    """The lock file was removed or replaced while this process held its lock; nothing was written.
+
+    ``flock`` locks a file, not a name: a process that opens the name after that locks another
+    file and holds "the lock" too. The holder checks before every write that the name is still
+    its file, and refuses to write otherwise, so the other process's writes are not overwritten.
+    The lock file is permanent: never remove it while writers may run.
+    """
+
+
 class UnsafePath(TradeStoreError, ValueError):
     """A file the library would use is unsafe to use: it is not a regular file, or it is also
     another of the log's files (the log, its backup or its lock file) by some route (same path,

@@ -32,7 +32,7 @@ import threading
 import time
 
 from .atomic import creation_error
-from .errors import LockTimeout, UnsafePath, describe
+from .errors import LockLost, LockTimeout, UnsafePath, describe
 from .values import NumberRefused, to_float
 
 log = logging.getLogger("tradestore.locking")
@@ -221,24 +221,31 @@ class FileLock:
     def acquire(self, timeout: float | None = ...) -> None:  # type: ignore[assignment]
         timeout = self.timeout if timeout is ... else check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        entry = _descriptor_for(self.path)
-        if entry.poisoned is not None:
-            raise entry.poisoned
-        wait = -1 if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
-        if not entry.thread_lock.acquire(timeout=wait):
-            raise LockTimeout(
-                f"could not lock {self.path} within {timeout}s: another thread of this process "
-                "holds it"
-            )
-        if entry.depth:
-            entry.depth += 1
-            self._stack().append(entry)
-            return
-        try:
-            self._flock(entry.fd, deadline, timeout)
-        except BaseException:
+        while True:
+            entry = _descriptor_for(self.path)
+            if entry.poisoned is not None:
+                raise entry.poisoned
+            wait = -1 if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
+            if not entry.thread_lock.acquire(timeout=wait):
+                raise LockTimeout(
+                    f"could not lock {self.path} within {timeout}s: another thread of this process "
+                    "holds it"
+                )
+            if entry.depth:
+                entry.depth += 1
+                self._stack().append(entry)
+                return
+            try:
+                self._flock(entry.fd, deadline, timeout)
+            except BaseException:
+                entry.thread_lock.release()
+                raise
+            if _names(self.path, entry.fd):
+                break
+            # The file was removed or replaced between our open and our flock: locking it
+            # excludes no one who opens the name now. Let it go and lock the file there.
+            fcntl.flock(entry.fd, fcntl.LOCK_UN)
             entry.thread_lock.release()
-            raise
         entry.depth = 1
         self._stack().append(entry)
         try:
@@ -290,6 +297,22 @@ class FileLock:
             fcntl.flock(entry.fd, fcntl.LOCK_UN)
         entry.thread_lock.release()
 
+    def check_held(self) -> None:
+        """Raise :class:`LockLost` unless ``path`` still names the file this thread holds locked.
+
+        A writer calls it right before it writes: once the lock file has been removed or
+        replaced, another process may hold a lock on the new file at that name, so writing
+        would overwrite what that process writes. RuntimeError if the thread holds nothing.
+        """
+        stack = self._stack()
+        if not stack:
+            raise RuntimeError(f"check_held of {self.path} by a thread that does not hold it")
+        if not _names(self.path, stack[-1].fd):
+            raise LockLost(
+                f"the lock file {self.path} was removed or replaced while this process held its "
+                "lock: another process may hold the lock of the file now at that name; nothing "
+                "was written (the lock file must never be removed while writers run)")
+
     def held_by_current_thread(self) -> bool:
         """True if the calling thread holds this lock (so an acquire would re-enter)."""
         entry = _descriptor_for(self.path)
@@ -304,6 +327,16 @@ class FileLock:
 
     def __repr__(self) -> str:
         return f"FileLock({self.path!r}, timeout={self.timeout})"
+
+
+def _names(path: str, fd: int) -> bool:
+    """True if ``path`` (not followed if a symlink) is the file open at ``fd``."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _write_pid_hint(fd: int) -> None:

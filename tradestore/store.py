@@ -297,6 +297,7 @@ class TradeStore(LedgerStore):
 
     def _persist(self, ledger: Ledger) -> None:
         """Write in the log's format: a journal record, or the whole document."""
+        self._lock.check_held()  # the lock file removed meanwhile: another writer may be in
         cache = self._cache
         if cache is not None and cache.journal_format or cache is None and self.log_format == "journal":
             self._persist_journal(ledger, cache)
@@ -455,6 +456,7 @@ class TradeStore(LedgerStore):
             count = len(ledger.trades)
             if (target == "journal") == cache.journal_format:
                 return f"{self.trade_log} is already in the {target} format ({count} trades)"
+            self._lock.check_held()
             view = cache.journal
             if target == "journal":
                 if journal.MARKER in ledger.extra:
@@ -572,5 +574,6 @@ class TradeStore(LedgerStore):
 
     def _write_restored(self, restored: Ledger) -> None:
         # No new backup: the backup is the version restored, and stays as it is.
+        self._lock.check_held()
         atomic.write_atomic(self.trade_log, restored.to_json(), fsync=self.fsync)
         self._set_cache(None)
