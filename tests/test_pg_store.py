@@ -33,16 +33,16 @@ def pg(dsn, account, clock=None, **limits) -> PgTradeStore:
 good = st.floats(min_value=50, max_value=150, allow_nan=False)
 prices = st.one_of(good, good, good, st.sampled_from([0, -1, float("nan"), "100"]))  # mostly valid
 ids = st.integers(1, 4)  # the first few ids: mostly trades that exist
-ops = st.lists(st.one_of(
+step = st.one_of(  # one operation, of a store or of a transaction
     st.tuples(st.just("open"), st.sampled_from(SYMBOLS), st.sampled_from(["LONG", "SHORT", "up"]), prices,
               st.floats(min_value=0.01, max_value=2)),
     st.tuples(st.just("close"), ids, prices),
     st.tuples(st.just("partial"), ids, st.sampled_from([0.5, 0.25, 1.5]), prices),
     st.tuples(st.just("update"), ids, st.sampled_from([{"notes": "n"}, {"stop_price": 1.0}, {"id": "T9"}])),
     st.tuples(st.just("batch"), ids, ids),
-    st.tuples(st.just("tx"), st.sampled_from(SYMBOLS), ids),
     st.tuples(st.just("advance"), st.integers(1, 40)),
-), min_size=1, max_size=30)
+)
+ops = st.lists(st.one_of(step, st.tuples(st.just("tx"), st.sampled_from(SYMBOLS), ids)), min_size=1, max_size=30)
 
 
 def apply(store, clock, op):
@@ -99,6 +99,40 @@ def test_every_operation_gives_the_file_stores_outcome_and_document(pg_dsn, tmp_
         assert theirs.get_next_id() == ours.get_next_id()
     # A second store (no cache) reads the same account.
     assert pg(pg_dsn, account).get_all_trades() == ours.get_all_trades()
+
+
+def run_block(store, clock, block):
+    """``block``'s operations in one transaction, each refusal caught inside it: the outcomes."""
+    outcomes = []
+    try:
+        with store.transaction() as tx:
+            for op in block:
+                outcomes.append(outcome(tx, clock, op))
+    except Exception as exc:
+        outcomes.append((type(exc).__name__, str(exc)))
+    return outcomes
+
+
+@settings(max_examples=40)
+@given(blocks=st.lists(st.lists(step, min_size=1, max_size=8), min_size=1, max_size=6))
+@example(blocks=[[("open", "BTC", "LONG", 100.0, 1.0)], [("close", 1, 101.0), ("open", "BTC", "SHORT", 101.0, 1.0)]])
+@example(blocks=[[("open", "BTC", "LONG", 100.0, 1.0), ("open", "ETH", "LONG", 100.0, 1.0)],
+                 [("partial", 2, 0.5, 110.0), ("close", 1, 90.0), ("open", "BTC", "LONG", 95.0, 1.0),
+                  ("close", 3, 96.0), ("open", " btc ", "SHORT", 96.0, 1.0), ("close", 2, 120.0),
+                  ("open", "ETH", "SHORT", 120.0, 1.0)]])
+def test_any_sequence_in_one_transaction_commits_as_the_file_store_commits_it(pg_dsn, tmp_path_factory, blocks):
+    """Whatever order a block closes, reopens and changes trades in, the database commits what
+    the file store commits (the schema's guards never refuse a state the rules allowed)."""
+    directory = tmp_path_factory.mktemp("blocks")
+    file_clock, pg_clock = FakeClock(), FakeClock()
+    limits = dict(max_positions=3, asset_consecutive_loss_cap=2, max_portfolio_heat_pct=8.0)
+    ours = TradeStore(directory / "trades.json", clock=file_clock, **limits)
+    theirs = pg(pg_dsn, f"blocks-{uuid.uuid4().hex}", pg_clock, **limits)
+    for block in blocks:
+        assert run_block(theirs, pg_clock, block) == run_block(ours, file_clock, block), block
+        if (directory / "trades.json").exists():
+            assert theirs.export_document() == (directory / "trades.json").read_bytes()
+    assert pg(pg_dsn, theirs.account).get_all_trades() == ours.get_all_trades()
 
 
 def test_reads_and_derived_files_work_unchanged_on_an_export(pg_dsn, pg_account, tmp_path, clock):

@@ -393,18 +393,25 @@ class PgTradeStore(LedgerStore):
             # A new trade is inserted, never upserted: a row with its id already there means
             # another writer got the same id, and the primary key refuses the second.
             (new if id_number(trade_id) >= self._local.first_new else changed).append(row)
+        # Updates first, then inserts: any sequence the ledger allowed in one transaction then
+        # passes the one-OPEN-per-symbol index row by row. An update never adds an OPEN
+        # (account, symbol) pair (a record's symbol is not updatable and its status only goes
+        # from OPEN to CLOSED), so after the updates the table's OPEN trades are a subset of the
+        # final ones, and each insert adds a row of the final state, which the integrity check
+        # has passed. (Inserting first meets, for example, a trade closed and its symbol
+        # reopened in one block, while the old row is still OPEN.)
         with conn.cursor() as cur:
-            if new:
-                cur.executemany(
-                    "INSERT INTO tradestore_trade (symbol, status, version, record, account, id, seq) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [row + (id_number(row[-1]),) for row in new],
-                )
             if changed:
                 cur.executemany(
                     "UPDATE tradestore_trade SET symbol = %s, status = %s, version = %s, record = %s "
                     "WHERE account = %s AND id = %s",
                     changed,
+                )
+            if new:
+                cur.executemany(
+                    "INSERT INTO tradestore_trade (symbol, status, version, record, account, id, seq) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [row + (id_number(row[-1]),) for row in new],
                 )
         self._before_commit(ledger)
         self._commit_now(conn)
