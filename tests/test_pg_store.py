@@ -307,6 +307,43 @@ def test_other_errors_and_transaction_blocks_are_not_retried(pg_dsn, pg_account)
     assert block.attempts == 1 and block.get_all_trades() == []
 
 
+def test_the_callers_own_psycopg_errors_pass_through_unchanged_and_run_once(pg_dsn, pg_account):
+    calls, reports = [], []
+
+    def raising(error):
+        def check(ledger, proposal):
+            calls.append(1)
+            raise error
+        return check
+
+    for error in (psycopg.errors.UniqueViolation("the bot's own key"), psycopg.errors.SerializationFailure("its own"),
+                  psycopg.errors.UndefinedTable("its own table"), psycopg.errors.DeadlockDetected("its own")):
+        calls.clear()
+        store = PgTradeStore(pg_account, pg_dsn, risk_checks=[raising(error)], on_integrity_violation=reports.append)
+        with pytest.raises(type(error)) as caught:
+            store.open_trade("BTC", "LONG", 100, 95, 120, 1)
+        assert caught.value is error and calls == [1]
+    store = pg(pg_dsn, pg_account)
+    with pytest.raises(psycopg.errors.UndefinedTable, match="the block's own"):
+        with store.transaction() as tx:
+            tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+            raise psycopg.errors.UndefinedTable("the block's own")
+    # Another store's conflict raised through this store's check is not this store's to rerun.
+    other = Conflicting(pg_account + "-other", pg_dsn, state="40001", times=1)
+
+    def uses_other_store(ledger, proposal):
+        calls.append(1)
+        with other.transaction() as tx:
+            tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+
+    calls.clear()
+    with pytest.raises(DatabaseError) as caught:
+        PgTradeStore(pg_account, pg_dsn, risk_checks=[uses_other_store]).open_trade("BTC", "LONG", 100, 95, 120, 1)
+    assert caught.value.sqlstate == "40001" and calls == [1] and other.attempts == 1
+    assert reports == [] and store.get_all_trades() == [] and other.get_all_trades() == []
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+
+
 def test_a_commit_whose_reply_is_lost_is_never_retried(pg_dsn, pg_account):
     attempts = []
 

@@ -19,6 +19,10 @@ Guarantees:
 - Serialization failures and deadlocks, which the server reports before anything is
   committed, are retried a bounded number of times (one-operation writes only; a
   ``transaction()`` block cannot be replayed, so it raises :class:`DatabaseError`).
+- Only the store's own statements have their errors translated (and retried): an exception
+  raised by the caller's code inside the transaction (a risk check, the block's body, a
+  callback, the caller's own psycopg work) reaches the caller unchanged, and that code runs
+  once per attempt of the store's own statements.
 - :meth:`PgTradeStore.export_document` gives the account as the FORMAT.md document, byte for
   byte what the file store would write for the same trades.
 
@@ -97,7 +101,12 @@ class CommitOutcomeUnknown(DatabaseError):
 
 
 class _Retryable(DatabaseError):
-    """A serialization failure or deadlock: the server rolled back; the operation may rerun."""
+    """A serialization failure or deadlock of ``store``'s own statements: the server rolled
+    back; that store's one-operation write may rerun."""
+
+    def __init__(self, message: str, sqlstate: str | None, store: PgTradeStore) -> None:
+        super().__init__(message, sqlstate)
+        self.store = store
 
 
 def _psycopg():
@@ -249,7 +258,10 @@ class PgTradeStore(LedgerStore):
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """Database errors as TradeStoreErrors that say what happened and what to do."""
+        """Database errors of the store's own statements as TradeStoreErrors that say what
+        happened and what to do. Only the store's statements run under it: an exception of the
+        caller's code (a risk check, the body of a transaction block, a callback) passes
+        through unchanged, psycopg's included, and is never retried."""
         psycopg = _psycopg()
         try:
             yield
@@ -266,7 +278,7 @@ class PgTradeStore(LedgerStore):
                     f"`tradestore pg-init --dsn ...` once for this database ({str(exc).splitlines()[0]})", state
                 ) from None
             if state in _RETRY_STATES:
-                raise _Retryable(f"{self.name}: {exc}", state) from None
+                raise _Retryable(f"{self.name}: {exc}", state, self) from None
             if state == "23505":
                 constraint = getattr(getattr(exc, "diag", None), "constraint_name", None)
                 what = ("a second OPEN trade of one symbol" if constraint == "tradestore_one_open_trade_per_symbol"
@@ -292,31 +304,33 @@ class PgTradeStore(LedgerStore):
         with self._translated():
             conn = self._conn()
             key = (self._server(), self.account)
-            if key in held:
-                raise NestedTransactionError(
-                    f"this thread already holds {self.name} through another PgTradeStore; do both "
-                    "changes in one transaction of one store"
-                )
-            held.add(key)
-            self._local.open = False
-            try:
+        if key in held:
+            raise NestedTransactionError(
+                f"this thread already holds {self.name} through another PgTradeStore; do both "
+                "changes in one transaction of one store"
+            )
+        held.add(key)
+        self._local.open = False
+        try:
+            with self._translated():
                 conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 self._local.open = True
                 self._lock_account(conn)
-                # The process's cache lock after the account lock: readers of this process wait
-                # for a write in progress, never for a writer still waiting on another host.
-                with self._state:
+            # The process's cache lock after the account lock: readers of this process wait
+            # for a write in progress, never for a writer still waiting on another host.
+            with self._state:
+                with self._translated():
                     version, ledger = self._load(conn)
-                    self._local.version, self._local.first_new = version, ledger.next_id
-                    try:
-                        yield ledger
-                    except BaseException:
-                        # The ledger may hold half-applied changes; the next load re-reads.
-                        self._cache = None
-                        raise
-            finally:
-                held.discard(key)
-                self._end(conn)
+                self._local.version, self._local.first_new = version, ledger.next_id
+                try:
+                    yield ledger  # the caller's block and the checks: their errors are theirs
+                except BaseException:
+                    # The ledger may hold half-applied changes; the next load re-reads.
+                    self._cache = None
+                    raise
+        finally:
+            held.discard(key)
+            self._end(conn)
 
     def _end(self, conn) -> None:
         """Close a transaction that did not commit; a connection that cannot is dropped."""
@@ -377,6 +391,11 @@ class PgTradeStore(LedgerStore):
 
     def _persist(self, ledger: Ledger) -> None:
         """Write the changed records and the account row, then COMMIT (never retried)."""
+        with self._translated():
+            self._write(ledger)
+
+    def _write(self, ledger: Ledger) -> None:
+        """The statements of :meth:`_persist`: the account row, the changed rows, COMMIT."""
         conn = self._local.conn
         version = self._local.version + 1
         # next_id never moves back, whoever writes: an id is never handed out twice.
@@ -448,6 +467,8 @@ class PgTradeStore(LedgerStore):
                 with self.transaction() as tx:
                     return operation(tx)
             except _Retryable as exc:
+                if exc.store is not self:
+                    raise  # another store's conflict, raised through the caller's code: not ours to rerun
                 if attempt == RETRIES:
                     raise DatabaseError(f"{exc} (still failing after {RETRIES} retries)", exc.sqlstate) from None
                 # Jittered backoff, so the writers that collided do not collide again.
