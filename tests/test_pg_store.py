@@ -447,6 +447,50 @@ def test_a_database_without_the_schema_says_how_to_create_it(pg_dsn):
     assert PgTradeStore("a", empty).open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
 
 
+def test_pg_init_run_by_several_hosts_at_once_succeeds_everywhere(pg_dsn):
+    from psycopg.conninfo import make_conninfo
+    from tests import pg_workers
+
+    mp = context()
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    for _ in range(3):  # each round a new database, whose first DDL is slow: the runs overlap
+        database = f"tradestore_init_{uuid.uuid4().hex[:12]}"
+        try:
+            admin.execute(f"CREATE DATABASE {database}")
+        except psycopg.errors.InsufficientPrivilege:
+            admin.close()
+            pytest.skip("the test's role may not create databases")
+        barrier, results = mp.Barrier(6), mp.Queue()
+        procs = [mp.Process(target=pg_workers.init_at_barrier, args=(make_conninfo(pg_dsn, dbname=database), barrier, results))
+                 for _ in range(6)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(30)
+        admin.execute(f"DROP DATABASE {database}")
+        assert got == ["ok"] * 6
+    admin.close()
+
+
+def test_pg_init_refused_by_the_database_raises_database_error_and_creates_nothing(pg_dsn):
+    from psycopg.conninfo import make_conninfo
+
+    schema = f"init_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    fresh = make_conninfo(pg_dsn, options=f"-c search_path={schema}")
+    try:
+        with pytest.raises(DatabaseError, match="not created: SyntaxError") as caught:
+            init_schema(fresh, statements=("CREATE TABLE tradestore_account (account text)", "CREATE TABLE ("))
+        assert caught.value.sqlstate == "42601"
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('tradestore_account')").fetchone()[0] is None
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def test_pg_init_and_pg_export_commands(pg_dsn, pg_account, tmp_path):
     from tradestore.cli import main
 

@@ -149,19 +149,40 @@ def _connect(dsn: str, lock_timeout: float | None):
     # Statements are sent with autocommit and explicit BEGIN/COMMIT, so the first statement of
     # every write transaction is visibly the lock, and a COMMIT is never implicit.
     millis = 0 if lock_timeout is None else max(1, int(lock_timeout * 1000))
-    conn.execute(f"SET lock_timeout = {millis}")
+    try:
+        conn.execute(f"SET lock_timeout = {millis}")
+    except psycopg.Error as exc:
+        conn.close()
+        raise DatabaseError(f"PostgreSQL refused the session settings ({exc})", exc.sqlstate) from None
     _live.add(conn)
     return conn
 
 
+# The advisory lock every init_schema takes before its DDL (any 64-bit key outside the
+# accounts' will do; a collision would only make the two wait for each other).
+SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"tradestore-schema").digest()[:8], "big", signed=True)
+
+
 def init_schema(dsn: str | None = None, statements: tuple[str, ...] = SCHEMA_SQL) -> str:
-    """Create the tradestore tables and indexes if missing (idempotent); return a summary."""
+    """Create the tradestore tables and indexes if missing (idempotent); return a summary.
+
+    Safe to run from several hosts at once: the DDL is one transaction that first takes the
+    advisory lock :data:`SCHEMA_LOCK_KEY`, so concurrent runs take turns (PostgreSQL's
+    ``IF NOT EXISTS`` alone does not stop two sessions from creating one table at the same
+    moment) and each later one finds the tables there. Raises :class:`DatabaseError`, having
+    created nothing, when the database refuses (no privilege, unreachable, ...).
+    """
+    psycopg = _psycopg()
     conn = _connect(resolve_dsn(dsn), None)
     try:
         with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             for statement in statements:
                 conn.execute(statement)
         count = conn.execute("SELECT count(*) FROM tradestore_account").fetchone()[0]
+    except psycopg.Error as exc:
+        raise DatabaseError(f"tradestore schema not created: {type(exc).__name__}: {exc}",
+                            getattr(exc, "sqlstate", None)) from None
     finally:
         conn.close()
     return f"tradestore schema ready ({count} accounts)"
