@@ -368,6 +368,21 @@ def test_a_commit_whose_reply_is_lost_is_never_retried(pg_dsn, pg_account):
     assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001" and len(attempts) == 2
 
 
+def test_a_session_the_server_ended_while_idle_is_replaced_at_the_next_begin(pg_dsn, pg_account):
+    store = pg(pg_dsn, pg_account)
+    store.open_trade("BTC", "LONG", 100, 95, 120, 1)
+    calls = (store.get_open_trades, lambda: store.open_trade("ETH", "LONG", 100, 95, 120, 1),
+             lambda: store.export_document())
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        for call in calls:
+            idle = store._conn().info.backend_pid
+            # As a restart, an idle timeout or a proxy would: the session ends while idle.
+            assert admin.execute("SELECT pg_terminate_backend(%s, 10000)", (idle,)).fetchone()[0]
+            call()  # no DatabaseError: BEGIN found the session dead and was sent on a new one
+            assert store._conn().info.backend_pid != idle
+    assert [t["symbol"] for t in store.get_open_trades()] == ["BTC", "ETH"]
+
+
 def test_a_writer_terminated_inside_its_transaction_writes_nothing_and_frees_the_account(pg_dsn, pg_account):
     from tests import pg_workers
 

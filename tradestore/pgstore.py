@@ -19,6 +19,9 @@ Guarantees:
 - Serialization failures and deadlocks, which the server reports before anything is
   committed, are retried a bounded number of times (one-operation writes only; a
   ``transaction()`` block cannot be replayed, so it raises :class:`DatabaseError`).
+- A session the server ended while idle (a restart, ``pg_terminate_backend``, a timeout) is
+  replaced when its BEGIN fails, before anything of the call was sent; nothing after a BEGIN
+  is ever resent.
 - Only the store's own statements have their errors translated (and retried): an exception
   raised by the caller's code inside the transaction (a risk check, the block's body, a
   callback, the caller's own psycopg work) reaches the caller unchanged, and that code runs
@@ -316,26 +319,51 @@ class PgTradeStore(LedgerStore):
 
     # -- the PostgreSQL backend of the core's transaction -------------------------------
 
+    def _begun(self, statement: str):
+        """This thread's connection, in a transaction that ``statement`` (a BEGIN) opened.
+
+        A connection the server ended while it sat idle (a restart, ``pg_terminate_backend``,
+        ``idle_session_timeout``, a proxy) is found dead only when BEGIN is sent. Nothing has
+        run on it yet, so it is replaced once and BEGIN sent again; no statement after a BEGIN
+        is ever repeated here.
+        """
+        psycopg = _psycopg()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            try:
+                conn.execute(statement)
+            except psycopg.OperationalError:
+                if not conn.broken:
+                    raise
+                self._drop_conn()  # ended by the server: a new session, then BEGIN again
+            else:
+                self._local.open = True
+                return conn
+        conn = self._conn()
+        conn.execute(statement)
+        self._local.open = True
+        return conn
+
     @contextmanager
     def _begin(self) -> Iterator[Ledger]:
         """BEGIN at READ COMMITTED, lock the account, load; ROLLBACK unless committed."""
         held = getattr(_held, "accounts", None)
         if held is None:
             held = _held.accounts = set()
-        with self._translated():
-            conn = self._conn()
-            key = (self._server(), self.account)
-        if key in held:
-            raise NestedTransactionError(
-                f"this thread already holds {self.name} through another PgTradeStore; do both "
-                "changes in one transaction of one store"
-            )
-        held.add(key)
         self._local.open = False
+        conn = key = None
         try:
             with self._translated():
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                self._local.open = True
+                conn = self._begun("BEGIN ISOLATION LEVEL READ COMMITTED")
+                server = self._server()
+            if (server, self.account) in held:
+                raise NestedTransactionError(
+                    f"this thread already holds {self.name} through another PgTradeStore; do both "
+                    "changes in one transaction of one store"
+                )
+            key = (server, self.account)
+            held.add(key)
+            with self._translated():
                 self._lock_account(conn)
             # The process's cache lock after the account lock: readers of this process wait
             # for a write in progress, never for a writer still waiting on another host.
@@ -350,8 +378,10 @@ class PgTradeStore(LedgerStore):
                     self._cache = None
                     raise
         finally:
-            held.discard(key)
-            self._end(conn)
+            if key is not None:
+                held.discard(key)
+            if conn is not None:
+                self._end(conn)
 
     def _end(self, conn) -> None:
         """Close a transaction that did not commit; a connection that cannot is dropped."""
@@ -502,12 +532,10 @@ class PgTradeStore(LedgerStore):
     def _snapshot(self) -> Iterator[Ledger]:
         """One committed version, read in a REPEATABLE READ READ ONLY transaction."""
         with self._translated():
-            conn = self._conn()
             with self._state:
                 self._local.open = False
+                conn = self._begun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    self._local.open = True
                     _, ledger = self._load(conn)
                     yield ledger
                 finally:
