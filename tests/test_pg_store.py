@@ -323,6 +323,9 @@ def test_the_callers_own_psycopg_errors_pass_through_unchanged_and_run_once(pg_d
         with pytest.raises(type(error)) as caught:
             store.open_trade("BTC", "LONG", 100, 95, 120, 1)
         assert caught.value is error and calls == [1]
+        with pytest.raises(type(error)) as caught:
+            store.can_open_position("BTC")  # the advisory read runs the checks too
+        assert caught.value is error and calls == [1, 1]
     store = pg(pg_dsn, pg_account)
     with pytest.raises(psycopg.errors.UndefinedTable, match="the block's own"):
         with store.transaction() as tx:

@@ -531,15 +531,16 @@ class PgTradeStore(LedgerStore):
     @contextmanager
     def _snapshot(self) -> Iterator[Ledger]:
         """One committed version, read in a REPEATABLE READ READ ONLY transaction."""
-        with self._translated():
-            with self._state:
-                self._local.open = False
+        with self._state:
+            self._local.open = False
+            with self._translated():
                 conn = self._begun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
+            try:
+                with self._translated():
                     _, ledger = self._load(conn)
-                    yield ledger
-                finally:
-                    self._end(conn)
+                yield ledger  # can_open_position runs the caller's checks here: their errors are theirs
+            finally:
+                self._end(conn)
 
     def recover(self, *, force: bool = False) -> str:
         """Nothing to restore: the server recovers its own data from its write-ahead log."""
