@@ -571,3 +571,34 @@ def test_a_forked_child_never_ends_its_parents_session(pg_dsn, pg_account):
     assert os.waitstatus_to_exitcode(status) == 0
     assert store._conn().info.backend_pid == before  # still the parent's own session, alive
     assert store.close_trade("T001", 101)["status"] == "CLOSED"
+
+
+def test_a_child_forked_inside_a_transaction_writes_the_account_once_the_parent_is_done(pg_dsn, pg_account):
+    store = pg(pg_dsn, pg_account)
+    committed_r, committed_w = os.pipe()
+    report_r, report_w = os.pipe()
+    with store.transaction() as tx:
+        tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+        pid = os.fork()
+        if pid == 0:  # the child: once the parent has committed, write through both stores
+            code = 0
+            try:
+                os.close(committed_w)
+                os.read(committed_r, 1)
+                ids = [s.open_trade(sym, "LONG", 100, 95, 120, 1)["id"]
+                       for s, sym in ((store, "BTC"), (pg(pg_dsn, pg_account), "SOL"))]
+                os.write(report_w, " ".join(ids).encode())
+            except BaseException as exc:
+                os.write(report_w, f"{type(exc).__name__}: {exc}".encode())
+                code = 1
+            os._exit(code)
+    os.close(committed_r)
+    os.write(committed_w, b"x")  # the block has committed and released the account
+    os.close(committed_w)
+    os.close(report_w)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(report_r, 10000).decode()
+    os.close(report_r)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    assert report == "T002 T003"
+    assert [t["symbol"] for t in store.get_open_trades()] == ["ETH", "BTC", "SOL"]

@@ -198,7 +198,7 @@ def _encode(record: dict) -> str:
 
 # A forked child must never speak on its parent's sockets: libpq's close sends a Terminate
 # message, which would end the parent's session. The child points its copy of each socket at
-# /dev/null (so a later close goes nowhere) and starts with no connection.
+# /dev/null (so a later close goes nowhere) and starts with no connection and no account held.
 _live: weakref.WeakSet = weakref.WeakSet()
 _stores: weakref.WeakSet[PgTradeStore] = weakref.WeakSet()
 _held = threading.local()  # accounts this thread holds: (server, account) pairs
@@ -215,6 +215,8 @@ def _disown_connections_after_fork() -> None:
     finally:
         os.close(null)
     _live.clear()
+    # The child holds no account: the forking thread's set named what its parent held.
+    _held.accounts = set()
     for store in list(_stores):
         store._start_fresh()
 
