@@ -3,10 +3,12 @@ TradeStore; the lock across processes; retries, lost COMMIT replies and killed w
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import uuid
+from decimal import Decimal
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
@@ -265,6 +267,26 @@ def test_lock_timeout_raises_lock_timeout_and_writes_nothing(pg_dsn, pg_account)
         holder.execute("ROLLBACK")
     assert store.get_all_trades() == []
     assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+
+
+@pytest.mark.parametrize("value", [None, math.inf, 0, 0.0001, Decimal("5"), 30 * 24 * 3600.0, 1e300, 1e308])
+def test_every_lock_timeout_the_file_store_takes_works(pg_dsn, pg_account, tmp_path, value):
+    from tradestore.pgstore import MAX_LOCK_TIMEOUT_MS
+
+    TradeStore(tmp_path / "trades.json", lock_timeout=value)
+    store = pg(pg_dsn, pg_account, lock_timeout=value)
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+    shown = store._conn().execute("SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'").fetchone()[0]
+    expected = {None: 0, math.inf: 0, 0: 1, 0.0001: 1, Decimal("5"): 5000}.get(value, MAX_LOCK_TIMEOUT_MS)
+    assert shown == expected
+
+
+@pytest.mark.parametrize("value", [True, -1, math.nan, "5", Decimal("NaN"), -math.inf])
+def test_every_lock_timeout_the_file_store_refuses_is_refused_at_construction(pg_dsn, pg_account, tmp_path, value):
+    with pytest.raises(ValueError, match="lock_timeout="):
+        TradeStore(tmp_path / "trades.json", lock_timeout=value)
+    with pytest.raises(ValueError, match="lock_timeout="):
+        pg(pg_dsn, pg_account, lock_timeout=value)
 
 
 # -- database faults ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import threading
@@ -51,6 +52,7 @@ from .core import LedgerStore, Transaction
 from .errors import CorruptTradeLog, IntegrityError, LockTimeout, NestedTransactionError, TradeStoreError
 from .document import loads_strict
 from .ledger import Ledger
+from .locking import check_timeout
 from .values import id_number, symbol_key
 
 DSN_ENV = "TRADESTORE_PG_DSN"
@@ -143,6 +145,20 @@ def account_key(account: str) -> int:
     return int.from_bytes(hashlib.sha256(b"tradestore:" + account.encode()).digest()[:8], "big", signed=True)
 
 
+MAX_LOCK_TIMEOUT_MS = 2_147_483_647  # the largest lock_timeout PostgreSQL accepts (about 24.8 days)
+
+
+def lock_timeout_ms(seconds: float | None) -> int:
+    """``SET lock_timeout``'s value for ``seconds`` (as :func:`tradestore.locking.check_timeout`
+    returns them): None waits forever (0); otherwise whole milliseconds rounded up, at least 1
+    (0 would mean forever) and at most :data:`MAX_LOCK_TIMEOUT_MS`.
+    """
+    if seconds is None:
+        return 0
+    millis = seconds * 1000
+    return MAX_LOCK_TIMEOUT_MS if millis >= MAX_LOCK_TIMEOUT_MS else max(1, math.ceil(millis))
+
+
 def _connect(dsn: str, lock_timeout: float | None):
     psycopg = _psycopg()
     try:
@@ -151,9 +167,8 @@ def _connect(dsn: str, lock_timeout: float | None):
         raise DatabaseError(f"cannot connect to PostgreSQL ({exc}); check the dsn or ${DSN_ENV}") from None
     # Statements are sent with autocommit and explicit BEGIN/COMMIT, so the first statement of
     # every write transaction is visibly the lock, and a COMMIT is never implicit.
-    millis = 0 if lock_timeout is None else max(1, int(lock_timeout * 1000))
     try:
-        conn.execute(f"SET lock_timeout = {millis}")
+        conn.execute(f"SET lock_timeout = {lock_timeout_ms(lock_timeout)}")
     except psycopg.Error as exc:
         conn.close()
         raise DatabaseError(f"PostgreSQL refused the session settings ({exc})", exc.sqlstate) from None
@@ -237,16 +252,17 @@ class PgTradeStore(LedgerStore):
 
     ``dsn`` is a libpq connection string or URL (default: ``$TRADESTORE_PG_DSN``). Every
     other option is :class:`tradestore.TradeStore`'s (limits, ``risk_checks``, ``clock``,
-    ``on_integrity_violation``, ``lock_timeout`` in seconds or None to wait forever). Each
-    thread uses its own connection, opened on first use.
+    ``on_integrity_violation``, ``lock_timeout`` in seconds or None / ``math.inf`` to wait
+    forever, validated by TradeStore's rule when the store is built; waits beyond PostgreSQL's
+    longest lock_timeout, about 24.8 days, are cut to it). Each thread uses its own
+    connection, opened on first use.
     """
 
     def __init__(self, account: str, dsn: str | None = None, *, lock_timeout: float | None = 30.0,
                  **options: Any) -> None:
         if not isinstance(account, str) or not account.strip() or len(account) > 200:
             raise ValueError(f"account={account!r}: must be a non-empty name of at most 200 characters")
-        if lock_timeout is not None and not (isinstance(lock_timeout, (int, float)) and lock_timeout >= 0):
-            raise ValueError(f"lock_timeout={lock_timeout!r}: must be seconds >= 0 or None")
+        lock_timeout = check_timeout(lock_timeout, "lock_timeout")  # TradeStore's rule, at construction
         super().__init__(**options)
         self.account = account
         self.dsn = resolve_dsn(dsn)
