@@ -255,6 +255,49 @@ def test_a_second_store_in_the_same_thread_is_refused_at_once(pg_dsn, pg_account
     assert b.get_trade("T001")["status"] == "CLOSED"
 
 
+def _alias(dsn: str) -> str:
+    """The same server and database, its host spelled another way."""
+    import socket
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    host = str(conninfo_to_dict(dsn).get("host") or "")
+    if host.startswith("/"):
+        return make_conninfo(dsn, host=host.rstrip("/") + "/")
+    if host:
+        address = socket.gethostbyname(host)
+        if address != host:
+            return make_conninfo(dsn, host=address)
+    pytest.skip(f"no second spelling of host {host!r} to test with")
+
+
+def test_a_second_store_through_another_spelling_of_the_dsn_is_refused_at_once(pg_dsn, pg_account):
+    a, b = pg(pg_dsn, pg_account, lock_timeout=2), PgTradeStore(pg_account, _alias(pg_dsn), lock_timeout=2)
+    with a.transaction() as tx:
+        tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+        with pytest.raises(NestedTransactionError, match="already holds"):
+            b.open_trade("BTC", "LONG", 100, 95, 120, 1)  # not LockTimeout: it waited on its own thread
+    assert [t["symbol"] for t in b.get_all_trades()] == ["ETH"]
+    # Another database of the same server is another account: both can be held at once.
+    other = f"tradestore_other_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        try:
+            admin.execute(f"CREATE DATABASE {other}")
+        except psycopg.errors.InsufficientPrivilege:
+            return
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        init_schema(make_conninfo(pg_dsn, dbname=other))
+        elsewhere = PgTradeStore(pg_account, make_conninfo(pg_dsn, dbname=other))
+        with a.transaction():
+            assert elsewhere.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+        elsewhere.close()
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {other} WITH (FORCE)")
+
+
 def test_lock_timeout_raises_lock_timeout_and_writes_nothing(pg_dsn, pg_account):
     from tradestore.pgstore import account_key
 

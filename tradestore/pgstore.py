@@ -181,6 +181,23 @@ def _connect(dsn: str, lock_timeout: float | None):
 SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"tradestore-schema").digest()[:8], "big", signed=True)
 
 
+def _server_identity(conn) -> tuple:
+    """Which database of which running server ``conn`` is on, however its DSN spelled the host.
+
+    The nested-transaction guard keys on it, so two stores whose DSNs differ only in spelling
+    (``/tmp/pg`` and ``/tmp/pg/``, ``localhost`` and ``127.0.0.1``, a ``hostaddr``, a proxy) are
+    known to be one account's lock. It is the cluster's ``system_identifier`` (made by initdb),
+    the postmaster's start time (a clone restored from the same base backup shares the
+    identifier, never the start time) and the database's oid: all readable by any role, with no
+    setting or privilege needed (unlike ``data_directory``), and not NULL over a Unix socket
+    (unlike ``inet_server_addr()``).
+    """
+    return conn.execute(
+        "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time(), "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()
+
+
 def init_schema(dsn: str | None = None, statements: tuple[str, ...] = SCHEMA_SQL) -> str:
     """Create the tradestore tables and indexes if missing (idempotent); return a summary.
 
@@ -287,6 +304,7 @@ class PgTradeStore(LedgerStore):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = _connect(self.dsn, self._lock_timeout)
+            self._local.server = _server_identity(conn)
         return conn
 
     def _drop_conn(self) -> None:
@@ -332,8 +350,9 @@ class PgTradeStore(LedgerStore):
             raise DatabaseError(f"{self.name}: {type(exc).__name__}: {exc}; nothing was written", state) from None
 
     def _server(self) -> tuple:
-        info = self._conn().info
-        return (info.host, info.port, info.dbname)
+        """The identity of the database this thread's connection is on (see :func:`_server_identity`)."""
+        self._conn()
+        return self._local.server
 
     # -- the PostgreSQL backend of the core's transaction -------------------------------
 
