@@ -667,3 +667,21 @@ def test_a_child_forked_inside_a_transaction_writes_the_account_once_the_parent_
     assert os.waitstatus_to_exitcode(status) == 0, report
     assert report == "T002 T003"
     assert [t["symbol"] for t in store.get_open_trades()] == ["ETH", "BTC", "SOL"]
+
+
+@pytest.mark.parametrize("name", ["acct\x00evil", "\x00", "bad\ud800"])
+def test_an_account_name_postgresql_cannot_hold_is_refused_at_construction(pg_dsn, name):
+    with pytest.raises(ValueError, match="account="):
+        PgTradeStore(name, pg_dsn)
+
+
+def test_closing_the_store_inside_its_block_writes_nothing_and_says_so(pg_dsn, pg_account):
+    from tradestore import TradeStoreError
+
+    store = pg(pg_dsn, pg_account)
+    with pytest.raises(TradeStoreError, match="closed inside its transaction block.*nothing was written"):
+        with store.transaction() as tx:
+            tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+            store.close()
+    assert store.get_all_trades() == []
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"  # the account is free

@@ -279,6 +279,12 @@ class PgTradeStore(LedgerStore):
                  **options: Any) -> None:
         if not isinstance(account, str) or not account.strip() or len(account) > 200:
             raise ValueError(f"account={account!r}: must be a non-empty name of at most 200 characters")
+        if "\x00" in account:
+            raise ValueError(f"account={account!r}: contains NUL, which PostgreSQL text cannot hold")
+        try:
+            account.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"account={account!r}: is not valid Unicode (a lone surrogate)") from None
         lock_timeout = check_timeout(lock_timeout, "lock_timeout")  # TradeStore's rule, at construction
         super().__init__(**options)
         self.account = account
@@ -310,6 +316,7 @@ class PgTradeStore(LedgerStore):
     def _drop_conn(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
+        self._local.open = False  # a transaction on it ends with it (the server rolls back)
         if conn is not None:
             try:
                 conn.close()
@@ -391,7 +398,7 @@ class PgTradeStore(LedgerStore):
         conn = key = None
         try:
             with self._translated():
-                conn = self._begun("BEGIN ISOLATION LEVEL READ COMMITTED")
+                conn = self._local.tx_conn = self._begun("BEGIN ISOLATION LEVEL READ COMMITTED")
                 server = self._server()
             if (server, self.account) in held:
                 raise NestedTransactionError(
@@ -415,6 +422,7 @@ class PgTradeStore(LedgerStore):
                     self._cache = None
                     raise
         finally:
+            self._local.tx_conn = None
             if key is not None:
                 held.discard(key)
             if conn is not None:
@@ -479,6 +487,11 @@ class PgTradeStore(LedgerStore):
 
     def _persist(self, ledger: Ledger) -> None:
         """Write the changed records and the account row, then COMMIT (never retried)."""
+        if getattr(self._local, "conn", None) is not self._local.tx_conn:
+            raise TradeStoreError(
+                f"{self.name}: the store was closed inside its transaction block, which ended the "
+                "transaction: nothing was written"
+            )
         with self._translated():
             self._write(ledger)
 
@@ -584,5 +597,9 @@ class PgTradeStore(LedgerStore):
         return f"{self.name}: nothing to recover (PostgreSQL recovers committed data itself)"
 
     def close(self) -> None:
-        """Close this thread's connection (another is opened on the next call)."""
+        """Close this thread's connection (another is opened on the next call).
+
+        Inside a transaction block this ends the transaction: nothing of it is written, and the
+        block's commit raises TradeStoreError saying so.
+        """
         self._drop_conn()
