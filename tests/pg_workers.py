@@ -75,3 +75,15 @@ def write_loop(dsn: str, account: str, worker: str, count: int, started, results
             results.put(("fail", type(exc).__name__, str(exc)[:200]))
             store.close()
     results.put(("done", worker, ""))
+
+
+def init_at_barrier(dsn: str, barrier, results) -> None:
+    """Run init_schema once every worker is at ``barrier``; report the outcome."""
+    from tradestore.pgstore import init_schema
+
+    barrier.wait(30)
+    try:
+        init_schema(dsn)
+        results.put("ok")
+    except BaseException as exc:  # every outcome is reported; the test judges it
+        results.put(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")

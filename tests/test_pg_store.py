@@ -3,10 +3,12 @@ TradeStore; the lock across processes; retries, lost COMMIT replies and killed w
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import uuid
+from decimal import Decimal
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
@@ -33,16 +35,16 @@ def pg(dsn, account, clock=None, **limits) -> PgTradeStore:
 good = st.floats(min_value=50, max_value=150, allow_nan=False)
 prices = st.one_of(good, good, good, st.sampled_from([0, -1, float("nan"), "100"]))  # mostly valid
 ids = st.integers(1, 4)  # the first few ids: mostly trades that exist
-ops = st.lists(st.one_of(
+step = st.one_of(  # one operation, of a store or of a transaction
     st.tuples(st.just("open"), st.sampled_from(SYMBOLS), st.sampled_from(["LONG", "SHORT", "up"]), prices,
               st.floats(min_value=0.01, max_value=2)),
     st.tuples(st.just("close"), ids, prices),
     st.tuples(st.just("partial"), ids, st.sampled_from([0.5, 0.25, 1.5]), prices),
     st.tuples(st.just("update"), ids, st.sampled_from([{"notes": "n"}, {"stop_price": 1.0}, {"id": "T9"}])),
     st.tuples(st.just("batch"), ids, ids),
-    st.tuples(st.just("tx"), st.sampled_from(SYMBOLS), ids),
     st.tuples(st.just("advance"), st.integers(1, 40)),
-), min_size=1, max_size=30)
+)
+ops = st.lists(st.one_of(step, st.tuples(st.just("tx"), st.sampled_from(SYMBOLS), ids)), min_size=1, max_size=30)
 
 
 def apply(store, clock, op):
@@ -99,6 +101,40 @@ def test_every_operation_gives_the_file_stores_outcome_and_document(pg_dsn, tmp_
         assert theirs.get_next_id() == ours.get_next_id()
     # A second store (no cache) reads the same account.
     assert pg(pg_dsn, account).get_all_trades() == ours.get_all_trades()
+
+
+def run_block(store, clock, block):
+    """``block``'s operations in one transaction, each refusal caught inside it: the outcomes."""
+    outcomes = []
+    try:
+        with store.transaction() as tx:
+            for op in block:
+                outcomes.append(outcome(tx, clock, op))
+    except Exception as exc:
+        outcomes.append((type(exc).__name__, str(exc)))
+    return outcomes
+
+
+@settings(max_examples=40)
+@given(blocks=st.lists(st.lists(step, min_size=1, max_size=8), min_size=1, max_size=6))
+@example(blocks=[[("open", "BTC", "LONG", 100.0, 1.0)], [("close", 1, 101.0), ("open", "BTC", "SHORT", 101.0, 1.0)]])
+@example(blocks=[[("open", "BTC", "LONG", 100.0, 1.0), ("open", "ETH", "LONG", 100.0, 1.0)],
+                 [("partial", 2, 0.5, 110.0), ("close", 1, 90.0), ("open", "BTC", "LONG", 95.0, 1.0),
+                  ("close", 3, 96.0), ("open", " btc ", "SHORT", 96.0, 1.0), ("close", 2, 120.0),
+                  ("open", "ETH", "SHORT", 120.0, 1.0)]])
+def test_any_sequence_in_one_transaction_commits_as_the_file_store_commits_it(pg_dsn, tmp_path_factory, blocks):
+    """Whatever order a block closes, reopens and changes trades in, the database commits what
+    the file store commits (the schema's guards never refuse a state the rules allowed)."""
+    directory = tmp_path_factory.mktemp("blocks")
+    file_clock, pg_clock = FakeClock(), FakeClock()
+    limits = dict(max_positions=3, asset_consecutive_loss_cap=2, max_portfolio_heat_pct=8.0)
+    ours = TradeStore(directory / "trades.json", clock=file_clock, **limits)
+    theirs = pg(pg_dsn, f"blocks-{uuid.uuid4().hex}", pg_clock, **limits)
+    for block in blocks:
+        assert run_block(theirs, pg_clock, block) == run_block(ours, file_clock, block), block
+        if (directory / "trades.json").exists():
+            assert theirs.export_document() == (directory / "trades.json").read_bytes()
+    assert pg(pg_dsn, theirs.account).get_all_trades() == ours.get_all_trades()
 
 
 def test_reads_and_derived_files_work_unchanged_on_an_export(pg_dsn, pg_account, tmp_path, clock):
@@ -219,6 +255,49 @@ def test_a_second_store_in_the_same_thread_is_refused_at_once(pg_dsn, pg_account
     assert b.get_trade("T001")["status"] == "CLOSED"
 
 
+def _alias(dsn: str) -> str:
+    """The same server and database, its host spelled another way."""
+    import socket
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    host = str(conninfo_to_dict(dsn).get("host") or "")
+    if host.startswith("/"):
+        return make_conninfo(dsn, host=host.rstrip("/") + "/")
+    if host:
+        address = socket.gethostbyname(host)
+        if address != host:
+            return make_conninfo(dsn, host=address)
+    pytest.skip(f"no second spelling of host {host!r} to test with")
+
+
+def test_a_second_store_through_another_spelling_of_the_dsn_is_refused_at_once(pg_dsn, pg_account):
+    a, b = pg(pg_dsn, pg_account, lock_timeout=2), PgTradeStore(pg_account, _alias(pg_dsn), lock_timeout=2)
+    with a.transaction() as tx:
+        tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+        with pytest.raises(NestedTransactionError, match="already holds"):
+            b.open_trade("BTC", "LONG", 100, 95, 120, 1)  # not LockTimeout: it waited on its own thread
+    assert [t["symbol"] for t in b.get_all_trades()] == ["ETH"]
+    # Another database of the same server is another account: both can be held at once.
+    other = f"tradestore_other_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        try:
+            admin.execute(f"CREATE DATABASE {other}")
+        except psycopg.errors.InsufficientPrivilege:
+            return
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        init_schema(make_conninfo(pg_dsn, dbname=other))
+        elsewhere = PgTradeStore(pg_account, make_conninfo(pg_dsn, dbname=other))
+        with a.transaction():
+            assert elsewhere.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+        elsewhere.close()
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {other} WITH (FORCE)")
+
+
 def test_lock_timeout_raises_lock_timeout_and_writes_nothing(pg_dsn, pg_account):
     from tradestore.pgstore import account_key
 
@@ -231,6 +310,26 @@ def test_lock_timeout_raises_lock_timeout_and_writes_nothing(pg_dsn, pg_account)
         holder.execute("ROLLBACK")
     assert store.get_all_trades() == []
     assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+
+
+@pytest.mark.parametrize("value", [None, math.inf, 0, 0.0001, Decimal("5"), 30 * 24 * 3600.0, 1e300, 1e308])
+def test_every_lock_timeout_the_file_store_takes_works(pg_dsn, pg_account, tmp_path, value):
+    from tradestore.pgstore import MAX_LOCK_TIMEOUT_MS
+
+    TradeStore(tmp_path / "trades.json", lock_timeout=value)
+    store = pg(pg_dsn, pg_account, lock_timeout=value)
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+    shown = store._conn().execute("SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'").fetchone()[0]
+    expected = {None: 0, math.inf: 0, 0: 1, 0.0001: 1, Decimal("5"): 5000}.get(value, MAX_LOCK_TIMEOUT_MS)
+    assert shown == expected
+
+
+@pytest.mark.parametrize("value", [True, -1, math.nan, "5", Decimal("NaN"), -math.inf])
+def test_every_lock_timeout_the_file_store_refuses_is_refused_at_construction(pg_dsn, pg_account, tmp_path, value):
+    with pytest.raises(ValueError, match="lock_timeout="):
+        TradeStore(tmp_path / "trades.json", lock_timeout=value)
+    with pytest.raises(ValueError, match="lock_timeout="):
+        pg(pg_dsn, pg_account, lock_timeout=value)
 
 
 # -- database faults ---------------------------------------------------------------------------
@@ -273,6 +372,46 @@ def test_other_errors_and_transaction_blocks_are_not_retried(pg_dsn, pg_account)
     assert block.attempts == 1 and block.get_all_trades() == []
 
 
+def test_the_callers_own_psycopg_errors_pass_through_unchanged_and_run_once(pg_dsn, pg_account):
+    calls, reports = [], []
+
+    def raising(error):
+        def check(ledger, proposal):
+            calls.append(1)
+            raise error
+        return check
+
+    for error in (psycopg.errors.UniqueViolation("the bot's own key"), psycopg.errors.SerializationFailure("its own"),
+                  psycopg.errors.UndefinedTable("its own table"), psycopg.errors.DeadlockDetected("its own")):
+        calls.clear()
+        store = PgTradeStore(pg_account, pg_dsn, risk_checks=[raising(error)], on_integrity_violation=reports.append)
+        with pytest.raises(type(error)) as caught:
+            store.open_trade("BTC", "LONG", 100, 95, 120, 1)
+        assert caught.value is error and calls == [1]
+        with pytest.raises(type(error)) as caught:
+            store.can_open_position("BTC")  # the advisory read runs the checks too
+        assert caught.value is error and calls == [1, 1]
+    store = pg(pg_dsn, pg_account)
+    with pytest.raises(psycopg.errors.UndefinedTable, match="the block's own"):
+        with store.transaction() as tx:
+            tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+            raise psycopg.errors.UndefinedTable("the block's own")
+    # Another store's conflict raised through this store's check is not this store's to rerun.
+    other = Conflicting(pg_account + "-other", pg_dsn, state="40001", times=1)
+
+    def uses_other_store(ledger, proposal):
+        calls.append(1)
+        with other.transaction() as tx:
+            tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+
+    calls.clear()
+    with pytest.raises(DatabaseError) as caught:
+        PgTradeStore(pg_account, pg_dsn, risk_checks=[uses_other_store]).open_trade("BTC", "LONG", 100, 95, 120, 1)
+    assert caught.value.sqlstate == "40001" and calls == [1] and other.attempts == 1
+    assert reports == [] and store.get_all_trades() == [] and other.get_all_trades() == []
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
+
+
 def test_a_commit_whose_reply_is_lost_is_never_retried(pg_dsn, pg_account):
     attempts = []
 
@@ -295,6 +434,21 @@ def test_a_commit_whose_reply_is_lost_is_never_retried(pg_dsn, pg_account):
     # The store reconnects; the trade is not there (the backend died before COMMIT).
     assert store.get_all_trades() == []
     assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001" and len(attempts) == 2
+
+
+def test_a_session_the_server_ended_while_idle_is_replaced_at_the_next_begin(pg_dsn, pg_account):
+    store = pg(pg_dsn, pg_account)
+    store.open_trade("BTC", "LONG", 100, 95, 120, 1)
+    calls = (store.get_open_trades, lambda: store.open_trade("ETH", "LONG", 100, 95, 120, 1),
+             lambda: store.export_document())
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        for call in calls:
+            idle = store._conn().info.backend_pid
+            # As a restart, an idle timeout or a proxy would: the session ends while idle.
+            assert admin.execute("SELECT pg_terminate_backend(%s, 10000)", (idle,)).fetchone()[0]
+            call()  # no DatabaseError: BEGIN found the session dead and was sent on a new one
+            assert store._conn().info.backend_pid != idle
+    assert [t["symbol"] for t in store.get_open_trades()] == ["BTC", "ETH"]
 
 
 def test_a_writer_terminated_inside_its_transaction_writes_nothing_and_frees_the_account(pg_dsn, pg_account):
@@ -376,6 +530,50 @@ def test_a_database_without_the_schema_says_how_to_create_it(pg_dsn):
     assert PgTradeStore("a", empty).open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"
 
 
+def test_pg_init_run_by_several_hosts_at_once_succeeds_everywhere(pg_dsn):
+    from psycopg.conninfo import make_conninfo
+    from tests import pg_workers
+
+    mp = context()
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    for _ in range(3):  # each round a new database, whose first DDL is slow: the runs overlap
+        database = f"tradestore_init_{uuid.uuid4().hex[:12]}"
+        try:
+            admin.execute(f"CREATE DATABASE {database}")
+        except psycopg.errors.InsufficientPrivilege:
+            admin.close()
+            pytest.skip("the test's role may not create databases")
+        barrier, results = mp.Barrier(6), mp.Queue()
+        procs = [mp.Process(target=pg_workers.init_at_barrier, args=(make_conninfo(pg_dsn, dbname=database), barrier, results))
+                 for _ in range(6)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(30)
+        admin.execute(f"DROP DATABASE {database}")
+        assert got == ["ok"] * 6
+    admin.close()
+
+
+def test_pg_init_refused_by_the_database_raises_database_error_and_creates_nothing(pg_dsn):
+    from psycopg.conninfo import make_conninfo
+
+    schema = f"init_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    fresh = make_conninfo(pg_dsn, options=f"-c search_path={schema}")
+    try:
+        with pytest.raises(DatabaseError, match="not created: SyntaxError") as caught:
+            init_schema(fresh, statements=("CREATE TABLE tradestore_account (account text)", "CREATE TABLE ("))
+        assert caught.value.sqlstate == "42601"
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('tradestore_account')").fetchone()[0] is None
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def test_pg_init_and_pg_export_commands(pg_dsn, pg_account, tmp_path):
     from tradestore.cli import main
 
@@ -438,3 +636,52 @@ def test_a_forked_child_never_ends_its_parents_session(pg_dsn, pg_account):
     assert os.waitstatus_to_exitcode(status) == 0
     assert store._conn().info.backend_pid == before  # still the parent's own session, alive
     assert store.close_trade("T001", 101)["status"] == "CLOSED"
+
+
+def test_a_child_forked_inside_a_transaction_writes_the_account_once_the_parent_is_done(pg_dsn, pg_account):
+    store = pg(pg_dsn, pg_account)
+    committed_r, committed_w = os.pipe()
+    report_r, report_w = os.pipe()
+    with store.transaction() as tx:
+        tx.open_trade("ETH", "LONG", 100, 95, 120, 1)
+        pid = os.fork()
+        if pid == 0:  # the child: once the parent has committed, write through both stores
+            code = 0
+            try:
+                os.close(committed_w)
+                os.read(committed_r, 1)
+                ids = [s.open_trade(sym, "LONG", 100, 95, 120, 1)["id"]
+                       for s, sym in ((store, "BTC"), (pg(pg_dsn, pg_account), "SOL"))]
+                os.write(report_w, " ".join(ids).encode())
+            except BaseException as exc:
+                os.write(report_w, f"{type(exc).__name__}: {exc}".encode())
+                code = 1
+            os._exit(code)
+    os.close(committed_r)
+    os.write(committed_w, b"x")  # the block has committed and released the account
+    os.close(committed_w)
+    os.close(report_w)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(report_r, 10000).decode()
+    os.close(report_r)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    assert report == "T002 T003"
+    assert [t["symbol"] for t in store.get_open_trades()] == ["ETH", "BTC", "SOL"]
+
+
+@pytest.mark.parametrize("name", ["acct\x00evil", "\x00", "bad\ud800"])
+def test_an_account_name_postgresql_cannot_hold_is_refused_at_construction(pg_dsn, name):
+    with pytest.raises(ValueError, match="account="):
+        PgTradeStore(name, pg_dsn)
+
+
+def test_closing_the_store_inside_its_block_writes_nothing_and_says_so(pg_dsn, pg_account):
+    from tradestore import TradeStoreError
+
+    store = pg(pg_dsn, pg_account)
+    with pytest.raises(TradeStoreError, match="closed inside its transaction block.*nothing was written"):
+        with store.transaction() as tx:
+            tx.open_trade("BTC", "LONG", 100, 95, 120, 1)
+            store.close()
+    assert store.get_all_trades() == []
+    assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"  # the account is free

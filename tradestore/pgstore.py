@@ -19,6 +19,13 @@ Guarantees:
 - Serialization failures and deadlocks, which the server reports before anything is
   committed, are retried a bounded number of times (one-operation writes only; a
   ``transaction()`` block cannot be replayed, so it raises :class:`DatabaseError`).
+- A session the server ended while idle (a restart, ``pg_terminate_backend``, a timeout) is
+  replaced when its BEGIN fails, before anything of the call was sent; nothing after a BEGIN
+  is ever resent.
+- Only the store's own statements have their errors translated (and retried): an exception
+  raised by the caller's code inside the transaction (a risk check, the block's body, a
+  callback, the caller's own psycopg work) reaches the caller unchanged, and that code runs
+  once per attempt of the store's own statements.
 - :meth:`PgTradeStore.export_document` gives the account as the FORMAT.md document, byte for
   byte what the file store would write for the same trades.
 
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import threading
@@ -44,6 +52,7 @@ from .core import LedgerStore, Transaction
 from .errors import CorruptTradeLog, IntegrityError, LockTimeout, NestedTransactionError, TradeStoreError
 from .document import loads_strict
 from .ledger import Ledger
+from .locking import check_timeout
 from .values import id_number, symbol_key
 
 DSN_ENV = "TRADESTORE_PG_DSN"
@@ -97,7 +106,12 @@ class CommitOutcomeUnknown(DatabaseError):
 
 
 class _Retryable(DatabaseError):
-    """A serialization failure or deadlock: the server rolled back; the operation may rerun."""
+    """A serialization failure or deadlock of ``store``'s own statements: the server rolled
+    back; that store's one-operation write may rerun."""
+
+    def __init__(self, message: str, sqlstate: str | None, store: PgTradeStore) -> None:
+        super().__init__(message, sqlstate)
+        self.store = store
 
 
 def _psycopg():
@@ -131,6 +145,20 @@ def account_key(account: str) -> int:
     return int.from_bytes(hashlib.sha256(b"tradestore:" + account.encode()).digest()[:8], "big", signed=True)
 
 
+MAX_LOCK_TIMEOUT_MS = 2_147_483_647  # the largest lock_timeout PostgreSQL accepts (about 24.8 days)
+
+
+def lock_timeout_ms(seconds: float | None) -> int:
+    """``SET lock_timeout``'s value for ``seconds`` (as :func:`tradestore.locking.check_timeout`
+    returns them): None waits forever (0); otherwise whole milliseconds rounded up, at least 1
+    (0 would mean forever) and at most :data:`MAX_LOCK_TIMEOUT_MS`.
+    """
+    if seconds is None:
+        return 0
+    millis = seconds * 1000
+    return MAX_LOCK_TIMEOUT_MS if millis >= MAX_LOCK_TIMEOUT_MS else max(1, math.ceil(millis))
+
+
 def _connect(dsn: str, lock_timeout: float | None):
     psycopg = _psycopg()
     try:
@@ -139,20 +167,57 @@ def _connect(dsn: str, lock_timeout: float | None):
         raise DatabaseError(f"cannot connect to PostgreSQL ({exc}); check the dsn or ${DSN_ENV}") from None
     # Statements are sent with autocommit and explicit BEGIN/COMMIT, so the first statement of
     # every write transaction is visibly the lock, and a COMMIT is never implicit.
-    millis = 0 if lock_timeout is None else max(1, int(lock_timeout * 1000))
-    conn.execute(f"SET lock_timeout = {millis}")
+    try:
+        conn.execute(f"SET lock_timeout = {lock_timeout_ms(lock_timeout)}")
+    except psycopg.Error as exc:
+        conn.close()
+        raise DatabaseError(f"PostgreSQL refused the session settings ({exc})", exc.sqlstate) from None
     _live.add(conn)
     return conn
 
 
+# The advisory lock every init_schema takes before its DDL (any 64-bit key outside the
+# accounts' will do; a collision would only make the two wait for each other).
+SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"tradestore-schema").digest()[:8], "big", signed=True)
+
+
+def _server_identity(conn) -> tuple:
+    """Which database of which running server ``conn`` is on, however its DSN spelled the host.
+
+    The nested-transaction guard keys on it, so two stores whose DSNs differ only in spelling
+    (``/tmp/pg`` and ``/tmp/pg/``, ``localhost`` and ``127.0.0.1``, a ``hostaddr``, a proxy) are
+    known to be one account's lock. It is the cluster's ``system_identifier`` (made by initdb),
+    the postmaster's start time (a clone restored from the same base backup shares the
+    identifier, never the start time) and the database's oid: all readable by any role, with no
+    setting or privilege needed (unlike ``data_directory``), and not NULL over a Unix socket
+    (unlike ``inet_server_addr()``).
+    """
+    return conn.execute(
+        "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time(), "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()
+
+
 def init_schema(dsn: str | None = None, statements: tuple[str, ...] = SCHEMA_SQL) -> str:
-    """Create the tradestore tables and indexes if missing (idempotent); return a summary."""
+    """Create the tradestore tables and indexes if missing (idempotent); return a summary.
+
+    Safe to run from several hosts at once: the DDL is one transaction that first takes the
+    advisory lock :data:`SCHEMA_LOCK_KEY`, so concurrent runs take turns (PostgreSQL's
+    ``IF NOT EXISTS`` alone does not stop two sessions from creating one table at the same
+    moment) and each later one finds the tables there. Raises :class:`DatabaseError`, having
+    created nothing, when the database refuses (no privilege, unreachable, ...).
+    """
+    psycopg = _psycopg()
     conn = _connect(resolve_dsn(dsn), None)
     try:
         with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             for statement in statements:
                 conn.execute(statement)
         count = conn.execute("SELECT count(*) FROM tradestore_account").fetchone()[0]
+    except psycopg.Error as exc:
+        raise DatabaseError(f"tradestore schema not created: {type(exc).__name__}: {exc}",
+                            getattr(exc, "sqlstate", None)) from None
     finally:
         conn.close()
     return f"tradestore schema ready ({count} accounts)"
@@ -165,7 +230,7 @@ def _encode(record: dict) -> str:
 
 # A forked child must never speak on its parent's sockets: libpq's close sends a Terminate
 # message, which would end the parent's session. The child points its copy of each socket at
-# /dev/null (so a later close goes nowhere) and starts with no connection.
+# /dev/null (so a later close goes nowhere) and starts with no connection and no account held.
 _live: weakref.WeakSet = weakref.WeakSet()
 _stores: weakref.WeakSet[PgTradeStore] = weakref.WeakSet()
 _held = threading.local()  # accounts this thread holds: (server, account) pairs
@@ -182,6 +247,8 @@ def _disown_connections_after_fork() -> None:
     finally:
         os.close(null)
     _live.clear()
+    # The child holds no account: the forking thread's set named what its parent held.
+    _held.accounts = set()
     for store in list(_stores):
         store._start_fresh()
 
@@ -202,16 +269,23 @@ class PgTradeStore(LedgerStore):
 
     ``dsn`` is a libpq connection string or URL (default: ``$TRADESTORE_PG_DSN``). Every
     other option is :class:`tradestore.TradeStore`'s (limits, ``risk_checks``, ``clock``,
-    ``on_integrity_violation``, ``lock_timeout`` in seconds or None to wait forever). Each
-    thread uses its own connection, opened on first use.
+    ``on_integrity_violation``, ``lock_timeout`` in seconds or None / ``math.inf`` to wait
+    forever, validated by TradeStore's rule when the store is built; waits beyond PostgreSQL's
+    longest lock_timeout, about 24.8 days, are cut to it). Each thread uses its own
+    connection, opened on first use.
     """
 
     def __init__(self, account: str, dsn: str | None = None, *, lock_timeout: float | None = 30.0,
                  **options: Any) -> None:
         if not isinstance(account, str) or not account.strip() or len(account) > 200:
             raise ValueError(f"account={account!r}: must be a non-empty name of at most 200 characters")
-        if lock_timeout is not None and not (isinstance(lock_timeout, (int, float)) and lock_timeout >= 0):
-            raise ValueError(f"lock_timeout={lock_timeout!r}: must be seconds >= 0 or None")
+        if "\x00" in account:
+            raise ValueError(f"account={account!r}: contains NUL, which PostgreSQL text cannot hold")
+        try:
+            account.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"account={account!r}: is not valid Unicode (a lone surrogate)") from None
+        lock_timeout = check_timeout(lock_timeout, "lock_timeout")  # TradeStore's rule, at construction
         super().__init__(**options)
         self.account = account
         self.dsn = resolve_dsn(dsn)
@@ -236,11 +310,13 @@ class PgTradeStore(LedgerStore):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = _connect(self.dsn, self._lock_timeout)
+            self._local.server = _server_identity(conn)
         return conn
 
     def _drop_conn(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
+        self._local.open = False  # a transaction on it ends with it (the server rolls back)
         if conn is not None:
             try:
                 conn.close()
@@ -249,7 +325,10 @@ class PgTradeStore(LedgerStore):
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """Database errors as TradeStoreErrors that say what happened and what to do."""
+        """Database errors of the store's own statements as TradeStoreErrors that say what
+        happened and what to do. Only the store's statements run under it: an exception of the
+        caller's code (a risk check, the body of a transaction block, a callback) passes
+        through unchanged, psycopg's included, and is never retried."""
         psycopg = _psycopg()
         try:
             yield
@@ -266,7 +345,7 @@ class PgTradeStore(LedgerStore):
                     f"`tradestore pg-init --dsn ...` once for this database ({str(exc).splitlines()[0]})", state
                 ) from None
             if state in _RETRY_STATES:
-                raise _Retryable(f"{self.name}: {exc}", state) from None
+                raise _Retryable(f"{self.name}: {exc}", state, self) from None
             if state == "23505":
                 constraint = getattr(getattr(exc, "diag", None), "constraint_name", None)
                 what = ("a second OPEN trade of one symbol" if constraint == "tradestore_one_open_trade_per_symbol"
@@ -278,10 +357,36 @@ class PgTradeStore(LedgerStore):
             raise DatabaseError(f"{self.name}: {type(exc).__name__}: {exc}; nothing was written", state) from None
 
     def _server(self) -> tuple:
-        info = self._conn().info
-        return (info.host, info.port, info.dbname)
+        """The identity of the database this thread's connection is on (see :func:`_server_identity`)."""
+        self._conn()
+        return self._local.server
 
     # -- the PostgreSQL backend of the core's transaction -------------------------------
+
+    def _begun(self, statement: str):
+        """This thread's connection, in a transaction that ``statement`` (a BEGIN) opened.
+
+        A connection the server ended while it sat idle (a restart, ``pg_terminate_backend``,
+        ``idle_session_timeout``, a proxy) is found dead only when BEGIN is sent. Nothing has
+        run on it yet, so it is replaced once and BEGIN sent again; no statement after a BEGIN
+        is ever repeated here.
+        """
+        psycopg = _psycopg()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            try:
+                conn.execute(statement)
+            except psycopg.OperationalError:
+                if not conn.broken:
+                    raise
+                self._drop_conn()  # ended by the server: a new session, then BEGIN again
+            else:
+                self._local.open = True
+                return conn
+        conn = self._conn()
+        conn.execute(statement)
+        self._local.open = True
+        return conn
 
     @contextmanager
     def _begin(self) -> Iterator[Ledger]:
@@ -289,33 +394,38 @@ class PgTradeStore(LedgerStore):
         held = getattr(_held, "accounts", None)
         if held is None:
             held = _held.accounts = set()
-        with self._translated():
-            conn = self._conn()
-            key = (self._server(), self.account)
-            if key in held:
+        self._local.open = False
+        conn = key = None
+        try:
+            with self._translated():
+                conn = self._local.tx_conn = self._begun("BEGIN ISOLATION LEVEL READ COMMITTED")
+                server = self._server()
+            if (server, self.account) in held:
                 raise NestedTransactionError(
                     f"this thread already holds {self.name} through another PgTradeStore; do both "
                     "changes in one transaction of one store"
                 )
+            key = (server, self.account)
             held.add(key)
-            self._local.open = False
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                self._local.open = True
+            with self._translated():
                 self._lock_account(conn)
-                # The process's cache lock after the account lock: readers of this process wait
-                # for a write in progress, never for a writer still waiting on another host.
-                with self._state:
+            # The process's cache lock after the account lock: readers of this process wait
+            # for a write in progress, never for a writer still waiting on another host.
+            with self._state:
+                with self._translated():
                     version, ledger = self._load(conn)
-                    self._local.version, self._local.first_new = version, ledger.next_id
-                    try:
-                        yield ledger
-                    except BaseException:
-                        # The ledger may hold half-applied changes; the next load re-reads.
-                        self._cache = None
-                        raise
-            finally:
+                self._local.version, self._local.first_new = version, ledger.next_id
+                try:
+                    yield ledger  # the caller's block and the checks: their errors are theirs
+                except BaseException:
+                    # The ledger may hold half-applied changes; the next load re-reads.
+                    self._cache = None
+                    raise
+        finally:
+            self._local.tx_conn = None
+            if key is not None:
                 held.discard(key)
+            if conn is not None:
                 self._end(conn)
 
     def _end(self, conn) -> None:
@@ -377,6 +487,16 @@ class PgTradeStore(LedgerStore):
 
     def _persist(self, ledger: Ledger) -> None:
         """Write the changed records and the account row, then COMMIT (never retried)."""
+        if getattr(self._local, "conn", None) is not self._local.tx_conn:
+            raise TradeStoreError(
+                f"{self.name}: the store was closed inside its transaction block, which ended the "
+                "transaction: nothing was written"
+            )
+        with self._translated():
+            self._write(ledger)
+
+    def _write(self, ledger: Ledger) -> None:
+        """The statements of :meth:`_persist`: the account row, the changed rows, COMMIT."""
         conn = self._local.conn
         version = self._local.version + 1
         # next_id never moves back, whoever writes: an id is never handed out twice.
@@ -393,18 +513,25 @@ class PgTradeStore(LedgerStore):
             # A new trade is inserted, never upserted: a row with its id already there means
             # another writer got the same id, and the primary key refuses the second.
             (new if id_number(trade_id) >= self._local.first_new else changed).append(row)
+        # Updates first, then inserts: any sequence the ledger allowed in one transaction then
+        # passes the one-OPEN-per-symbol index row by row. An update never adds an OPEN
+        # (account, symbol) pair (a record's symbol is not updatable and its status only goes
+        # from OPEN to CLOSED), so after the updates the table's OPEN trades are a subset of the
+        # final ones, and each insert adds a row of the final state, which the integrity check
+        # has passed. (Inserting first meets, for example, a trade closed and its symbol
+        # reopened in one block, while the old row is still OPEN.)
         with conn.cursor() as cur:
-            if new:
-                cur.executemany(
-                    "INSERT INTO tradestore_trade (symbol, status, version, record, account, id, seq) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [row + (id_number(row[-1]),) for row in new],
-                )
             if changed:
                 cur.executemany(
                     "UPDATE tradestore_trade SET symbol = %s, status = %s, version = %s, record = %s "
                     "WHERE account = %s AND id = %s",
                     changed,
+                )
+            if new:
+                cur.executemany(
+                    "INSERT INTO tradestore_trade (symbol, status, version, record, account, id, seq) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [row + (id_number(row[-1]),) for row in new],
                 )
         self._before_commit(ledger)
         self._commit_now(conn)
@@ -441,6 +568,8 @@ class PgTradeStore(LedgerStore):
                 with self.transaction() as tx:
                     return operation(tx)
             except _Retryable as exc:
+                if exc.store is not self:
+                    raise  # another store's conflict, raised through the caller's code: not ours to rerun
                 if attempt == RETRIES:
                     raise DatabaseError(f"{exc} (still failing after {RETRIES} retries)", exc.sqlstate) from None
                 # Jittered backoff, so the writers that collided do not collide again.
@@ -452,22 +581,25 @@ class PgTradeStore(LedgerStore):
     @contextmanager
     def _snapshot(self) -> Iterator[Ledger]:
         """One committed version, read in a REPEATABLE READ READ ONLY transaction."""
-        with self._translated():
-            conn = self._conn()
-            with self._state:
-                self._local.open = False
-                try:
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    self._local.open = True
+        with self._state:
+            self._local.open = False
+            with self._translated():
+                conn = self._begun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                with self._translated():
                     _, ledger = self._load(conn)
-                    yield ledger
-                finally:
-                    self._end(conn)
+                yield ledger  # can_open_position runs the caller's checks here: their errors are theirs
+            finally:
+                self._end(conn)
 
     def recover(self, *, force: bool = False) -> str:
         """Nothing to restore: the server recovers its own data from its write-ahead log."""
         return f"{self.name}: nothing to recover (PostgreSQL recovers committed data itself)"
 
     def close(self) -> None:
-        """Close this thread's connection (another is opened on the next call)."""
+        """Close this thread's connection (another is opened on the next call).
+
+        Inside a transaction block this ends the transaction: nothing of it is written, and the
+        block's commit raises TradeStoreError saying so.
+        """
         self._drop_conn()
