@@ -318,6 +318,13 @@ SEED_PARTIALS = json.dumps({"trades": [
             partial_exits=[_part(210.0, 0.5, 5.0, "2026-01-04T01:00:00+00:00")]),
 ], "next_id": 5}, indent=2)
 
+# The same log with T004 as an older seed record: no original_stop or original_size. Its
+# opening size is its 0.5 left + the 0.5 its partial exit closed = 1 unit (FORMAT.md, "Seed-format
+# logs"); closing the rest at 220 makes pnl_usd +10, the net 15 and net_r_multiple 15 / (10 x 1).
+SEED_PARTIALS_WITHOUT_ORIGINALS = json.dumps({**json.loads(SEED_PARTIALS), "trades": [
+    t if t["id"] != "T004" else {k: v for k, v in t.items() if k not in ("original_stop", "original_size")}
+    for t in json.loads(SEED_PARTIALS)["trades"]]}, indent=2)
+
 # An earlier version's log (schema 1): pnl_usd, pnl_pct and r_multiple were the NET of the trade.
 # BTC LONG 100 stop 95, 2 units: 1 at 110 (+10), the other 1 at 104 (+4): net 14, 7 %, 1.4 R.
 SCHEMA_1_LOG = raw({"schema": 1, "next_id": 2, "trades": [
@@ -527,6 +534,11 @@ def operation_cases() -> list[Case]:
            ["seed:next_id", "id:never-reused"], ("load", {}), log_text=seed_log([SEED_BARE_OPEN])))
     add(op("seed/close-after-seed-partial", "closing a seed trade after its partial exit: pnl_usd is the rest's",
            ["seed:partials", "op:close"], ("close", {"trade_id": "T004", "exit_price": 220}), log_text=SEED_PARTIALS))
+    add(op("seed/close-after-seed-partial-without-originals",
+           "a seed record without original_size after its partial exit opened with size + the exits' "
+           "size_closed: the close is accepted and net_r_multiple is over that whole size's risk",
+           ["seed:partials", "seed:missing-fields", "op:close"], ("close", {"trade_id": "T004", "exit_price": 220}),
+           log_text=SEED_PARTIALS_WITHOUT_ORIGINALS))
     add(op("seed/loss-cap-counts-net", "a seed trade that lost on its rest but won net does not count as a loss",
            ["seed:partials", "rule:loss_cap"], ("open", opening("BTC", "LONG", 100, 95, 110, 1)),
            log_text=SEED_PARTIALS, limits={"asset_consecutive_loss_cap": 1}))

@@ -13,8 +13,9 @@ Records are read as the seed's code meant them (``docs/FORMAT.md``, "Arithmetic"
 - a loss is a net P&L ``<= 0``.
 
 Every function accepts records from any era of the format: fields a seed record lacks fall back
-as FORMAT.md says (``original_stop`` -> ``stop_price``, ``original_size`` -> ``size``), and a
-number that is missing, null or not finite counts as 0, so no record can make a sum raise.
+as FORMAT.md says (``original_stop`` -> ``stop_price``, ``original_size`` -> ``size`` plus the
+partial exits' sizes, :func:`opening_size`), and a number that is missing, null or not finite
+counts as 0, so no record can make a sum raise.
 """
 
 from __future__ import annotations
@@ -67,8 +68,25 @@ def original_stop(trade: Mapping[str, Any]) -> float:
 
 
 def original_size(trade: Mapping[str, Any]) -> float:
+    """The units the trade was opened with: its ``original_size`` where that is a number, else
+    :func:`opening_size` (older seed records have no ``original_size``)."""
     size = number(trade.get("original_size"), None)
-    return number(trade.get("size")) if size is None else size
+    return opening_size(trade) if size is None else size
+
+
+def opening_size(trade: Mapping[str, Any]) -> float:
+    """The size at opening as the record's exits say it: the remaining ``size`` plus every
+    partial exit's ``size_closed``, rounded to :data:`SIZE_DECIMALS`, or ``size`` when there
+    are no partial exits. The one meaning of a missing ``original_size``: the seed's partial
+    exit reduces ``size``, so after the first the current size is not what was opened.
+
+    The seed rounds each of those sizes to 6 decimals, so rounding their sum only removes the
+    binary error of adding them: for a trade opened with a size of at most 6 decimals this is
+    that size exactly, and a record the seed wrote always meets integrity's size rule."""
+    size, parts = number(trade.get("size")), partials(trade)
+    if not parts:
+        return size
+    return round(math.fsum([size, *(number(p.get("size_closed")) for p in parts)]), SIZE_DECIMALS)
 
 
 def pnl_per_unit(trade: Mapping[str, Any], exit_price: float) -> float:

@@ -47,7 +47,7 @@ def _plainly_valid(trade: dict, next_id: int) -> bool:
     if number is None or number >= next_id or get("direction") not in DIRECTIONS:
         return False
     size, stop = get("size"), get("stop_price")
-    original = get("original_size", size)  # absent: nothing to check (see _violations)
+    original = _original_size(trade)
     for value in (get("entry_price"), stop, get("target_price"), size, get("original_stop", stop), original):
         if type(value) is not float or not 0.0 < value < _INF:
             return False
@@ -81,6 +81,13 @@ def _plainly_valid(trade: dict, next_id: int) -> bool:
     return "net_pnl_usd" not in trade or trade["net_pnl_usd"] == accounting.net_pnl_usd(trade)
 
 
+def _original_size(trade: dict) -> object:
+    """The size to hold the exits to: the record's own ``original_size`` as stored (so that a
+    wrong value is judged as it is), or, without one, the size at opening the exits define
+    (:func:`accounting.original_size`), which they agree with by construction."""
+    return trade["original_size"] if "original_size" in trade else accounting.original_size(trade)
+
+
 def _sizes_disagree(size: float, closed: float, original: float, exits: int) -> bool:
     """The remaining size plus the ``exits`` partial exits' ``closed`` sizes is not the
     original size, give or take the rounding each exit does."""
@@ -104,7 +111,7 @@ def _violations(trade: dict, next_id: int) -> list[str]:
     for field in ("original_stop", "original_size"):  # absent in some seed records
         if field in trade and (not _finite(trade[field]) or trade[field] <= 0):
             problems.append(f"{tid}: {field} {trade[field]!r} is not a finite positive number")
-    original = trade.get("original_size", trade.get("size"))
+    original = _original_size(trade)
     listed = trade.get("partial_exits")
     if listed is not None and not (isinstance(listed, list) and all(isinstance(p, dict) for p in listed)):
         problems.append(f"{tid}: partial_exits {describe(listed)} is not a list of objects")

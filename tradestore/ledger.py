@@ -103,10 +103,14 @@ def _check_target_side(direction: str, entry: float, target: float) -> None:
 
 
 def _fill_originals(trade: dict) -> None:
-    """Give a trade from an older log its opening stop and size before anything changes them."""
-    # .get: a damaged record may lack them; the commit's integrity check then refuses it.
+    """Give a trade from an older log its opening stop and size before anything changes them.
+
+    The opening size is :func:`accounting.original_size`'s (the remaining size plus the seed's
+    partial exits), the one every reader already uses for such a record."""
+    # .get: a damaged record may lack the stop; the commit's integrity check then refuses it.
     trade.setdefault("original_stop", trade.get("stop_price"))
-    trade.setdefault("original_size", trade.get("size"))
+    if "original_size" not in trade:
+        trade["original_size"] = accounting.original_size(trade)
 
 
 class Ledger:
