@@ -2,7 +2,8 @@
 
 ``integrity._plainly_valid`` accepts the records the store writes with exact type checks;
 ``integrity._violations`` is the full set of rules. For records the store writes (random
-histories of ledger operations) the shortcut must say yes, and for any record at all
+histories of ledger operations), and for those records closed by seed-era code (its close
+fields, the store's net fields left null), the shortcut must say yes, and for any record at all
 (every field replaced by any JSON value, or removed, or by near-miss numbers such as an int,
 0, -0.0, a huge value or a float subclass) a yes must mean the full rules find nothing.
 ``values.id_number`` is checked against the id pattern of docs/FORMAT.md the same way.
@@ -18,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradestore import Ledger, integrity
+from tradestore import Ledger, accounting, integrity
 from tradestore.values import id_number
+from tests.test_accounting import SeedBook
 from tests.test_hostile_records import CLOSED, OPEN, json_values
 from tests.test_properties import NOW
 
@@ -52,18 +54,35 @@ def history() -> list[dict]:
     return ledger.trades
 
 
-RECORDS = history()
+def closed_by_the_seed() -> list[dict]:
+    """Records the store opened (and partially closed) that seed-era code then closed: the
+    seed's close fields set, the store's net fields left null as written on open."""
+    ledger = Ledger(next_id=20)
+    for fraction, symbol in ((None, "DOT"), (0.5, "LINK")):
+        trade = ledger.open_trade(symbol, "LONG", 10.0, 9.0, 14.0, 2.0, now=NOW)
+        if fraction:
+            ledger.partial_close(trade["id"], fraction, 12.0, now=NOW + timedelta(minutes=5))
+    records = copy.deepcopy(ledger.trades)
+    for record in records:
+        SeedBook().close(record, 13.0, NOW + timedelta(minutes=30))
+    return records
+
+
+STORE_RECORDS, SEED_CLOSED = history(), closed_by_the_seed()
+RECORDS = STORE_RECORDS + SEED_CLOSED
 
 
 def test_the_store_s_records_take_the_shortcut():
-    assert {(t["status"], bool(t["partial_exits"])) for t in RECORDS} == {
+    assert {(t["status"], bool(t["partial_exits"])) for t in STORE_RECORDS} == {
         ("OPEN", False), ("OPEN", True), ("CLOSED", False), ("CLOSED", True)}
+    assert {(t["net_pnl_usd"], t["net_r_multiple"], bool(t["partial_exits"])) for t in SEED_CLOSED} == {
+        (None, None, False), (None, None, True)}
     for trade in RECORDS:
         assert integrity._violations(trade, 100) == []
         assert integrity._plainly_valid(trade, 100), trade
 
 
-PLAIN = [t for t in RECORDS if not t["partial_exits"]]
+PLAIN = [t for t in STORE_RECORDS if not t["partial_exits"]]
 LOSING, WINNING = sorted((t for t in PLAIN if t["status"] == "CLOSED"), key=lambda t: t["pnl_usd"])
 OPEN_PLAIN = next(t for t in PLAIN if t["status"] == "OPEN")
 
@@ -84,7 +103,7 @@ def _near_misses(closed: dict) -> list[tuple[dict, dict]]:
 
 # One edit per rule, each a violation the shortcut must leave to the full rules; on a winning
 # and a losing trade, so that no other rule happens to catch it first.
-WITH_PARTIALS = [t for t in RECORDS if t["partial_exits"]]
+WITH_PARTIALS = [t for t in STORE_RECORDS if t["partial_exits"]]
 PARTIAL_EDITS = [{"exit_price": None}, {"size_closed": "1"}, {"pnl_usd": float("inf")}, {"size_closed": 10.0},
                  {"size_closed": True}]
 BROKEN = _near_misses(WINNING) + _near_misses(LOSING) + [
@@ -92,7 +111,10 @@ BROKEN = _near_misses(WINNING) + _near_misses(LOSING) + [
     for trade in WITH_PARTIALS for edit in PARTIAL_EDITS] + [
     (trade, {"partial_exits": trade["partial_exits"] + [5]}) for trade in WITH_PARTIALS] + [
     (OPEN_PLAIN, edit) for edit in ({"exit_price": 1.0}, {"exit_time": "x"}, {"pnl_usd": 0.0},
-                                    {"net_pnl_usd": 0.0}, {"size": 2 * OPEN_PLAIN["size"]})]
+                                    {"net_pnl_usd": 0.0}, {"size": 2 * OPEN_PLAIN["size"]})] + [
+    (trade, edit) for trade in SEED_CLOSED
+    for edit in ({"net_pnl_usd": round(accounting.net_pnl(trade), 2) + 0.01}, {"net_pnl_usd": float("nan")},
+                 {"net_pnl_usd": "3.0"}, {"pnl_usd": -trade["pnl_usd"]})]
 
 
 @pytest.mark.parametrize("base,edit", BROKEN, ids=[f"{b['id']}-{'-'.join(e)}-{i}" for i, (b, e) in enumerate(BROKEN)])

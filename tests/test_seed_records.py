@@ -4,6 +4,8 @@
   partial exits have already reduced its ``size``: its size at opening is the remaining size
   plus the exits' ``size_closed``. Integrity accepts such a record, the store can trail and
   close it, and its initial risk is the one of the same record with ``original_size``.
+- The seed's close of a trade the store opened leaves the store's ``net_pnl_usd`` and
+  ``net_r_multiple`` null: "not computed", exactly as a record without the keys.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_accounting import START, SeedBook
-from tradestore import TradeStore, accounting, integrity
+from tradestore import StateReconciler, TradeStore, accounting, integrity
 
 CLOCK = START + timedelta(days=1)
 
@@ -111,3 +113,46 @@ def test_a_record_without_original_size_or_partial_exits_opened_with_its_size():
     trade = {"size": 3, "entry_price": 100, "stop_price": 90}
     assert accounting.original_size(trade) == 3.0 and accounting.initial_risk(trade) == 30.0
 
+
+# --------------------------------------------------------------------------- null net fields
+
+
+def test_the_seed_s_close_of_a_trade_the_store_opened_is_no_violation():
+    """The store writes net_pnl_usd and net_r_multiple null on open; the seed's close does not
+    know them and leaves them null. verify and every reconcile accept the record, which reads
+    the net the store would have written."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "trades.json")
+        store = TradeStore(path, fsync=False, clock=lambda: CLOCK)
+        store.open_trade("BTC", "LONG", 100.0, 95.0, 120.0, 2.0, "Breakout")
+        store.partial_close("T001", 0.5, 110.0)
+        with open(path) as f:
+            doc = json.load(f)
+        record = doc["trades"][0]
+        assert record["net_pnl_usd"] is None and record["net_r_multiple"] is None
+        SeedBook().close(record, 104.0, CLOCK)  # the seed's formulas, on the record as it is
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=2)
+
+        reread = TradeStore(path, fsync=False, clock=lambda: CLOCK)
+        assert reread.verify_integrity() == []
+        result = StateReconciler(path, output_dir=os.path.join(directory, "state"), clock=lambda: CLOCK,
+                                 fsync=False).reconcile()
+        assert result.violations == []
+        closed = reread.get_trade("T001")
+        assert closed["net_pnl_usd"] is None  # kept as the seed wrote it
+        assert accounting.net_pnl_usd(closed) == 4.0 + 10.0
+        assert reread.equity() == reread.limits.starting_capital + 14.0
+
+
+def test_a_null_net_field_is_still_checked_where_it_is_a_number():
+    """The null is "not computed"; a wrong number on the same record is still a violation."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "trades.json")
+        store = TradeStore(path, fsync=False, clock=lambda: CLOCK)
+        closed = store.close_trade(store.open_trade("BTC", "LONG", 100.0, 95.0, 120.0, 1.0)["id"], 110.0)
+    for net, flagged in ((None, False), (closed["net_pnl_usd"], False), (closed["net_pnl_usd"] + 0.01, True),
+                         (float("nan"), True), ("10.0", True)):
+        record = dict(closed, net_pnl_usd=net, net_r_multiple=None)
+        assert bool(integrity._violations(record, 2)) is flagged, net
+        assert integrity.trade_violations(record, 2) == integrity._violations(record, 2)

@@ -78,7 +78,8 @@ def _plainly_valid(trade: dict, next_id: int) -> bool:
             return False
     if pnl * accounting.pnl_per_unit(trade, exit_price) < 0:
         return False
-    return "net_pnl_usd" not in trade or trade["net_pnl_usd"] == accounting.net_pnl_usd(trade)
+    net = get("net_pnl_usd")  # absent or null: not computed (see _pnl_violations)
+    return net is None or net == accounting.net_pnl_usd(trade)
 
 
 def _original_size(trade: dict) -> object:
@@ -148,7 +149,10 @@ def _violations(trade: dict, next_id: int) -> list[str]:
 
 def _pnl_violations(trade: dict, tid: object) -> list[str]:
     """The seed's own check, which holds because pnl_usd is the final exit's: its sign agrees
-    with ``(exit - entry) x direction``; and the net fields, where present, are the net."""
+    with ``(exit - entry) x direction``; and ``net_pnl_usd``, unless absent or null, is the net.
+
+    A null ``net_pnl_usd`` means "not computed" exactly as an absent one: the store writes it
+    null on open, and a seed-era close, which does not know the field, leaves it so."""
     problems = []
     exit_price, pnl = trade.get("exit_price"), trade.get("pnl_usd")
     if _finite(exit_price) and _finite(pnl) and _finite(trade.get("entry_price")):
@@ -156,10 +160,11 @@ def _pnl_violations(trade: dict, tid: object) -> list[str]:
         if pnl * move < 0:
             problems.append(f"{tid}: pnl_usd {pnl} has the opposite sign of the exit's move "
                             f"{move:+g} per unit (pnl_usd is the final exit's P&L, not the net)")
-    if "net_pnl_usd" in trade:
+    net = trade.get("net_pnl_usd")
+    if net is not None:
         expected = accounting.net_pnl_usd(trade)
-        if trade["net_pnl_usd"] != expected:
-            problems.append(f"{tid}: net_pnl_usd {trade['net_pnl_usd']!r} is not pnl_usd + partial exits = {expected}")
+        if net != expected:
+            problems.append(f"{tid}: net_pnl_usd {net!r} is not pnl_usd + partial exits = {expected}")
     return problems
 
 
