@@ -685,3 +685,26 @@ def test_closing_the_store_inside_its_block_writes_nothing_and_says_so(pg_dsn, p
             store.close()
     assert store.get_all_trades() == []
     assert store.open_trade("BTC", "LONG", 100, 95, 120, 1)["id"] == "T001"  # the account is free
+
+
+# -- the caller's code and the file store's API, as on the file store -------------------------
+
+
+def test_a_risk_check_cannot_write_through_the_pg_store_it_checks_for(pg_dsn, pg_account):
+    # The core's rule, on the database store too: the check's open would join the open it judges.
+    refused = []
+
+    def check(ledger, proposal):
+        try:
+            store.open_trade("ETH", "LONG", 100, 95, 110, 1)
+        except NestedTransactionError as exc:
+            refused.append(exc)
+
+    store = PgTradeStore(pg_account, pg_dsn, risk_checks=[check], max_positions=1)
+    store.open_trade("BTC", "LONG", 100, 95, 110, 1)
+    assert len(refused) == 1 and [t["symbol"] for t in store.get_all_trades()] == ["BTC"]
+
+
+def test_recover_takes_the_file_stores_arguments(pg_dsn, pg_account):
+    store = PgTradeStore(pg_account, pg_dsn)
+    assert "nothing to recover" in store.recover(force=True, next_id=5)

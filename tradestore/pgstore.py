@@ -592,8 +592,11 @@ class PgTradeStore(LedgerStore):
             finally:
                 self._end(conn)
 
-    def recover(self, *, force: bool = False) -> str:
-        """Nothing to restore: the server recovers its own data from its write-ahead log."""
+    def recover(self, *, force: bool = False, next_id: int | None = None) -> str:
+        """Nothing to restore: the server recovers its own data from its write-ahead log.
+
+        Takes :meth:`TradeStore.recover`'s arguments, so code written for either store runs on
+        both; here they change nothing."""
         return f"{self.name}: nothing to recover (PostgreSQL recovers committed data itself)"
 
     def close(self) -> None:
