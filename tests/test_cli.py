@@ -9,8 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tradestore import TradeStore
+from tradestore import RiskLimits, TradeStore
 from tradestore.cli import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LIMIT_OPTIONS,
                             build_parser, main, positive_seconds, subcommands)
 
@@ -120,6 +122,33 @@ def test_init_writes_a_config_that_loads(tmp_path, capsys, monkeypatch):
     assert run(capsys, "init", "--force")[0] == 0
     code, out, _ = run(capsys, "status")
     assert code == 0 and "positions    0/7" in out
+
+
+def test_the_config_init_writes_gives_exactly_the_librarys_default_limits(tmp_path, capsys, monkeypatch):
+    # Its [correlation_groups] table replaces the built-in groups: a table of one group
+    # dropped the other four caps for everyone who started from the example.
+    from tradestore.cli import load_config, store_from_args, build_parser
+
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "init")[0] == 0
+    config, _ = load_config(None)
+    assert set(config["correlation_groups"]) == set(RiskLimits().correlation_groups)
+    store = store_from_args(build_parser().parse_args(["status"]))
+    assert store.limits == RiskLimits()
+
+
+@pytest.mark.parametrize("broken", ["a broken config", "a directory for the log"])
+def test_init_force_replaces_what_keeps_every_other_command_from_starting(tmp_path, capsys, monkeypatch, broken):
+    monkeypatch.chdir(tmp_path)
+    if broken == "a broken config":
+        (tmp_path / "tradestore.toml").write_text("[limits\n")
+    else:
+        (tmp_path / "trades.json").mkdir()
+        (tmp_path / "tradestore.toml").write_text("")
+    assert run(capsys, "status")[0] == 2 if broken == "a broken config" else run(capsys, "status")[0] != 0
+    code, _, err = run(capsys, "init", "--force")
+    assert code == 0, err
+    assert "[correlation_groups]" in (tmp_path / "tradestore.toml").read_text()
 
 
 def test_loss_capped_symbols_are_listed(tmp_path, capsys, monkeypatch):
@@ -465,3 +494,34 @@ def test_a_refused_path_is_a_configuration_error_in_its_own_words(tmp_path, caps
     assert code == EXIT_USAGE and "not a regular file" in err
     code, _, err = run(capsys, "status", "--max-positions", "0")
     assert code == EXIT_USAGE and "bad limit in configuration: max_positions" in err
+
+
+SPELLINGS = {"BTC": ["BTC", "btc", " Btc"], "ETH": ["ETH", "eth\t"]}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(sorted(SPELLINGS)), st.integers(0, 2), st.booleans()), min_size=1, max_size=9))
+def test_status_lists_the_loss_capped_symbols_of_the_reports(tmp_path_factory, trades):
+    # One entry per symbol, as risk_state.json's blocked_symbols and open_trade decide it,
+    # however the log (written by other tools) spells the symbol.
+    from tradestore import StateReconciler
+    from tradestore.cli import status_report
+
+    tmp = tmp_path_factory.mktemp("spellings")
+    path = tmp / "trades.json"
+    writer = TradeStore(path, fsync=False, max_positions=50, max_corr_group_risk_pct=100.0,
+                        asset_consecutive_loss_cap=None)
+    for symbol, _, won in trades:
+        t = writer.open_trade(symbol, "LONG", 100, 95, 110, 1)
+        writer.close_trade(t["id"], 101 if won else 99)
+    doc = json.loads(path.read_bytes())
+    for record, (symbol, spelling, _) in zip(doc["trades"], trades):
+        record["symbol"] = SPELLINGS[symbol][spelling % len(SPELLINGS[symbol])]
+    path.write_text(json.dumps(doc))
+    store = TradeStore(path, fsync=False, max_positions=50, max_corr_group_risk_pct=100.0)
+    StateReconciler(path, output_dir=tmp / "state", clock=store.now, fsync=False, limits=store.limits).reconcile()
+    blocked = json.loads((tmp / "state" / "risk_state.json").read_text())["blocked_symbols"]
+    assert {c["symbol"]: c["reason"] for c in status_report(store)["loss_capped"]} == blocked
+    for symbol in SPELLINGS:
+        ok, reason = store.can_open_position(symbol)
+        assert (symbol in blocked) == (not ok and reason.startswith("loss_cap")), reason

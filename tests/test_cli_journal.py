@@ -147,9 +147,9 @@ def test_a_bad_log_format_in_the_config_is_a_configuration_error(tmp_path, capsy
 
 
 def test_the_example_config_names_log_format():
-    from tradestore.cli import CONFIG_EXAMPLE
+    from tradestore.cli import config_example
 
-    assert '# log_format = "journal"' in CONFIG_EXAMPLE
+    assert '# log_format = "journal"' in config_example()
 
 
 @pytest.mark.parametrize("command,words", [("convert", ["--to", "journal", "document"]),

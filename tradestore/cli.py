@@ -78,27 +78,40 @@ def _limit_default(name: str) -> str:
     return "off" if value is None else f"{value:g}"
 
 
-CONFIG_EXAMPLE = """\
-trade_log = "trades.json"          # relative to this file
-# the lock file is always the log's path + ".lock" (trades.json.lock); no setting needed
-# log_format = "journal"           # a new log appends each write to trades.json.journal; an
-                                   # existing log keeps its format (`tradestore convert` changes it)
+def config_example() -> str:
+    """The ``tradestore.toml`` that ``tradestore init`` writes: every limit at the library's
+    default, the built-in correlation groups written out (the table replaces them when
+    present), the limits that are off by default as comments. Read back, it gives exactly
+    ``RiskLimits()``."""
+    defaults = risk.RiskLimits()
+    limits = []
+    for f in dataclasses.fields(risk.RiskLimits):
+        value = getattr(defaults, f.name)
+        if f.name == "correlation_groups":
+            continue
+        limits.append(f"# {f.name} = {_EXAMPLE_VALUES[f.name]}" if value is None else f"{f.name} = {value!r}")
+        if f.name in _EXAMPLE_NOTES:
+            limits[-1] = f"{limits[-1]:<36}# {_EXAMPLE_NOTES[f.name]}"
+    groups = [f"{name} = {json.dumps(list(symbols))}" for name, symbols in defaults.correlation_groups.items()]
+    return "\n".join([
+        'trade_log = "trades.json"          # relative to this file',
+        '# the lock file is always the log\'s path + ".lock" (trades.json.lock); no setting needed',
+        '# log_format = "journal"           # a new log appends each write to trades.json.journal; an',
+        "                                   # existing log keeps its format (`tradestore convert` changes it)",
+        "",
+        "[limits]",
+        *limits,
+        "",
+        "[correlation_groups]                # replaces the built-in groups: keep the ones you want",
+        *groups,
+        "",
+    ])
 
-[limits]
-max_positions = 7
-starting_capital = 5000
-max_corr_group_risk_pct = 4.0
-asset_consecutive_loss_cap = 3
-# loss_cap_cooldown_hours = 48
-# max_drawdown_pct = 15
-# max_daily_loss_pct = 5
-# max_weekly_loss_pct = 10
-# caution_drawdown_pct = 10         # only makes the reports' drawdown_status read CAUTION
-# max_portfolio_heat_pct = 6
 
-[correlation_groups]                # replaces the built-in groups when present
-crypto_majors = ["BTC", "ETH"]
-"""
+# Example values of the limits that are off by default, written commented out.
+_EXAMPLE_VALUES = {"loss_cap_cooldown_hours": 48, "max_drawdown_pct": 15, "max_daily_loss_pct": 5,
+                   "max_weekly_loss_pct": 10, "max_portfolio_heat_pct": 6, "caution_drawdown_pct": 10}
+_EXAMPLE_NOTES = {"caution_drawdown_pct": "only makes the reports' drawdown_status read CAUTION"}
 
 
 class UsageError(Exception):
@@ -193,12 +206,8 @@ def status_report(store: TradeStore) -> dict[str, Any]:
     groups = {name: {"used_usd": float(risk.group_risk(ledger, limits, name)),
                      "budget_usd": limits.max_corr_group_risk_pct / 100 * equity}
               for name in limits.correlation_groups}
-    now = store.now()
-    capped = []
-    for symbol in sorted({t["symbol"] for t in ledger.closed_trades()}):
-        reason = risk.loss_cap(ledger, risk.probe(symbol, now, limits))
-        if reason:
-            capped.append({"symbol": symbol, "reason": reason})
+    capped = [{"symbol": symbol, "reason": reason}
+              for symbol, reason in risk.loss_capped(ledger, store.now(), limits).items()]
     heat_cap = limits.max_portfolio_heat_pct
     return {
         "trade_log": store.trade_log,
@@ -456,7 +465,7 @@ def cmd_init(store: TradeStore, args: argparse.Namespace) -> int:
     if os.path.exists(DEFAULT_CONFIG) and not args.force:
         raise UsageError(f"{DEFAULT_CONFIG} exists; use --force to overwrite it")
     with open(DEFAULT_CONFIG, "w") as f:
-        f.write(CONFIG_EXAMPLE)
+        f.write(config_example())
     if args.json:
         _emit_json({"config": os.path.abspath(DEFAULT_CONFIG), "written": True})
     else:
@@ -573,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write it to FILE atomically instead (not one of the log's files)")
     p = add("init", cmd_init, f"write an example {DEFAULT_CONFIG} in the current directory")
     p.add_argument("--force", action="store_true", help=f"overwrite an existing {DEFAULT_CONFIG}")
+    p.set_defaults(no_store=True)  # needs neither the config it may replace nor a log
 
     # The PostgreSQL commands: no trade log file, so none of the common options but --json.
     pg_common = argparse.ArgumentParser(add_help=False)

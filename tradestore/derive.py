@@ -316,12 +316,7 @@ def _verdicts(s: Snapshot) -> _Verdicts:
 def _decide(s: Snapshot) -> _Verdicts:
     ledger, limits, now = s.ledger, s.limits, s.now
     reasons = risk.halt_reasons(ledger, now, limits)
-    symbols = ledger.closed_symbols()
-    blocked = {}
-    for symbol in symbols:
-        reason = risk.loss_cap(ledger, risk.probe(symbol, now, limits))
-        if reason is not None:
-            blocked[symbol] = reason
+    blocked = risk.loss_capped(ledger, now, limits)
     heat_capped = risk.portfolio_heat(ledger, risk.probe("", now, limits))
     total_dd = accounting.drawdown_pct(s.equity, s.curve.peak)
     caution = limits.caution_drawdown_pct

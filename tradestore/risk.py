@@ -201,6 +201,17 @@ def loss_cap(ledger: Ledger, p: Proposal) -> str | None:
     return f"{p.symbol}: last {cap}/{cap} closed trades lost (net P&L <= 0); blocked"
 
 
+def loss_capped(ledger: Ledger, now: datetime, limits: RiskLimits) -> dict[str, str]:
+    """Every symbol :func:`loss_cap` blocks at ``now``: ``{symbol key: reason}``, sorted by key
+    (one entry per symbol, however the log spells it), as ``open_trade`` decides."""
+    blocked = {}
+    for symbol in ledger.closed_symbols():
+        reason = loss_cap(ledger, probe(symbol, now, limits))
+        if reason is not None:
+            blocked[symbol] = reason
+    return blocked
+
+
 def halt_reasons(ledger: Ledger, now: datetime, limits: RiskLimits) -> list[str]:
     """Every reason the account is halted at ``now``; empty when new trades may open.
 
