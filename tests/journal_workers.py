@@ -5,8 +5,6 @@ Each reports on a queue as ``(worker, outcome, detail)``.
 
 from __future__ import annotations
 
-import contextlib
-
 from tradestore import TradeStore, journal
 
 LIMITS = dict(max_positions=50, asset_consecutive_loss_cap=None, max_corr_group_risk_pct=100.0)
@@ -52,6 +50,9 @@ class _NoLock:
     def held_by_current_thread(self):
         return False
 
+    def check_held(self):
+        return None
+
     acquire = release = lambda self, *a, **k: None
 
 
@@ -67,7 +68,9 @@ def unlocked_append(log, barrier, results, worker):
         return real(self, data, **kw)
 
     journal.JournalView.append = append_after_everyone_loaded
-    with contextlib.suppress(Exception):
+    try:
         trade = store.open_trade(f"W{worker}", "LONG", 100, 95, 110, 1)
         results.put((worker, "opened", trade["id"]))
+    except Exception as exc:  # reported, so the test fails with the reason
+        results.put((worker, "error", repr(exc)))
     results.put((worker, "done", None))
