@@ -25,7 +25,10 @@ Finding = tuple[str, str]
 # or is harmless when retried (a short write, EINTR, shutil falling back from sendfile).
 # One exception: a sync that fails after the operation's result is already on disk (every
 # power-cut state right before it holds the result), such as a journal's checkpoint after an
-# fsynced record; the ok answer is then true whatever that sync did (FaultedStep.durable_before).
+# fsynced record; the ok answer is then true whatever that sync did. So is one whose result is
+# on disk when it comes, in every power-cut state of a model that never trusts a file whose
+# fsync failed again (the store wrote the data again into a new file and synced that):
+# FaultedStep.on_disk covers both.
 MUST_SURFACE = frozenset({"fsync", "fdatasync", "dirfsync"})
 
 
@@ -126,9 +129,11 @@ class FaultedStep:
     ``before``/``after``: the trades before and after it; ``recorded``: (before, after) of this
     operation in the fault-free recording, or None when the run already left the recorded
     path; ``target``: the trade id a close/partial/update addressed (None for an open);
-    ``durable_before``: every disk a power cut right before the first failed sync could leave
+    ``on_disk``: every disk a power cut right before the first failed sync could leave
     already held ``after`` (the failed sync came after the write was on disk, e.g. in a
-    journal's checkpoint that follows an fsynced record, so the ok answer is true).
+    journal's checkpoint that follows an fsynced record), or every disk a power cut right after
+    the ok answer could leave holds it (the data was written again into a new file and synced);
+    the ok answer is then true.
     """
 
     where: str
@@ -141,7 +146,7 @@ class FaultedStep:
     after: list
     recorded: tuple | None
     target: str | None = None
-    durable_before: bool = False
+    on_disk: bool = False
 
 
 def check_faulted_step(s: FaultedStep) -> list[Finding]:
@@ -154,7 +159,7 @@ def check_faulted_step(s: FaultedStep) -> list[Finding]:
             found.append(("fault-surfaced", f"{s.where}: reported ok although {sorted(s.failed)} failed"))
         return found
     if s.outcome == "ok":
-        if s.failed and not s.durable_before:
+        if s.failed and not s.on_disk:
             found.append(("fault-surfaced", f"{s.where}: returned ok although {sorted(s.failed)} failed"))
         record = s.record or {}
         stored = next((t for t in s.after if t.get("id") == record.get("id")), None)

@@ -27,7 +27,11 @@ each call, two views of every file and directory:
 
 Simplifications (stated so that a reader can judge the proof): directories created during a
 recording are durable at once; file modes and timestamps are not modelled; the data of a file
-is durable only by an ``fsync`` of a descriptor of that file (never by a directory ``fsync``).
+is durable only by an ``fsync`` of a descriptor of that file (never by a directory ``fsync``);
+once an ``fsync`` of a file has failed, no later ``fsync`` makes that file's data durable (the
+kernel may have dropped the dirty pages and marked them clean), so only a new file can carry
+the data to the disk; a failed directory ``fsync`` changes nothing, and a later one that
+succeeds makes the directory's names durable.
 These assumptions are no weaker than POSIX promises, so a store proved here relies on no
 file-system-specific ordering beyond in-order metadata commits.
 """
@@ -53,6 +57,10 @@ class ModelError(Exception):
 class _Inode:
     data: bytearray
     durable: bytes
+    # An fsync of this file failed: the kernel may have dropped its dirty pages and marked them
+    # clean, so a later fsync "succeeds" without writing them. Its durable bytes stay what they
+    # were before the failure; only a new file (a new inode) can be made durable again.
+    poisoned: bool = False
 
     @property
     def dirty(self) -> bool:
@@ -160,9 +168,13 @@ class DiskModel:
     def apply(self, call: FsCall) -> None:
         """Advance the model by one call. Calls that failed (really or by injection) change nothing."""
         self.applied += 1
-        if not call.ran:
-            return
         kind = call.kind
+        if not call.ran:
+            if kind in ("fsync", "fdatasync") and (call.injected == "error" or call.error is not None):
+                held, ref = self.fds.get(call.fd, (None, None))
+                if held == "file":
+                    self.inodes[ref].poisoned = True
+            return
         if kind == "open":
             if call.is_dir:
                 self.fds[call.fd] = ("dir", self._rel(call.path))
@@ -194,7 +206,8 @@ class DiskModel:
             inode.data.extend(b"\0" * (call.offset - len(inode.data)))
         elif kind in ("fsync", "fdatasync"):
             inode = self._inode_of(call.fd)
-            inode.durable = bytes(inode.data)
+            if not inode.poisoned:
+                inode.durable = bytes(inode.data)
         elif kind == "dirfsync":
             _, rel = self.fds[call.fd]
             directory = self.dirs[rel]

@@ -237,3 +237,53 @@ def test_a_store_writing_below_the_layer_is_not_applicable_not_failed(tmp_path, 
     assert result.violations == [] and result.passed
     assert result.not_applicable.startswith("the store changed trades.json through something")
     assert result.notes[-1].startswith("NOT APPLICABLE: ")
+
+
+def _write_new(path: str, *, retry_same_file: bool) -> None:
+    """Write NEW into a temp file, rename it over ``path``, fsync the directory. When the file's
+    fsync fails: fsync it again (``retry_same_file``) or start over with a new temp file."""
+    import errno
+
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, NEW)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        assert exc.errno == errno.EIO
+        if retry_same_file:
+            os.fsync(fd)  # "succeeds": the pages the failure dropped are clean and never written
+        else:
+            os.close(fd)
+            os.unlink(tmp)
+            return _write_new(path, retry_same_file=False)
+    os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(dfd)
+    os.close(dfd)
+
+
+@pytest.mark.parametrize("retry_same_file", [True, False])
+def test_a_file_whose_fsync_failed_is_never_durable_again_but_a_new_file_is(tmp_path, retry_same_file):
+    import errno
+
+    from tradestore_harness.fsfaults import Fault
+
+    (tmp_path / "a.json").write_bytes(OLD)
+    snapshot = snapshot_dir(str(tmp_path))
+    with FsShim(tmp_path) as probe:  # where the first fsync falls
+        _write_new(str(tmp_path / "a.json"), retry_same_file=retry_same_file)
+    first_fsync = next(c.index for c in probe.calls if c.kind == "fsync")
+    materialise(*snapshot, str(tmp_path / "again"))
+    (tmp_path / "again" / "a.json").write_bytes(OLD)
+    with FsShim(tmp_path / "again", fault=Fault(first_fsync, "error", errno.EIO), real_sync=False) as shim:
+        _write_new(str(tmp_path / "again" / "a.json"), retry_same_file=retry_same_file)
+    model = DiskModel(str(tmp_path / "again"), *snapshot)
+    for call in shim.calls:
+        model.apply(call)
+    final = {s.files.get("a.json") for s in model.crash_states(random.Random(0))}
+    if retry_same_file:
+        assert b"" in final and NEW in final  # the retried fsync proved nothing
+    else:
+        assert final == {NEW}  # the data went to the disk through a new file

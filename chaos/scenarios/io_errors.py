@@ -8,9 +8,11 @@ operation a fresh store must find:
 
 - a log that parses (``log-parses``);
 - an operation that returned ok in the log as returned (``ack-durable``), and no ok answer
-  from an operation whose fsync or directory fsync failed (``fault-surfaced``: the data may be
-  gone, so it must not be retried into a success); every other failure may be absorbed or
-  retried, since what it loses shows in the files;
+  from an operation whose fsync or directory fsync failed unless every disk a power cut could
+  leave holds its result (``fault-surfaced``: after a failed fsync the kernel may have dropped
+  the file's data, so retrying that fsync into a success acknowledges data that may be gone;
+  writing the data again into a new file and syncing that is a true success); every other
+  failure may be absorbed or retried, since what it loses shows in the files;
 - after a failed operation, the state before it or (when only the final directory fsync failed)
   after it, with nothing else changed (``state-before-or-after``);
 
@@ -150,8 +152,11 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
     stopped = False  # an operation raised StoreStopped: the store refuses every later call
     synced_failed = False  # a sync the operations must report failed: is what they acknowledge on disk?
     with shim:
-        store = factory(*fw.paths(run_dir)[:2])
-        for k, op in enumerate(ops):
+        try:
+            store = factory(*fw.paths(run_dir)[:2])
+        except Exception:  # the fault hit the store's constructor: it refused to start, a refusal
+            store = None   # like any other; the files must be as they were, and it must start later
+        for k, op in enumerate(ops if store is not None else ()):
             first_call = len(shim.calls)
             out["invoked"] += 1
             outcome, value = fw.run_op(store, run_dir, op, ids)
@@ -167,14 +172,21 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
                 except fw.LogUnreadable as exc:
                     findings.add(exc.prop, f"{where}, after op {k} {op}: {exc}")
                     return True
-                durable = outcome == "ok" and bool(failed) and cuts.lost(shim.calls, failed[0].index, [after]) is None
                 synced_failed = synced_failed or bool(failed)
+                lost = None
                 if outcome == "ok" and op[0] != "reconcile" and synced_failed:
                     # after a failed sync, what this operation acknowledged must survive a power cut
+                    # (the model never trusts a file whose fsync failed again: see DiskModel)
                     lost = cuts.lost(shim.calls, len(shim.calls), [after])
                     if lost is not None:
                         findings.add("ack-durable", f"{where}, op {k} {op} -> ok: a power cut right after it "
                                                     f"could leave {lost}")
+                # An ok answer despite a failed sync is true if its result was on disk before the
+                # sync (a journal's checkpoint after an fsynced record) or is on disk when the
+                # answer comes (the store wrote the data again into a new file and synced that).
+                durable = outcome == "ok" and bool(failed) and (
+                    cuts.lost(shim.calls, failed[0].index, [after]) is None
+                    or (op[0] != "reconcile" and lost is None))
             on_path = current == rec["states"][k]
             findings.extend(check_faulted_step(FaultedStep(
                 f"{where}, op {k} {op} -> {outcome}", op[0], outcome,
@@ -191,8 +203,20 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
         if problems:
             return False
         out["crash_points"] += 1
-        # the next call after the fault clears, on the same store: its memory must be clean too
+        if store is None:
+            try:
+                with shim.paused():
+                    refused = fw.load_state(factory, run_dir)
+            except fw.LogUnreadable as exc:
+                findings.add(exc.prop, f"{where}, after the store's constructor failed: {exc}")
+                return True
+            if refused != current:
+                findings.add("state-before-or-after", f"{where}: the store's constructor failed and changed "
+                                                      f"the trade log ({len(current)} -> {len(refused)} trades)")
+        # the next call after the fault clears, on the same store (its memory must be clean too),
+        # or on a new one if the first never started
         try:
+            store = store if store is not None else factory(*fw.paths(run_dir)[:2])
             value = store.open_trade(*fw.PROBE)
             problem = value.get("error") if isinstance(value, dict) else None
         except Exception as exc:
