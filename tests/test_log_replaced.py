@@ -4,11 +4,17 @@ caught here or by io-errors' short writes; our store and a stranger's pass."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.idioms.open_flock import Store
 from tradestore_chaos.scenarios import io_errors, log_replaced
+from tradestore_harness import checkers
 from tradestore_harness import fsworkload as fw
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.targets import resolve_target
@@ -21,7 +27,23 @@ def _run(tmp_path, target):
     return log_replaced.run(ctx)
 
 
-@pytest.mark.parametrize("target", ["tradestore", "tests.ordinary_store:make_store"])
+class KeysBackwards(Store):
+    """Positive control: a correct store whose records list their keys backwards (the stop
+    before the id) and whose whole numbers are written without a fraction (``19``)."""
+
+    def save(self, doc: dict) -> None:
+        def backwards(value):
+            if isinstance(value, dict):
+                return {k: backwards(v) for k, v in reversed(list(value.items()))}
+            if isinstance(value, list):
+                return [backwards(v) for v in value]
+            return int(value) if isinstance(value, float) and value.is_integer() else value
+
+        super().save(backwards(doc))
+
+
+@pytest.mark.parametrize("target", ["tradestore", "tests.ordinary_store:make_store",
+                                    "tests.test_log_replaced:KeysBackwards"])
 def test_a_correct_store_keeps_the_other_writer_s_change_and_derives_what_it_names(tmp_path, target):
     result = _run(tmp_path, target)
     assert result.verdict == "PASS", f"seed {SEED}: {result.violations}"
@@ -35,7 +57,7 @@ def test_a_cache_that_ignores_the_inode_loses_the_same_size_change(tmp_path):
     props = {v.property: v.detail for v in result.violations}
     assert list(props) == ["ack-durable"], result.violations
     assert f"{len(log_replaced.SECOND_OPS)} case(s)" in props["ack-durable"]
-    assert "set T002 stop to 18.5" in props["ack-durable"] and "final log has 19.0" in props["ack-durable"]
+    assert "set T002 stop to 18.0" in props["ack-durable"] and "final log has 19.0" in props["ack-durable"]
 
 
 def test_a_reconciler_that_hashes_one_read_and_derives_from_another_is_caught(tmp_path):
@@ -50,8 +72,8 @@ def test_the_other_writer_s_file_has_the_same_size_and_mtime_but_a_new_inode(tmp
     log, lock, _ = fw.paths(str(tmp_path))
     before = os.stat(log)
     data = open(log, "rb").read()
-    moved = log_replaced._STOP.sub(rb"\g<1>18.5", data, count=1)
-    assert moved != data and len(moved) == len(data)
+    moved, stop = log_replaced.moved_stop(data, "T002")
+    assert moved != data and len(moved) == len(data) and stop == 18.0
     log_replaced.replace_with(log, lock, moved, keep_mtime=True)
     after = os.stat(log)
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
@@ -60,18 +82,71 @@ def test_the_other_writer_s_file_has_the_same_size_and_mtime_but_a_new_inode(tmp
 
 def test_a_store_whose_log_has_no_stop_to_move_is_a_harness_error(tmp_path):
     class Odd:
+        """Keeps every trade's stop as text: there is no number to move."""
+
         def __init__(self, log, lock=None, **limits):
-            self.inner = resolve_target("tradestore")(log, lock, **limits)
+            self.inner = resolve_target("tests.ordinary_store:make_store")(log, lock, **limits)
+            self.log = log
 
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-        def open_trade(self, symbol, direction, entry, stop, *rest):
-            return self.inner.open_trade(symbol, direction, entry, stop - 0.25, *rest)
+        def open_trade(self, *args):
+            value = self.inner.open_trade(*args)
+            with open(self.log, "rb") as f:
+                data = f.read()
+            with open(self.log, "wb") as f:
+                f.write(re.sub(rb'("stop_price"\s*:\s*)([0-9.]+)', rb'\1"\2"', data))
+            return value
 
     out = {"invoked": 0, "ok": 0, "rejected": 0, "crash_points": 0, "states_checked": 0}
     found = log_replaced.same_size_round(Odd, str(tmp_path / "d"), ("open", "XRP"), out)
     assert [p for p, _ in found] == ["harness-error"] and out["crash_points"] == 0
+
+
+_POSITIVE = st.floats(0.001, 1e6, allow_nan=False, allow_infinity=False)
+_NUMBER_TEXT = st.one_of(  # a stop as stores write it: int, repr, fixed decimals, exponent
+    st.integers(1, 10**6).map(str), _POSITIVE.map(repr),
+    st.tuples(_POSITIVE, st.integers(0, 6)).map(lambda fp: f"{fp[0]:.{fp[1]}f}"), _POSITIVE.map(lambda f: f"{f:e}"))
+
+
+def _layout(value, pad: str, colon: str, depth: int = 0) -> str:
+    """``value`` (dicts as lists of pairs, numbers as their text) as JSON in a store's layout."""
+    inner, outer = ("\n" + pad * (depth + 1), "\n" + pad * depth) if pad else ("", "")
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        body = ("," + inner).join(f'"{k}"{colon}{_layout(v, pad, colon, depth + 1)}' for k, v in value)
+        return "{" + inner + body + outer + "}"
+    if isinstance(value, list):
+        return "[" + inner + ("," + inner).join(_layout(v, pad, colon, depth + 1) for v in value) + outer + "]"
+    return value if isinstance(value, str) and not value.startswith("@") else json.dumps(value[1:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(stops=st.lists(_NUMBER_TEXT.filter(lambda t: float(t) >= 0.01), min_size=2, max_size=4),
+       order=st.randoms(use_true_random=False), pad=st.sampled_from(["", " ", "  ", "\t"]),
+       colon=st.sampled_from([":", ": ", " : "]), nested=st.booleans())
+def test_the_stop_is_moved_whatever_the_store_s_layout(stops, order, pad, colon, nested):
+    # Any key order, indentation, spacing and number format, and other "stop_price" keys nested
+    # in the records: the moved bytes are as long and change exactly T002's stop, downwards.
+    def record(k, stop):
+        fields = [("id", f"@T{k:03d}"), ("symbol", f"@S{k}"), ("status", "@OPEN"), ("stop_price", stop)]
+        if nested:
+            fields.append(("history", [[("stop_price", stop), ("at", "@x")]]))
+        order.shuffle(fields)
+        return fields
+
+    data = _layout([("trades", [record(k, stop) for k, stop in enumerate(stops, 1)]),
+                    ("next_id", str(len(stops) + 1))], pad, colon).encode()
+    before, why = checkers.parse_log(data)
+    assert why is None, data
+    moved = log_replaced.moved_stop(data, "T002")
+    assert moved is not None, data
+    new, stop = moved
+    after, _ = checkers.parse_log(new)
+    t002 = next(t for t in before["trades"] if t["id"] == "T002")
+    assert len(new) == len(data) and 0 <= stop < t002["stop_price"], (data, new)
+    t002["stop_price"] = stop
+    assert after == before, (data, new)
 
 
 def test_a_write_loop_that_ignores_short_writes_is_caught_by_io_errors(tmp_path):

@@ -53,12 +53,54 @@ DESCRIPTION = "another writer replaces the log (same size and mtime; before each
 REQUIRES = (TRADE_LOG_FILE,)  # works on the trade log file itself (see tradestore_harness.hooks)
 
 SECOND_OPS = (("open", "XRP"), ("partial", "base"), ("close", "base"))
-_STOP = re.compile(rb'("id"\s*:\s*"T002"[^{}]*?"stop_price"\s*:\s*)19\.0(?=[,}\s])')
-MOVED_STOP = 18.5  # the baseline's T002 stop is 19.0: the same length as JSON
+MOVED = "T002"  # the baseline's open LINK trade: its stop (19.0) moves down
 # In a journal-format checkpoint: T001 is in every checkpoint (the first write makes one), T002
-# may still be only in the journal. Its stop 2900.0 becomes 2800.0, the same length.
-_CHECKPOINT_STOP = re.compile(rb'("id"\s*:\s*"T001"[^{}]*?"stop_price"\s*:\s*)2900\.0(?=[,}\s])')
-MOVED_CHECKPOINT_STOP = 2800.0
+# may still be only in the journal, so there T001's stop (2900.0) moves.
+MOVED_IN_CHECKPOINT = "T001"
+_STOP_VALUE = re.compile(rb'"stop_price"\s*:\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)')
+
+
+def _lowered(token: bytes) -> list[bytes]:
+    """JSON numbers as long as ``token`` (padded with a space) and smaller than it, those above
+    zero first: a non-zero digit made one smaller, the last first (``19.0`` -> ``18.0``,
+    ``19.25`` -> ``19.24``; the last digits of a long float may round to the same value, so
+    every one is offered), then its integer part less one (``1000000`` -> ``999999 ``)."""
+    found = []
+    mantissa_end = next((i for i, c in enumerate(token) if c in b"eE"), len(token))
+    for i in range(mantissa_end - 1, -1, -1):
+        if token[i:i + 1] in (b"", b".", b"-") or token[i] == 0x30:
+            continue
+        first_digit = i == (1 if token[:1] == b"-" else 0)
+        if not (first_digit and token[i] == 0x31 and token[i + 1:i + 2].isdigit()):  # "19" -> "09": no number
+            found.append(token[:i] + bytes([token[i] - 1]) + token[i + 1:])
+    value = json.loads(token)
+    if value >= 2:
+        found.append(str(int(value) - 1).encode().ljust(len(token)))
+    fits = [t for t in found if len(t) == len(token)]
+    return sorted(fits, key=lambda t: json.loads(t) <= 0)
+
+
+def moved_stop(data: bytes, trade_id: str) -> tuple[bytes, float] | None:
+    """``data`` with trade ``trade_id``'s stop moved down to a number of the same length, and that
+    stop; None if the log holds no such trade with a numeric stop.
+
+    Found by parsing, not by the layout: each ``"stop_price": <number>`` in the bytes is tried,
+    and the one whose change alters nothing but that trade's stop in the parsed document is
+    taken, whatever the store's key order, nesting, spacing or number format."""
+    doc, _ = checkers.parse_log(data)
+    trade = next((t for t in doc["trades"] if t.get("id") == trade_id), None) if doc else None
+    if trade is None or isinstance(trade.get("stop_price"), bool) or not isinstance(trade.get("stop_price"), (int, float)):
+        return None
+    for match in _STOP_VALUE.finditer(data):
+        for token in _lowered(match.group(1)):
+            candidate = data[:match.start(1)] + token + data[match.end(1):]
+            changed, _ = checkers.parse_log(candidate)
+            expected = json.loads(json.dumps(doc))
+            stop = json.loads(token)
+            next(t for t in expected["trades"] if t.get("id") == trade_id)["stop_price"] = stop
+            if stop < trade["stop_price"] and changed == expected:
+                return candidate, float(stop)
+    return None
 
 
 def run(ctx: ScenarioContext) -> ScenarioResult:
@@ -126,12 +168,13 @@ def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[t
     events: list[dict] = []
     for k, op in enumerate((("update", "base"), None, second)):
         if op is None:  # the other writer's turn
-            data = _STOP.sub(rb"\g<1>" + repr(MOVED_STOP).encode(), open(log, "rb").read(), count=1)
-            if len(data) != os.path.getsize(log) or data == open(log, "rb").read():
-                return [("harness-error", f"{where}: the log has no T002 stop of 19.0 to move")]
-            _event(events, "invoke", "other", f="update", args=["T002", {"stop_price": MOVED_STOP}])
+            moved = moved_stop(open(log, "rb").read(), MOVED)
+            if moved is None:
+                return [("harness-error", f"{where}: the log has no {MOVED} with a numeric stop to move")]
+            data, stop = moved
+            _event(events, "invoke", "other", f="update", args=[MOVED, {"stop_price": stop}])
             replace_with(log, lock, data, keep_mtime=True)
-            _event(events, "ok", "other", value={"id": "T002", "stop_price": MOVED_STOP})
+            _event(events, "ok", "other", value={"id": MOVED, "stop_price": stop})
             out["crash_points"] += 1
             continue
         args = [ids.get(op[1], op[1])] if op[0] != "open" else [op[1]]
@@ -162,10 +205,10 @@ def foreign_checkpoint_round(factory, directory: str, second: tuple, out: dict) 
     ids = fw.base_ids()
     _check(fw.run_op(store, directory, ("update", "base"), ids), "the first operation")
     checkpoint = open(log, "rb").read()
-    data = _CHECKPOINT_STOP.sub(rb"\g<1>" + repr(MOVED_CHECKPOINT_STOP).encode(), checkpoint, count=1)
-    if len(data) != len(checkpoint) or data == checkpoint:
-        return [("harness-error", f"{where}: the checkpoint has no T001 stop of 2900.0 to move")]
-    replace_with(log, lock, data, keep_mtime=True)
+    moved = moved_stop(checkpoint, MOVED_IN_CHECKPOINT)
+    if moved is None:
+        return [("harness-error", f"{where}: the checkpoint has no {MOVED_IN_CHECKPOINT} with a numeric stop to move")]
+    replace_with(log, lock, moved[0], keep_mtime=True)
     out["crash_points"] += 1
     files = (open(log, "rb").read(), open(journal, "rb").read())
     outcome, value = fw.run_op(store, directory, second, ids)
