@@ -12,7 +12,7 @@ import json
 
 from tradestore_chaos.scenarios._writers import LIMITS, fixed_clock, flag, start_writers, stop_writers
 from tradestore_harness.hooks import TRADE_LOG_FILE
-from tradestore_harness import checkers, derived, evaluate, reference, nemesis, workers
+from tradestore_harness import checkers, derived, evaluate, reference, nemesis
 from tradestore_harness.context import ScenarioContext
 from tradestore_harness.history import read_events
 from tradestore_harness.result import ScenarioResult
