@@ -26,9 +26,9 @@ Finding = tuple[str, str]
 # One exception: a sync that fails after the operation's result is already on disk (every
 # power-cut state right before it holds the result), such as a journal's checkpoint after an
 # fsynced record; the ok answer is then true whatever that sync did. So is one whose result is
-# on disk when it comes, in every power-cut state of a model that never trusts a file whose
-# fsync failed again (the store wrote the data again into a new file and synced that):
-# FaultedStep.on_disk covers both.
+# on disk when it comes, in every power-cut state of a model that keeps the pages dirty at a
+# failed fsync off the disk until they are written again (the store wrote the data again and
+# synced that, not merely retried the fsync): FaultedStep.on_disk covers both.
 MUST_SURFACE = frozenset({"fsync", "fdatasync", "dirfsync"})
 
 

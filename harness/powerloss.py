@@ -28,10 +28,11 @@ each call, two views of every file and directory:
 Simplifications (stated so that a reader can judge the proof): directories created during a
 recording are durable at once; file modes and timestamps are not modelled; the data of a file
 is durable only by an ``fsync`` of a descriptor of that file (never by a directory ``fsync``);
-once an ``fsync`` of a file has failed, no later ``fsync`` makes that file's data durable (the
-kernel may have dropped the dirty pages and marked them clean), so only a new file can carry
-the data to the disk; a failed directory ``fsync`` changes nothing, and a later one that
-succeeds makes the directory's names durable.
+once an ``fsync`` of a file has failed, no later ``fsync`` makes the pages that were dirty then
+durable (the kernel may have marked its dirty pages clean without writing them), except for the pages
+written again since (a write dirties its pages, and the next ``fsync`` writes them whole); a
+failed directory ``fsync`` changes nothing, and a later one that succeeds makes the
+directory's names durable.
 These assumptions are no weaker than POSIX promises, so a store proved here relies on no
 file-system-specific ordering beyond in-order metadata commits.
 """
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from .fsfaults import FsCall
 
 BLOCK = 512  # a disk sector: the unit a drive writes atomically
+PAGE = 4096  # a page of the page cache: the unit the kernel marks dirty, writes back or drops
 MAX_TEARS = 2  # tear points per file: after the first block and before the last
 
 
@@ -57,10 +59,32 @@ class ModelError(Exception):
 class _Inode:
     data: bytearray
     durable: bytes
-    # An fsync of this file failed: the kernel may have dropped its dirty pages and marked them
-    # clean, so a later fsync "succeeds" without writing them. Its durable bytes stay what they
-    # were before the failure; only a new file (a new inode) can be made durable again.
-    poisoned: bool = False
+    # Pages (of PAGE bytes) that were dirty when an fsync of this file failed and have not been
+    # written since: the kernel may have marked them clean without writing them, so a later
+    # fsync "succeeds" and leaves their old bytes on the disk. Writing into a page again dirties
+    # it, and the next fsync writes it whole.
+    stale: set = field(default_factory=set)
+
+    def _pages(self, start: int, end: int) -> range:
+        return range(start // PAGE, (end + PAGE - 1) // PAGE)
+
+    def sync_failed(self) -> None:
+        size = max(len(self.data), len(self.durable))
+        self.stale |= {p for p in self._pages(0, size)
+                       if self.data[p * PAGE:(p + 1) * PAGE] != self.durable[p * PAGE:(p + 1) * PAGE]}
+
+    def written(self, start: int, end: int) -> None:
+        self.stale -= set(self._pages(start, end))
+
+    def truncated(self, length: int) -> None:
+        self.stale = {p for p in self.stale if p * PAGE < length}
+
+    def synced(self) -> None:
+        durable = bytearray(self.data)
+        for p in self.stale:
+            start, end = p * PAGE, min((p + 1) * PAGE, len(durable))
+            durable[start:end] = self.durable[start:end].ljust(end - start, b"\0")
+        self.durable = bytes(durable)
 
     @property
     def dirty(self) -> bool:
@@ -173,7 +197,7 @@ class DiskModel:
             if kind in ("fsync", "fdatasync") and (call.injected == "error" or call.error is not None):
                 held, ref = self.fds.get(call.fd, (None, None))
                 if held == "file":
-                    self.inodes[ref].poisoned = True
+                    self.inodes[ref].sync_failed()
             return
         if kind == "open":
             if call.is_dir:
@@ -194,6 +218,7 @@ class DiskModel:
             if len(inode.data) < call.offset:
                 inode.data.extend(b"\0" * (call.offset - len(inode.data)))
             inode.data[call.offset:end] = call.data
+            inode.written(call.offset, end)
         elif kind in ("ftruncate", "truncate"):
             if kind == "truncate":
                 directory, name = self._locate(call.path)
@@ -204,10 +229,9 @@ class DiskModel:
                 inode = self._inode_of(call.fd)
             del inode.data[call.offset:]
             inode.data.extend(b"\0" * (call.offset - len(inode.data)))
+            inode.truncated(call.offset)
         elif kind in ("fsync", "fdatasync"):
-            inode = self._inode_of(call.fd)
-            if not inode.poisoned:
-                inode.durable = bytes(inode.data)
+            self._inode_of(call.fd).synced()
         elif kind == "dirfsync":
             _, rel = self.fds[call.fd]
             directory = self.dirs[rel]

@@ -176,7 +176,7 @@ def _one_run(factory, run_dir, snapshot, ops, rec, fault, where, findings, out, 
                 lost = None
                 if outcome == "ok" and op[0] != "reconcile" and synced_failed:
                     # after a failed sync, what this operation acknowledged must survive a power cut
-                    # (the model never trusts a file whose fsync failed again: see DiskModel)
+                    # (the model keeps the pages dirty at a failed fsync off the disk until written again)
                     lost = cuts.lost(shim.calls, len(shim.calls), [after])
                     if lost is not None:
                         findings.add("ack-durable", f"{where}, op {k} {op} -> ok: a power cut right after it "
