@@ -42,6 +42,54 @@ class KeysBackwards(Store):
         super().save(backwards(doc))
 
 
+class StatCache(Store):
+    """Negative control: keeps the log it read or wrote and reuses it while the log's device,
+    inode, size and mtime are unchanged, without holding that version open, so a replacement that takes
+    the freed inode number within one timestamp tick goes unseen."""
+
+    _known: tuple | None = None
+
+    def load(self) -> dict:
+        try:
+            st = os.stat(self.trade_log)
+        except FileNotFoundError:
+            return super().load()
+        if self._known is None or self._known[0] != self._key(st):
+            self._known = (self._key(st), json.dumps(super().load()))
+        return json.loads(self._known[1])
+
+    def save(self, doc: dict) -> None:
+        super().save(doc)
+        self._known = (self._key(os.stat(self.trade_log)), json.dumps(doc))  # what it just wrote
+
+    @staticmethod
+    def _key(st) -> tuple:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _reuses_inode_numbers(folder) -> bool:
+    """Whether replacing a file twice here gives the new file the first one's inode number."""
+    path = os.path.join(folder, "probe")
+    open(path, "w").close()
+    first = os.stat(path).st_ino
+    for k in range(2):
+        with open(f"{path}.{k}", "w"):
+            pass
+        os.replace(f"{path}.{k}", path)
+    reused = os.stat(path).st_ino == first
+    os.unlink(path)
+    return reused
+
+
+def test_a_cache_that_knows_the_inode_but_does_not_hold_it_open_is_caught(tmp_path):
+    if not _reuses_inode_numbers(tmp_path):
+        pytest.skip("this file system does not reuse inode numbers at once, so no replacement can take one")
+    result = _run(tmp_path, "tests.test_log_replaced:StatCache")
+    props = {v.property: v.detail for v in result.violations}
+    assert "ack-durable" in props, (SEED, result.violations, result.notes)
+    assert "set T002 stop to 18.0" in props["ack-durable"]
+
+
 @pytest.mark.parametrize("target", ["tradestore", "tests.ordinary_store:make_store",
                                     "tests.test_log_replaced:KeysBackwards"])
 def test_a_correct_store_keeps_the_other_writer_s_change_and_derives_what_it_names(tmp_path, target):

@@ -5,10 +5,12 @@ Two faults of the file system's naming, neither of which a kill or an I/O error 
 - **the same size within one timestamp tick.** A store does one write (and so holds a version
   of the log in memory); another writer, holding the lock, replaces the log with a different
   file of exactly the same size (one trade's stop moved to a number of the same length) and
-  the same mtime, as on a file system whose timestamps are coarse; then the store does one
-  more operation. A cache that knows the log by size and mtime alone takes the new file for
-  the one it holds and writes from stale data: the other writer's acknowledged change is lost
-  (``ack-durable``, judged by the same checker as the process scenarios' histories).
+  the same mtime, as on a file system whose timestamps are coarse, twice, so that on a file
+  system that reuses inode numbers the new file can take the number of the version the store
+  read; then the store does one more operation. A cache that knows the log by size and mtime
+  (or by inode too, without holding its version open) takes the new file for the one it holds
+  and writes from stale data: the other writer's acknowledged change is lost (``ack-durable``,
+  judged by the same checker as the process scenarios' histories).
 - **between two reads of one reconcile.** The reconcile runs once per ``open`` it makes (every
   read of a file starts with one), and the log is replaced by the next committed version (one
   more trade) right before that open. Whatever the reconciler read, the derived files it
@@ -125,7 +127,9 @@ def replaced_worker(target: str, root: str, reconcile: bool, report) -> dict:
     if reconcile:
         findings.extend(reconcile_rounds(factory, os.path.join(root, "reconcile"), out, report))
     out["violations"] = findings.as_list()
-    out["notes"].append(f"{out['crash_points']} replacements of the log by another writer")
+    out["notes"].append(f"{out['crash_points']} replacements of the log by another writer; in "
+                        f"{out.pop('inode_reused', 0)} of {len(SECOND_OPS)} same-size ones the new file "
+                        "took the inode number of the version the store had read")
     return out
 
 
@@ -173,7 +177,14 @@ def same_size_round(factory, directory: str, second: tuple, out: dict) -> list[t
                 return [("harness-error", f"{where}: the log has no {MOVED} with a numeric stop to move")]
             data, stop = moved
             _event(events, "invoke", "other", f="update", args=[MOVED, {"stop_price": stop}])
+            known = os.stat(log)
+            # Twice: the first replacement frees the inode of the version the store knows, and
+            # on a file system that reuses inode numbers (ext4 does) the second file takes it,
+            # so a cache that knows the log by device, inode, size and mtime meets a file it
+            # cannot tell from its own, unless it holds its version open (which keeps the inode).
             replace_with(log, lock, data, keep_mtime=True)
+            replace_with(log, lock, data, keep_mtime=True)
+            out["inode_reused"] = out.get("inode_reused", 0) + (os.stat(log).st_ino == known.st_ino)
             _event(events, "ok", "other", value={"id": MOVED, "stop_price": stop})
             out["crash_points"] += 1
             continue
