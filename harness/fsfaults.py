@@ -78,7 +78,7 @@ WRAPPED = (
     "truncate",
     "mkdir",
 )
-LOCKS = ("flock", "lockf")  # fcntl functions: passed to observers, never counted
+LOCKS = ("flock", "lockf", "fcntl")  # fcntl functions: passed to observers, never counted
 KINDS = WRAPPED + ("dirfsync",)
 ACTIONS = ("crash", "crash-after", "torn", "error", "short", "eintr", "skip", "hook")
 

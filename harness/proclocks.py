@@ -24,9 +24,14 @@ PROC_LOCKS = "/proc/locks"
 class LockEntry:
     """One line of ``/proc/locks`` for the file asked about."""
 
-    pid: int
+    pid: int  # -1 when the kernel does not say (open file description locks: OFDLCK)
     kind: str  # FLOCK, POSIX, OFDLCK, ...
     blocked: bool  # a ``->`` line: waiting for the lock, not holding it
+
+
+def key_of(dev: int, ino: int) -> str:
+    """How ``/proc/locks`` names the file with this device and inode."""
+    return f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
 
 
 def _file_key(path: str) -> str | None:
@@ -34,7 +39,7 @@ def _file_key(path: str) -> str | None:
         st = os.stat(path)
     except OSError:
         return None
-    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return key_of(st.st_dev, st.st_ino)
 
 
 def parse(text: str, key: str) -> list[LockEntry]:
@@ -46,7 +51,7 @@ def parse(text: str, key: str) -> list[LockEntry]:
         blocked = bool(fields) and fields[0] == "->"
         if blocked:
             fields = fields[1:]
-        if len(fields) < 5 or fields[4] != key or not fields[3].isdigit():
+        if len(fields) < 5 or fields[4] != key or not fields[3].lstrip("-").isdigit():
             continue
         entries.append(LockEntry(int(fields[3]), fields[0], blocked))
     return entries
@@ -67,3 +72,17 @@ def waiting(path: str, proc_locks: str = PROC_LOCKS) -> set[int] | None:
     """Pids blocked in a lock call on the file at ``path`` right now (None if unknowable)."""
     found = entries(path, proc_locks)
     return None if found is None else {e.pid for e in found if e.blocked}
+
+
+def waiting_for(files, proc_locks: str = PROC_LOCKS) -> tuple[set[int], int] | None:
+    """Who is blocked in a lock call on any of ``files`` ((device, inode) pairs) right now:
+    (their pids, how many more waiters the kernel shows without a pid); None if unknowable.
+    An open file description lock (``F_OFD_SETLKW``) belongs to no process, so its waiters
+    are listed with pid -1 and can only be counted."""
+    try:
+        with open(proc_locks, encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    blocked = [e for dev, ino in files for e in parse(text, key_of(dev, ino)) if e.blocked]
+    return {e.pid for e in blocked if e.pid > 0}, sum(e.pid <= 0 for e in blocked)

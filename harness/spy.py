@@ -28,6 +28,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import struct
 from typing import Callable
 
 from tradestore_harness import journal_reader
@@ -48,11 +49,13 @@ def _entry(path) -> str:
 class Spy(Observer):
     """The observer's state for one worker process."""
 
-    functions = ("flock", "lockf", "replace", "rename", "close", "open", "pwrite", "write")
+    functions = ("flock", "lockf", "fcntl", "replace", "rename", "close", "open", "pwrite", "write")
 
     def around(self, name: str, proceed: Callable, args: tuple, kwargs: dict):
         if name in ("flock", "lockf"):
             return self._locking(proceed, *args, **kwargs)
+        if name == "fcntl":
+            return self._record_locking(proceed, *args, **kwargs)
         if name == "close":
             return self._closing(proceed, *args, **kwargs)
         if name == "open":
@@ -78,16 +81,11 @@ class Spy(Observer):
 
     def _closing(self, real: Callable, fd, *args, **kwargs):
         self._journal_fds.discard(fd)
-        # Closing the descriptor that holds the lock releases it (flock: the last descriptor of
-        # the open file description; lockf: any descriptor of the file): a store that lets a
-        # `with open(lock)` block or os.close() unlock must be seen unlocking here.
-        if self.holding and fd in self._lock_fds:
-            self._lock_fds.discard(fd)
-            if not self._lock_fds:
-                for hook in self.on_unlock:
-                    hook()
-                self.holding = False
-                self.history.record("unlock", by="close")
+        # Closing the descriptor that holds a lock releases it (flock: the last descriptor of
+        # the open file description; lockf/fcntl: any descriptor of the file): a store that lets
+        # a `with open(lock)` block or os.close() unlock must be seen unlocking here.
+        if fd in self._lock_fds:
+            self._release(self._lock_fds.pop(fd), by="close")
         return real(fd, *args, **kwargs)
 
     def __init__(self, history: HistoryWriter, trade_log: str, lock_file: str, versions_dir: str | None):
@@ -96,39 +94,49 @@ class Spy(Observer):
         self.journal = journal_reader.journal_path(self.trade_log)
         self._journal_fds: set[int] = set()  # descriptors open for writing on the journal
         self._reading = False
-        self.lock_file = os.path.abspath(lock_file)
+        self.lock_file = os.path.abspath(lock_file)  # the one the harness passed; a store may lock another
         self.versions_dir = versions_dir
-        self.holding = False
+        self.holding = False  # an exclusive lock on some file is held: the critical section
         self.on_lock: list[Callable[[], None]] = []  # called right after the lock is acquired
         self.on_unlock: list[Callable[[], None]] = []  # called right before it is released
         self.on_contended: list[Callable[[], None]] = []
         self.on_commit: list[Callable[[str], None]] = []  # called with the sha, before the rename
-        self._lock_fds: set[int] = set()  # descriptors that took the lock we hold
+        self._lock_fds: dict[int, tuple[int, int]] = {}  # descriptor -> (dev, ino) it holds locked
         self.on_read: list[Callable[[], None]] = []  # called when the trade log was opened for reading
 
-    def _is_lock_fd(self, fd) -> bool:
-        try:
-            fd = fd if isinstance(fd, int) else fd.fileno()
-            st, lk = os.fstat(fd), os.stat(self.lock_file)
-        except (OSError, ValueError, AttributeError):
-            return False
-        return (st.st_dev, st.st_ino) == (lk.st_dev, lk.st_ino)
+    @property
+    def locked_files(self) -> set[tuple[int, int]]:
+        """(device, inode) of every file this process holds an exclusive lock on."""
+        return set(self._lock_fds.values())
 
     def _locking(self, real: Callable, fd, operation, *rest, **kwargs):
         if kwargs:  # lockf's len/start/whence by keyword
             rest = rest + tuple(kwargs.values())
-        if not self._is_lock_fd(fd):
-            return real(fd, operation, *rest)
-        unlocking = (operation & ~fcntl.LOCK_NB) == fcntl.LOCK_UN
-        if unlocking and self.holding:
-            for hook in self.on_unlock:
-                hook()
-            self.holding = False
-            self._lock_fds.clear()
-            self.history.record("unlock")
-            return real(fd, operation, *rest)
+        return self._observed(lambda: real(fd, operation, *rest), fd, operation)
+
+    def _record_locking(self, real: Callable, fd, cmd, arg=0, *rest):
+        """``fcntl.fcntl`` with F_SETLK(W) or F_OFD_SETLK(W) is a lock call like ``lockf``:
+        its ``struct flock`` says write lock (exclusive), read lock (shared) or unlock."""
+        operation = _record_lock_operation(cmd, arg)
+        if operation is None:
+            return real(fd, cmd, arg, *rest)
+        return self._observed(lambda: real(fd, cmd, arg, *rest), fd, operation)
+
+    def _observed(self, call: Callable, fd, operation: int):
+        """Run one lock call (``operation`` in flock terms) and record what it did.
+
+        Whatever file it locks is the lock: a store need not use the lock file the harness
+        named (it may pick its own, or lock the log itself). The process is in its critical
+        section while it holds an exclusive lock on any file."""
+        key = _file_key(fd)
+        if key is None:
+            return call()
+        number = fd if isinstance(fd, int) else fd.fileno()
+        if (operation & ~fcntl.LOCK_NB) == fcntl.LOCK_UN:
+            self._release(key)
+            return call()
         try:
-            result = real(fd, operation, *rest)
+            result = call()
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 self.history.record("contended")
@@ -136,13 +144,26 @@ class Spy(Observer):
                     hook()
             raise
         if operation & fcntl.LOCK_EX:
-            self._lock_fds.add(fd if isinstance(fd, int) else fd.fileno())
-        if operation & fcntl.LOCK_EX and not self.holding:
-            self.holding = True
-            self.history.record("lock")
-            for hook in self.on_lock:
-                hook()
+            was_holding = self.holding
+            self._lock_fds[number] = key
+            if not was_holding:
+                self.holding = True
+                self.history.record("lock")
+                for hook in self.on_lock:
+                    hook()
+        elif key in self.locked_files:
+            self._release(key)  # an exclusive lock turned shared: the critical section is over
         return result
+
+    def _release(self, key: tuple[int, int], by: str | None = None) -> None:
+        """The lock on file ``key`` is gone (unlocked, downgraded or its descriptor closed)."""
+        for fd in [fd for fd, held in self._lock_fds.items() if held == key]:
+            del self._lock_fds[fd]
+        if self.holding and not self._lock_fds:
+            for hook in self.on_unlock:
+                hook()
+            self.holding = False
+            self.history.record("unlock", **({"by": by} if by else {}))
 
     def _renaming(self, real: Callable, src, dst, *args, **kwargs):
         entry = _entry(dst)
@@ -214,6 +235,28 @@ class Spy(Observer):
         if self.versions_dir:
             store_version(self.versions_dir, data)
         return sha
+
+
+_RECORD_LOCK_COMMANDS = {fcntl.F_SETLK: fcntl.LOCK_NB, fcntl.F_SETLKW: 0,
+                         getattr(fcntl, "F_OFD_SETLK", 37): fcntl.LOCK_NB, getattr(fcntl, "F_OFD_SETLKW", 38): 0}
+_RECORD_LOCK_TYPES = {fcntl.F_WRLCK: fcntl.LOCK_EX, fcntl.F_RDLCK: fcntl.LOCK_SH, fcntl.F_UNLCK: fcntl.LOCK_UN}
+
+
+def _record_lock_operation(cmd, arg) -> int | None:
+    """The flock operation an ``fcntl.fcntl(fd, cmd, arg)`` call amounts to, or None if it is
+    no lock call (any other command, or a ``struct flock`` that cannot be read)."""
+    if cmd not in _RECORD_LOCK_COMMANDS or not isinstance(arg, (bytes, bytearray, memoryview)) or len(arg) < 2:
+        return None
+    kind = _RECORD_LOCK_TYPES.get(struct.unpack_from("h", arg)[0])  # l_type: the first field
+    return None if kind is None else kind | _RECORD_LOCK_COMMANDS[cmd]
+
+
+def _file_key(fd) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd if isinstance(fd, int) else fd.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 def store_version(versions_dir: str, data: bytes) -> str:

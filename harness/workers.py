@@ -159,8 +159,8 @@ def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list, rival
     The ``holder`` runs ``op``; when it is about to replace the trade log (its checks passed,
     the lock held) it sets ``at_commit`` and waits until every contender is committed to its
     call. A ``contender`` starts its ``op`` only after ``at_commit``. Contender ``i`` (pid
-    ``rivals[i]``) counts as committed once it is seen blocked in a lock call on the lock file
-    (``/proc/locks``: a blocking ``flock`` or ``lockf`` waits in the kernel, where no wrapper
+    ``rivals[i]``) counts as committed once it is seen blocked in a lock call on a file the
+    holder holds locked (``/proc/locks``: a blocking ``flock`` or ``lockf`` waits in the kernel, where no wrapper
     sees it), once it found the lock taken (``LOCK_NB``, or a store's ``contended()``), once it
     reached its own commit (a store without a lock), or once its call returned. The holder
     records how it saw each rival (event ``rivals``), so the scenario can tell a race that
@@ -174,7 +174,7 @@ def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list, rival
                 return
             at_commit.set()
             history.record("waitpoint", name="holder-at-commit")
-            seen = _await_rivals(spec["lock_file"], ready, list(rivals))
+            seen = _await_rivals(spy, ready, list(rivals))
             history.record("rivals", seen=seen)
         spy.on_commit.append(hold)
         try:
@@ -192,8 +192,9 @@ def toctou_worker(spec: dict, op: list, role: str, at_commit, ready: list, rival
         mine.set()
 
 
-def _await_rivals(lock_file: str, ready: list, pids: list[int]) -> dict[str, str]:
-    """Wait (at most :data:`WAIT`) until each rival signalled or is blocked on ``lock_file``.
+def _await_rivals(spy, ready: list, pids: list[int]) -> dict[str, str]:
+    """Wait (at most :data:`WAIT`) until each rival signalled or is blocked on a file the
+    holder has locked (``spy.locked_files``: the store's own lock file, whatever it is).
 
     Returns pid -> ``"blocked"`` (seen waiting in the kernel), ``"signalled"`` (its event) or
     ``"missing"`` (neither before the deadline).
@@ -205,13 +206,18 @@ def _await_rivals(lock_file: str, ready: list, pids: list[int]) -> dict[str, str
     seen: dict[str, str] = {}
     deadline = time.monotonic() + WAIT
     while True:
-        waiting = proclocks.waiting(lock_file) or set()
+        waiting, anonymous = proclocks.waiting_for(spy.locked_files) or (set(), 0)
         for event, pid in zip(ready, pids):
             if str(pid) not in seen:
                 if pid in waiting:
                     seen[str(pid)] = "blocked"
                 elif event.is_set():
                     seen[str(pid)] = "signalled"
+        unseen = [pid for pid in pids if str(pid) not in seen]
+        if unseen and anonymous >= len(unseen):
+            # Waiters without a pid (open file description locks) on the holder's lock: only
+            # the rivals can be waiting there, and there are as many as rivals unaccounted for.
+            seen.update((str(pid), "blocked") for pid in unseen)
         pending = [event for event, pid in zip(ready, pids) if str(pid) not in seen]
         if not pending or time.monotonic() >= deadline:
             break

@@ -92,23 +92,58 @@ def test_kill_of_a_process_that_already_exited_is_recorded(tmp_path):
     assert event["target_pid"] == proc.pid
 
 
-def test_spy_ignores_other_files_and_non_descriptors(tmp_path):
+def test_a_lock_on_any_file_is_the_lock_and_other_renames_are_ignored(tmp_path):
+    # A store may lock a file of its own choosing, not the one the harness named: whatever
+    # file it holds an exclusive lock on, it is in its critical section.
     import fcntl
     import os
 
     history = HistoryWriter(tmp_path / "history", "w0")
     installed = spy.install(history, str(tmp_path / "trades.json"), str(tmp_path / "trades.lock"))
     try:
-        other = os.open(tmp_path / "other.lock", os.O_CREAT | os.O_RDWR)
+        other = os.open(tmp_path / "its-own.lock", os.O_CREAT | os.O_RDWR)
         fcntl.flock(other, fcntl.LOCK_EX)
+        assert installed.holding and installed.locked_files == {(os.fstat(other).st_dev, os.fstat(other).st_ino)}
         fcntl.flock(other, fcntl.LOCK_UN)
         os.close(other)
-        assert not installed._is_lock_fd(object())
+        with pytest.raises((TypeError, ValueError)):
+            fcntl.flock(object(), fcntl.LOCK_EX)  # not a descriptor: the real call's error, no event
         (tmp_path / "a").write_text("x")
         os.replace(tmp_path / "a", tmp_path / "b")
     finally:
         spy.uninstall()
-    assert [e["ev"] for e in read_events(tmp_path / "history")] == []
+    assert [e["ev"] for e in read_events(tmp_path / "history")] == ["lock", "unlock"]
+
+
+@pytest.mark.parametrize("command", ["F_SETLKW", "F_OFD_SETLKW"])
+def test_fcntl_record_locks_are_seen_like_flock(tmp_path, command):
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid. A write lock is exclusive, a read
+    # lock shared (no critical section), an unlock or a close of the file ends it.
+    import fcntl
+    import struct
+
+    cmd = getattr(fcntl, command, {"F_OFD_SETLKW": 38}.get(command))
+
+    def flock(kind):
+        return struct.pack("hhqqi", kind, 0, 0, 0, 0)
+
+    history = HistoryWriter(tmp_path / "history", "w0")
+    installed = spy.install(history, str(tmp_path / "trades.json"), str(tmp_path / "trades.lock"))
+    try:
+        fd = os.open(tmp_path / "trades.lock", os.O_CREAT | os.O_RDWR)
+        fcntl.fcntl(fd, cmd, flock(fcntl.F_RDLCK))
+        assert not installed.holding
+        fcntl.fcntl(fd, cmd, flock(fcntl.F_WRLCK))
+        assert installed.holding
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) >= 0  # any other command passes through
+        fcntl.fcntl(fd, cmd, flock(fcntl.F_UNLCK))
+        assert not installed.holding
+        fcntl.fcntl(fd, cmd, flock(fcntl.F_WRLCK))
+        os.close(fd)
+        assert not installed.holding
+    finally:
+        spy.uninstall()
+    assert [e["ev"] for e in read_events(tmp_path / "history")] == ["lock", "unlock", "lock", "unlock"]
 
 
 def test_registry_reports_a_scenario_module_that_does_not_import(monkeypatch):

@@ -243,6 +243,15 @@ def test_the_correct_builtin_open_store_passes_the_scenarios_that_observe_it():
     assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(OBSERVING, "PASS"), _explain(results)
 
 
+@pytest.mark.parametrize("name", ["record-lock", "record-lock/posix"])
+def test_stores_locking_with_fcntl_record_locks_or_their_own_lock_file_pass(name):
+    # Their lock calls are fcntl.fcntl, and one locks a file the harness never named: the
+    # harness must still see each critical section and each rival waiting for it.
+    scenarios = ["toctou-waitpoint", "mutex", "race-duplicate"]
+    results = _campaign(by_name(name), scenarios)
+    assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(scenarios, "PASS"), _explain(results)
+
+
 @pytest.mark.slow
 def test_the_correct_builtin_open_store_passes_the_quick_campaign():
     results = _campaign(by_name("open-flock"), list(_all_scenarios()))

@@ -80,3 +80,19 @@ def test_the_barrier_races_catch_a_store_that_checks_before_it_locks_without_a_w
     run = campaign("tests.idioms.open_flock:CheckOutsideLock", "race-duplicate")
     found = [v.detail for v in run.results[0].violations if v.property == "duplicate-open-symbol"]
     assert any("racing opens succeeded, at most 1 allowed" in d for d in found), describe(run)
+
+
+def test_waiters_of_open_file_description_locks_are_counted_without_a_pid(tmp_path):
+    # The kernel lists an F_OFD_SETLKW waiter with pid -1: it can be counted, not named.
+    lock = tmp_path / "own.lock"
+    lock.write_text("")
+    st = os.stat(lock)
+    key = proclocks.key_of(st.st_dev, st.st_ino)
+    locks = tmp_path / "locks"
+    locks.write_text(f"1: OFDLCK ADVISORY  WRITE -1 {key} 0 EOF\n"
+                     f"1: -> OFDLCK ADVISORY  WRITE -1 {key} 0 EOF\n"
+                     f"1: -> FLOCK  ADVISORY  WRITE 42 {key} 0 EOF\n"
+                     "2: -> POSIX  ADVISORY  WRITE 43 fe:00:1 0 EOF\n")
+    assert proclocks.waiting_for({(st.st_dev, st.st_ino)}, str(locks)) == ({42}, 1)
+    assert proclocks.waiting_for(set(), str(locks)) == (set(), 0)
+    assert proclocks.waiting_for({(st.st_dev, st.st_ino)}, str(tmp_path / "none")) is None

@@ -2,7 +2,8 @@
 
 Each module is one way bots keep their trade log: builtin ``open()`` under a blocking
 ``flock`` (:mod:`.open_flock`), the ``os`` module alone (:mod:`.os_write`), ``LOCK_NB`` polling
-(:mod:`.flock_poll`), ``fcntl.lockf`` (:mod:`.lockf_store`), the ``filelock`` package
+(:mod:`.flock_poll`), ``fcntl.lockf`` (:mod:`.lockf_store`), ``fcntl.fcntl`` record locks on a
+lock file of the store's own naming (:mod:`.record_lock`), the ``filelock`` package
 (:mod:`.filelock_store`) and stdlib ``sqlite3`` (:mod:`.sqlite_store`). Each has a correct store
 (``make_store``, a positive control: the harness must never fail it) and negative controls
 that differ from it in one flaw (the harness must catch each with the property it breaks).
@@ -65,6 +66,14 @@ STORES = (
     Idiom("lockf", "tests.idioms.lockf_store:make_store", "fcntl.lockf, tempfile.NamedTemporaryFile"),
     Idiom("lockf/reopen-releases", "tests.idioms.lockf_store:ReopenReleases", "fcntl.lockf, NamedTemporaryFile",
           "reopens and closes the lock file while locked (POSIX drops the lock)", _RACE, ("toctou-waitpoint",)),
+    Idiom("record-lock", "tests.idioms.record_lock:make_store",
+          "fcntl.fcntl F_OFD_SETLKW on a lock file of its own naming"),
+    Idiom("record-lock/posix", "tests.idioms.record_lock:PosixStore", "fcntl.fcntl F_SETLKW on the lock file"),
+    Idiom("record-lock/check-outside-lock", "tests.idioms.record_lock:CheckOutsideLock",
+          "fcntl.fcntl F_OFD_SETLKW, own lock file", "risk checks on a read made before the lock",
+          _RACE, ("toctou-waitpoint",)),
+    Idiom("record-lock/locks-the-log", "tests.idioms.record_lock:LocksTheLog", "fcntl.fcntl F_OFD_SETLKW",
+          "locks the trade log itself, which each write replaces", _RACE, ("mutex",)),
     Idiom("filelock", "tests.idioms.filelock_store:make_store", "filelock.FileLock, io.open"),
     Idiom("filelock/write-only-locked", "tests.idioms.filelock_store:WriteOnlyLocked", "filelock.FileLock, io.open",
           "reads and decides outside the lock, locks only the write", _RACE, ("toctou-waitpoint",)),
