@@ -18,8 +18,8 @@ attribute, or a static method of a store class used as the factory):
 ``factory.chaos_observe(store, observer) -> None``
     Called in each worker process right after the store is built. The store keeps the
     :class:`Observer` and calls it at its lock and commit points (see there). Without it, a
-    store that locks through ``flock``/``lockf`` on ``lock_file`` is still observed by the
-    wrappers; otherwise the lock scenarios see no lock and say NOT PROVEN.
+    store that locks a file through ``flock``, ``lockf`` or an ``fcntl`` record lock is still
+    observed by the wrappers; otherwise the lock scenarios see no lock and say NOT PROVEN.
 
 A store that *is* one FORMAT.md file at ``trade_log`` needs neither hook; nor does a
 journal-format log (``trade_log`` and ``trade_log.journal``): the harness reads its state

@@ -1,12 +1,13 @@
 """Watch a target from inside a worker process, without the target's cooperation.
 
 :func:`install` puts a :class:`Spy` on the harness's one file-system interposition layer
-(:class:`tradestore_harness.fsfaults.FsShim`) as an observer of ``fcntl.flock``/``fcntl.lockf``
-and ``os.replace``/``os.rename`` in the calling process (a worker), so that for *any* store that
-locks the lock file and replaces the trade log we learn:
+(:class:`tradestore_harness.fsfaults.FsShim`) as an observer of ``fcntl.flock``/``fcntl.lockf``,
+the record-lock commands of ``fcntl.fcntl`` and ``os.replace``/``os.rename`` in the calling
+process (a worker), so that for *any* store that locks a file and replaces the trade log we learn:
 
 - when the process acquired and released the lock (``lock``/``unlock`` events), and when it
-  found the lock taken (``contended``);
+  found the lock taken (``contended``). The lock is an exclusive lock on any file, the lock
+  file the harness named or one of the store's own choosing;
 - every version of the trade log it committed: the bytes of the file about to be renamed over
   the log are stored under ``versions_dir/<sha256>.json`` and a ``commit`` event is recorded.
   A journal-format log (``<log>.journal`` beside it) commits by appending a frame to its
