@@ -348,9 +348,12 @@ class FsShim:
         return None
 
     def _counted_path(self, path: object, dir_fd: object = None) -> str | None:
-        if self._paused or dir_fd is not None:
+        if self._paused:
             return None
-        return self._under_root(path)
+        try:
+            return self._under_root(resolve(path, dir_fd))
+        except (TypeError, ValueError, OSError):
+            return None  # not a path, or a dir_fd that is no open directory: the real call says so
 
     def _counted_fd(self, fd: object) -> _Tracked | None:
         if self._paused or not isinstance(fd, int):
@@ -486,7 +489,7 @@ class FsShim:
             return {"fd": fd}
 
         return self._run("open", {"path": absolute, "flags": flags, "created": created, "is_dir": is_dir},
-                         real, (path, flags, mode), {}, after=after)
+                         real, (path, flags, mode), _relative_to(dir_fd), after=after)
 
     def _w_write(self, fd, data):
         real = self._orig["write"]
@@ -575,8 +578,8 @@ class FsShim:
         b = self._counted_path(dst, kwargs.get("dst_dir_fd"))
         if a is None and b is None:
             return real(src, dst, **kwargs)
-        return self._run(kind, {"path": a or os.path.abspath(os.fsdecode(src)),
-                                "dst": b or os.path.abspath(os.fsdecode(dst))}, real, (src, dst), kwargs)
+        return self._run(kind, {"path": a or resolve(src, kwargs.get("src_dir_fd")),
+                                "dst": b or resolve(dst, kwargs.get("dst_dir_fd"))}, real, (src, dst), kwargs)
 
     def _w_replace(self, src, dst, **kwargs):
         return self._two_paths("replace", src, dst, kwargs)
@@ -592,7 +595,7 @@ class FsShim:
         absolute = self._counted_path(path, dir_fd)
         if absolute is None:
             return real(path, dir_fd=dir_fd)
-        return self._run("unlink", {"path": absolute}, real, (path,), {})
+        return self._run("unlink", {"path": absolute}, real, (path,), _relative_to(dir_fd))
 
     def _w_close(self, fd):
         real = self._orig["close"]
@@ -630,7 +633,23 @@ class FsShim:
         absolute = self._counted_path(path, dir_fd)
         if absolute is None:
             return real(path, mode, dir_fd=dir_fd)
-        return self._run("mkdir", {"path": absolute}, real, (path, mode), {})
+        return self._run("mkdir", {"path": absolute}, real, (path, mode), _relative_to(dir_fd))
+
+
+def resolve(path: object, dir_fd: int | None = None) -> str:
+    """The absolute path a call names with ``path``, relative to the directory open as
+    ``dir_fd`` when given (``os.open(name, flags, dir_fd=d)``, ``os.replace(a, b,
+    src_dir_fd=d, dst_dir_fd=d)``), else to the working directory. Raises ``TypeError`` for
+    a non-path, ``OSError`` when ``dir_fd`` is no open descriptor."""
+    text = os.fsdecode(os.fspath(path))
+    if dir_fd is None or os.path.isabs(text):
+        return os.path.abspath(text)
+    return os.path.normpath(os.path.join(os.readlink(f"/proc/self/fd/{int(dir_fd)}"), text))
+
+
+def _relative_to(dir_fd: int | None) -> dict:
+    """The keyword that passes ``dir_fd`` on to the real call (none when it was not given)."""
+    return {} if dir_fd is None else {"dir_fd": dir_fd}
 
 
 def _no_sync(_fd) -> None:

@@ -33,7 +33,7 @@ import struct
 from typing import Callable
 
 from tradestore_harness import journal_reader
-from tradestore_harness.fsfaults import FsShim, Observer
+from tradestore_harness.fsfaults import FsShim, Observer, resolve
 from tradestore_harness.history import HistoryWriter
 
 _installed: list[FsShim] = []
@@ -72,7 +72,7 @@ class Spy(Observer):
         fd = real(path, flags, *args, **kwargs)
         if self._reading:
             return fd  # the spy's own read of a version, not the store's
-        entry = _entry(path)
+        entry = _entry(resolve(path, kwargs.get("dir_fd")))
         if self.on_read and (flags & os.O_ACCMODE) == os.O_RDONLY and entry == self.trade_log:
             for hook in self.on_read:
                 hook()
@@ -167,15 +167,16 @@ class Spy(Observer):
             self.history.record("unlock", **({"by": by} if by else {}))
 
     def _renaming(self, real: Callable, src, dst, *args, **kwargs):
-        entry = _entry(dst)
+        entry = _entry(resolve(dst, kwargs.get("dst_dir_fd")))
         if entry not in (self.trade_log, self.journal):
             return real(src, dst, *args, **kwargs)
+        source = resolve(src, kwargs.get("src_dir_fd"))
         if entry == self.trade_log and not os.path.lexists(self.journal):
-            sha = self.capture(os.fspath(src))  # a document: the file renamed over the log
+            sha = self.capture(source)  # a document: the file renamed over the log
             why = None
         else:
             with self._own_read():
-                new = journal_reader.read_bytes(os.fspath(src))
+                new = journal_reader.read_bytes(source)
                 checkpoint = new if entry == self.trade_log else journal_reader.read_bytes(self.trade_log)
                 journal = new if entry == self.journal else journal_reader.read_bytes(self.journal)
             sha, why = self._keep_state(checkpoint, journal)

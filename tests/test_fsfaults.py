@@ -376,3 +376,30 @@ def test_a_short_sendfile_moves_half_of_what_the_copy_would_move(tmp_path):
     sends = [(c.data, c.offset) for c in shim.calls if c.kind == "sendfile" and c.data]
     assert sends[:2] == [(b"01234", 0), (b"56", 5)]
     assert (tmp_path / "dst").read_bytes() == b"0123456789"
+
+
+def test_calls_relative_to_a_directory_descriptor_are_recorded_with_their_real_paths(tmp_path):
+    from tradestore_harness.fsfaults import resolve
+
+    (tmp_path / "sub").mkdir()
+    folder = os.open(tmp_path / "sub", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert resolve("a.json", folder) == str(tmp_path / "sub" / "a.json")
+        assert resolve(str(tmp_path / "b"), folder) == str(tmp_path / "b")  # absolute: dir_fd unused
+        assert resolve("c") == os.path.abspath("c")
+        with FsShim(tmp_path) as shim:
+            fd = os.open("t.tmp", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder)
+            os.write(fd, b"x")
+            os.fsync(fd)
+            os.close(fd)
+            os.replace("t.tmp", "a.json", src_dir_fd=folder, dst_dir_fd=folder)
+            os.mkdir("d", dir_fd=folder)
+            os.unlink("a.json", dir_fd=folder)
+        sub = str(tmp_path / "sub")
+        assert [(c.kind, c.path, c.dst) for c in shim.calls] == [
+            ("open", f"{sub}/t.tmp", None), ("write", f"{sub}/t.tmp", None), ("fsync", f"{sub}/t.tmp", None),
+            ("close", f"{sub}/t.tmp", None), ("replace", f"{sub}/t.tmp", f"{sub}/a.json"),
+            ("mkdir", f"{sub}/d", None), ("unlink", f"{sub}/a.json", None)]
+        assert sorted(os.listdir(tmp_path / "sub")) == ["d"]
+    finally:
+        os.close(folder)

@@ -243,6 +243,13 @@ def test_the_correct_builtin_open_store_passes_the_scenarios_that_observe_it():
     assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(OBSERVING, "PASS"), _explain(results)
 
 
+def test_a_store_working_relative_to_a_directory_descriptor_is_seen_and_passes():
+    # os.open(name, dir_fd=...), os.replace(..., src_dir_fd=, dst_dir_fd=): the harness resolves
+    # each name against its directory, so it sees the commits and models the disk.
+    results = _campaign(by_name("dir-fd"), OBSERVING)
+    assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(OBSERVING, "PASS"), _explain(results)
+
+
 @pytest.mark.parametrize("name", ["record-lock", "record-lock/posix"])
 def test_stores_locking_with_fcntl_record_locks_or_their_own_lock_file_pass(name):
     # Their lock calls are fcntl.fcntl, and one locks a file the harness never named: the

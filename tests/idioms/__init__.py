@@ -1,7 +1,8 @@
 """Positive and negative control stores in every common idiom, for proving the chaos harness.
 
 Each module is one way bots keep their trade log: builtin ``open()`` under a blocking
-``flock`` (:mod:`.open_flock`), the ``os`` module alone (:mod:`.os_write`), ``LOCK_NB`` polling
+``flock`` (:mod:`.open_flock`), the ``os`` module alone (:mod:`.os_write`), ``os`` calls relative
+to a directory descriptor (:mod:`.dir_fd`), ``LOCK_NB`` polling
 (:mod:`.flock_poll`), ``fcntl.lockf`` (:mod:`.lockf_store`), ``fcntl.fcntl`` record locks on a
 lock file of the store's own naming (:mod:`.record_lock`), the ``filelock`` package
 (:mod:`.filelock_store`) and stdlib ``sqlite3`` (:mod:`.sqlite_store`). Each has a correct store
@@ -60,6 +61,9 @@ STORES = (
           "never fsyncs the directory after the rename", ("ack-durable",), ("power-loss",)),
     Idiom("os-write/single-write", "tests.idioms.os_write:SingleWrite", "os.open/os.write, blocking flock",
           "one os.write call, short writes ignored", _TORN, ("io-errors",)),
+    Idiom("dir-fd", "tests.idioms.dir_fd:make_store", "os calls relative to a directory descriptor (dir_fd)"),
+    Idiom("dir-fd/no-file-fsync", "tests.idioms.dir_fd:NoFileFsync", "os calls relative to dir_fd",
+          "renames the temp file without fsyncing its data", _TORN, ("power-loss",)),
     Idiom("flock-poll", "tests.idioms.flock_poll:make_store", "flock LOCK_NB polled to a deadline, pathlib"),
     Idiom("flock-poll/gives-up", "tests.idioms.flock_poll:GivesUp", "flock LOCK_NB polled, pathlib",
           "writes without the lock after three busy polls", _RACE, ()),
