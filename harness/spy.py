@@ -69,16 +69,27 @@ class Spy(Observer):
         # A read of the trade log: the moment a store looks at the state it will decide on.
         # Hooks run once the file is open, so the descriptor holds that version even if
         # another process replaces the log meanwhile.
-        fd = real(path, flags, *args, **kwargs)
+        try:
+            fd = real(path, flags, *args, **kwargs)
+        except FileNotFoundError:
+            # No log yet is a state too (an empty account): a store that decides on it has read
+            # it, and must meet the same hooks as one that found a file.
+            if not self._reading and self._reads_the_log(path, flags, kwargs):
+                for hook in self.on_read:
+                    hook()
+            raise
         if self._reading:
             return fd  # the spy's own read of a version, not the store's
-        entry = _entry(resolve(path, kwargs.get("dir_fd")))
-        if self.on_read and (flags & os.O_ACCMODE) == os.O_RDONLY and entry == self.trade_log:
+        if self._reads_the_log(path, flags, kwargs):
             for hook in self.on_read:
                 hook()
-        if (flags & os.O_ACCMODE) != os.O_RDONLY and entry == self.journal:
+        if (flags & os.O_ACCMODE) != os.O_RDONLY and _entry(resolve(path, kwargs.get("dir_fd"))) == self.journal:
             self._journal_fds.add(fd)
         return fd
+
+    def _reads_the_log(self, path, flags: int, kwargs: dict) -> bool:
+        return ((flags & os.O_ACCMODE) == os.O_RDONLY and bool(self.on_read)
+                and _entry(resolve(path, kwargs.get("dir_fd"))) == self.trade_log)
 
     def _closing(self, real: Callable, fd, *args, **kwargs):
         self._journal_fds.discard(fd)

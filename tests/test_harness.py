@@ -187,3 +187,24 @@ def test_closing_the_locked_descriptor_is_seen_as_the_unlock(tmp_path, how):
     finally:
         spy.uninstall()
     assert [e["ev"] for e in read_events(tmp_path / "history")] == ["lock", "unlock"]
+
+
+def test_a_read_of_a_log_that_does_not_exist_yet_is_a_read(tmp_path):
+    # A store that finds no log decides on an empty account: the read hooks (the race
+    # scenarios' barrier at a read outside the lock) must hold it as they hold any reader.
+    history = HistoryWriter(tmp_path / "history", "w0")
+    installed = spy.install(history, str(tmp_path / "trades.json"), str(tmp_path / "trades.lock"))
+    reads = []
+    installed.on_read.append(lambda: reads.append(True))
+    try:
+        with pytest.raises(FileNotFoundError):
+            open(tmp_path / "trades.json", "rb")
+        with pytest.raises(FileNotFoundError):
+            open(tmp_path / "other.json", "rb")  # another file: no read of the log
+        assert len(reads) == 1
+        (tmp_path / "trades.json").write_text("{}")
+        with open(tmp_path / "trades.json", "rb"):
+            pass
+        assert len(reads) == 2
+    finally:
+        spy.uninstall()

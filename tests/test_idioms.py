@@ -250,10 +250,11 @@ def test_a_store_working_relative_to_a_directory_descriptor_is_seen_and_passes()
     assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(OBSERVING, "PASS"), _explain(results)
 
 
-@pytest.mark.parametrize("name", ["record-lock", "record-lock/posix"])
-def test_stores_locking_with_fcntl_record_locks_or_their_own_lock_file_pass(name):
-    # Their lock calls are fcntl.fcntl, and one locks a file the harness never named: the
-    # harness must still see each critical section and each rival waiting for it.
+@pytest.mark.parametrize("name", ["record-lock", "record-lock/posix", "open-flock/shared-reads"])
+def test_stores_locking_with_record_locks_their_own_lock_file_or_shared_reads_pass(name):
+    # Their lock calls are fcntl.fcntl, one locks a file the harness never named, one reads
+    # under a shared lock: the harness must still see each critical section and each rival
+    # waiting for it, and no shared lock counts as one.
     scenarios = ["toctou-waitpoint", "mutex", "race-duplicate"]
     results = _campaign(by_name(name), scenarios)
     assert {r.scenario: matrix.verdict_of(r) for r in results} == dict.fromkeys(scenarios, "PASS"), _explain(results)

@@ -8,7 +8,13 @@ The negative controls each change one thing, the way such stores go wrong:
 - :class:`CheckOutsideLock`: the risk checks judge a read made before the lock is taken;
 - :class:`NoLock`: never locks;
 - :class:`InPlace`: rewrites the log in place (``open(log, "w")``);
-- :class:`NoFsync`: temp file and rename, but never fsyncs.
+- :class:`NoFsync`: temp file and rename, but never fsyncs;
+- :class:`UpgradesShared`: reads and decides under a shared lock, then upgrades it to write
+  (``flock`` drops the shared lock before it waits for the exclusive one, so two bots decide
+  on the same state).
+
+:class:`SharedReads` is a positive control too: plain reads under ``LOCK_SH``, every write's
+read, decision and write under ``LOCK_EX``.
 """
 
 from __future__ import annotations
@@ -92,3 +98,25 @@ class NoFsync(Store):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2, allow_nan=False)
         os.replace(tmp, self.trade_log)
+
+
+class SharedReads(Store):
+    """Readers share the lock (``LOCK_SH``); each write holds it exclusively throughout."""
+
+    def get_all_trades(self):
+        with open(self.lock_file, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            return self.load()["trades"]
+
+
+class UpgradesShared(Store):
+    """Flaw: decides under ``LOCK_SH``, then takes ``LOCK_EX`` for the write (not atomic)."""
+
+    def change(self, edit):
+        with open(self.lock_file, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            doc = self.load()
+            result = edit(doc)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.save(doc)
+            return result
