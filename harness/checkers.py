@@ -230,7 +230,9 @@ def check_mutual_exclusion(intervals: list[Interval], events: Iterable[dict]) ->
                                               f"already present at {_at(e['t'], t0)}"))
         elif e.get("ev") == "commit" and not e.get("locked"):
             found.append(("mutual-exclusion", f"{e['w']} (pid {e['pid']}) replaced the trade log without "
-                                              f"holding the lock at {_at(e['t'], t0)} (version sha {str(e.get('sha'))[:12]})"))
+                                              f"holding the lock at {_at(e['t'], t0)} (version sha {str(e.get('sha'))[:12]}; "
+                                              "no exclusive flock, lockf or fcntl lock on any file was held: a store "
+                                              "that excludes writers another way declares chaos_observe)"))
     return found
 
 
