@@ -19,6 +19,7 @@ import os
 import struct
 
 from tests.idioms import rules
+from tests.idioms import open_flock
 from tests.idioms.open_flock import Store as _Writes
 
 F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)  # Linux; the module names it from Python 3.9 on
@@ -61,11 +62,7 @@ class PosixStore(Store):
 class CheckOutsideLock(Store):
     """Flaw: decides on a read made before locking, then appends under the lock (TOCTOU)."""
 
-    def open_trade(self, symbol, direction, entry_price, stop_price, target_price, size,
-                   setup_type="", grade="", notes=""):
-        fields = rules.check_open(self.load(), self.limits, symbol, direction, entry_price, stop_price,
-                                  target_price, size)
-        return self.change(lambda doc: rules.add_open(doc, fields, setup_type, grade, notes))
+    open_trade = open_flock.CheckOutsideLock.open_trade  # the same flaw, on this store's lock
 
 
 class LocksTheLog(Store):
