@@ -127,9 +127,10 @@ def replaced_worker(target: str, root: str, reconcile: bool, report) -> dict:
     if reconcile:
         findings.extend(reconcile_rounds(factory, os.path.join(root, "reconcile"), out, report))
     out["violations"] = findings.as_list()
-    out["notes"].append(f"{out['crash_points']} replacements of the log by another writer; in "
-                        f"{out.pop('inode_reused', 0)} of {len(SECOND_OPS)} same-size ones the new file "
-                        "took the inode number of the version the store had read")
+    reused = out.pop("inode_reused", None)  # None: a journal-format log, whose checkpoint is rewritten once
+    out["notes"].append(f"{out['crash_points']} replacements of the log by another writer"
+                        + ("" if reused is None else f"; in {reused} of {len(SECOND_OPS)} same-size ones the new "
+                                                     "file took the inode number of the version the store had read"))
     return out
 
 
